@@ -1,0 +1,23 @@
+# signaldesk: the bot as a container. Runs on the embedded replay data unless tokens are given:
+#   docker build -t signaldesk .
+#   docker run --rm -e TELEGRAM_TOKEN=... -v signaldesk-data:/data signaldesk
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    MPLBACKEND=Agg \
+    BOT__STORAGE__DB_PATH=/data/signaldesk.db
+
+RUN useradd --create-home --uid 10001 bot && mkdir -p /data /app && chown bot:bot /data
+
+WORKDIR /app
+COPY pyproject.toml README.md LICENSE config.yaml ./
+COPY intel ./intel
+COPY bot ./bot
+RUN pip install --no-compile .
+
+USER bot
+VOLUME ["/data"]
+ENTRYPOINT ["python", "-m", "bot"]
+CMD ["run", "--no-console"]

@@ -1,0 +1,152 @@
+"""The command line (`python -m bot …`): parse, dispatch, map errors to the contract's exit codes.
+
+Exit codes: 0 success (a degraded signal too), 1 internal error, 2 bad input or config,
+3 no signal possible. Errors are one line on stderr; a traceback only with `--debug`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from bot.config import BotConfig
+from intel.config import Secrets, load_config
+from intel.errors import ConfigError, NoSignalError, UserInputError
+from intel.timeutil import parse_time
+
+__all__ = ["main"]
+
+EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_NO_SIGNAL = 0, 1, 2, 3
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but usage errors are one line and exit 2 through our own error path."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UserInputError(f"{message} (see {self.prog} --help)")
+
+
+def _global_options() -> argparse.ArgumentParser:
+    # SUPPRESS as default so the options may stand before or after the command name.
+    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common.add_argument("--config", type=Path, metavar="PATH",
+                        help="config file (default: ./config.yaml, else built-in defaults)")
+    common.add_argument("--db", type=Path, metavar="PATH", help="SQLite database path")
+    common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _global_options()
+    parser = _Parser(
+        prog="python -m bot", parents=[common],
+        description="Crypto market-intelligence signals from whale flows, order books and "
+                    "sentiment. Runs offline on recorded market data by default.",
+        epilog="Not financial advice.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    signal = commands.add_parser(
+        "signal", parents=[common], help="compute one signal and print it",
+        description="Compute one signal for SYMBOL (BTC, eth, ETH/USDT, ethusdt …) and print it.",
+    )
+    signal.add_argument("symbol", metavar="SYMBOL", help="e.g. BTC/USDT, btc, ethusdt")
+    signal.add_argument("--json", action="store_true", help="print the signal as JSON")
+    signal.add_argument("--chart", type=Path, metavar="PATH", help="write the chart PNG here")
+    signal.add_argument("--at", metavar="TIME",
+                        help="market moment to replay, ISO-8601 (UTC if no zone); "
+                             "default: config data.default_at")
+    signal.set_defaults(handler=_cmd_signal)
+    for register in _EXTRA_COMMANDS:
+        register(commands, common)
+    return parser
+
+
+# Later command groups (run, status, …) register themselves here: (subparsers, common) -> None.
+_EXTRA_COMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = []
+from bot import cli_run  # noqa: E402, F401  (registers `run` into _EXTRA_COMMANDS)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args: argparse.Namespace | None = None
+    try:
+        args = build_parser().parse_args(argv)
+        if getattr(args, "handler", None) is None:
+            build_parser().print_help()
+            return EXIT_BAD_INPUT
+        config = _load(args)
+        return int(args.handler(args, config))
+    except (UserInputError, ConfigError) as exc:
+        return _fail(exc, EXIT_BAD_INPUT, args)
+    except NoSignalError as exc:
+        return _fail(exc, EXIT_NO_SIGNAL, args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        return _fail(exc, EXIT_INTERNAL, args, prefix="internal error: ")
+
+
+def _load(args: argparse.Namespace) -> BotConfig:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "db", None) is not None:
+        overrides["storage.db_path"] = str(args.db)
+    config = load_config(getattr(args, "config", None), os.environ, overrides, model=BotConfig)
+    from bot.logs import configure_logging
+
+    configure_logging(
+        json_output=not sys.stderr.isatty(),
+        level="DEBUG" if getattr(args, "debug", False) else "WARNING",
+        secrets=Secrets.from_env(os.environ).values(),
+    )
+    return config
+
+
+def _fail(exc: BaseException, code: int, args: argparse.Namespace | None, prefix: str = "") -> int:
+    if args is not None and getattr(args, "debug", False):
+        traceback.print_exception(exc, file=sys.stderr)
+    message = str(exc) or type(exc).__name__
+    hint = "" if code != EXIT_INTERNAL or (args and getattr(args, "debug", False)) else \
+        " (run with --debug for details)"
+    print(f"error: {prefix}{message}{hint}", file=sys.stderr)
+    return code
+
+
+def _cmd_signal(args: argparse.Namespace, config: BotConfig) -> int:
+    from intel.desk import build_desk
+
+    desk = build_desk(config)
+    symbol = desk.resolve(args.symbol)
+    at = parse_time(args.at) if args.at is not None else None
+    result = asyncio.run(desk.signal(symbol, at))
+    if args.chart is not None:
+        _write_chart(args.chart, result, config)
+    if args.json:
+        from intel.serialize import signal_to_json
+
+        print(json.dumps(signal_to_json(result.signal), indent=2, ensure_ascii=False))
+    else:
+        from bot.render.text import render_text
+
+        print(render_text(result.signal))
+        if args.chart is not None:
+            print(f"\nChart written to {args.chart}")
+    return EXIT_OK
+
+
+def _write_chart(path: Path, result: Any, config: BotConfig) -> None:
+    from bot.render.chart import render_chart
+
+    if path.parent and not path.parent.is_dir():
+        raise UserInputError(f"cannot write chart to {path}: folder {path.parent} does not exist")
+    png = render_chart(result.signal, result.snapshot, candles=config.chart.candles,
+                       flow_hours=config.chart.flow_hours)
+    try:
+        path.write_bytes(png)
+    except OSError as exc:
+        raise UserInputError(f"cannot write chart to {path}: {exc.strerror or exc}") from None

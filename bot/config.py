@@ -1,0 +1,90 @@
+"""The bot's configuration sections, added to intel's `Config` (one file, loaded once)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from intel.config import Config, Frozen
+from intel.errors import UserInputError
+from intel.timeutil import parse_time
+
+__all__ = ["BotConfig"]
+
+
+class TransportLimits(Frozen):
+    overall_per_s: float = Field(30, gt=0)
+    per_chat_per_s: float = Field(1, gt=0)
+    per_group_per_min: float = Field(20, gt=0)
+
+
+class DeliveryConfig(Frozen):
+    concurrency: int = Field(4, ge=1, le=64)
+    poll_interval_s: float = Field(1.0, gt=0)
+    backoff_base_s: float = Field(1.0, gt=0)
+    backoff_max_s: float = Field(300.0, gt=0)
+    telegram: TransportLimits = TransportLimits()
+    # discord.py enforces Discord's own buckets; this only caps our burst rate.
+    discord: TransportLimits = TransportLimits(overall_per_s=45, per_chat_per_s=5,
+                                               per_group_per_min=120)
+    console: TransportLimits = TransportLimits(overall_per_s=1000, per_chat_per_s=1000,
+                                               per_group_per_min=60000)
+
+
+class AlertsConfig(Frozen):
+    confidence_step: int = Field(10, ge=1, le=100)
+
+
+class CommandsConfig(Frozen):
+    signal_cooldown_s: float = Field(10.0, ge=0)
+    max_concurrent_signals: int = Field(4, ge=1, le=64)
+    # How long an on-demand signal waits for a free slot before the user is told to retry.
+    signal_wait_s: float = Field(30.0, gt=0)
+
+
+class DemoConfig(Frozen):
+    enabled: bool = True
+    speed: float = Field(360.0, gt=0)
+    # Where the demo clock stops: the end of the whale coverage, while every replayed modality
+    # is still current. The clock also stops at the end of any configured symbol's candles.
+    until: datetime = Field(default_factory=lambda: parse_time("2025-10-12T14:00Z"))
+
+    @field_validator("until", mode="before")
+    @classmethod
+    def _utc(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return parse_time(value)
+        except UserInputError as exc:  # pydantic reports ValueError with the key's name
+            raise ValueError(str(exc)) from None
+
+    @field_validator("until")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class ConsoleConfig(Frozen):
+    chart_dir: Path = Path("charts")
+
+
+class LoggingConfig(Frozen):
+    json_output: bool | None = None
+    level: str = "INFO"
+    # While the console chat shares the terminal, quieter logs keep the conversation readable.
+    console_level: str = "WARNING"
+
+
+class BotConfig(Config):
+    delivery: DeliveryConfig = DeliveryConfig()
+    alerts: AlertsConfig = AlertsConfig()
+    commands: CommandsConfig = CommandsConfig()
+    demo: DemoConfig = DemoConfig()
+    console: ConsoleConfig = ConsoleConfig()
+    logging: LoggingConfig = LoggingConfig()

@@ -1,0 +1,174 @@
+"""Plain-text rendering of a Signal for the console and CLI: pure, no I/O.
+
+The small formatters here (money, prices, ages, scores) are shared with the other renderers so
+that every surface shows the same figures the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+from intel.models import Action, AgentReport, ReportStatus, Signal
+from intel.textfmt import format_age, format_usd
+
+__all__ = [
+    "ACTION_EMOJI",
+    "CREDITS",
+    "MODALITY_TITLES",
+    "coordinator_label",
+    "format_age",
+    "format_moment",
+    "format_price",
+    "format_score",
+    "format_usd",
+    "render_text",
+]
+
+ACTION_EMOJI: Mapping[Action, str] = {Action.BUY: "🟢", Action.SELL: "🔴", Action.HOLD: "⚪"}
+MODALITY_TITLES: Mapping[str, str] = {
+    "whales": "Whales",
+    "orderbook": "Order book",
+    "sentiment": "Sentiment",
+}
+CREDITS = "Fear & Greed: Alternative.me · whale flows: Whale Alert"
+HIGH_DIVERGENCE = 50.0
+_IMBALANCE_BANDS = (
+    ("imbalance_0_5pct", "0.5%"),
+    ("imbalance_0_1pct", "0.1%"),
+    ("imbalance_1pct", "1%"),
+    ("imbalance_2pct", "2%"),
+)
+
+Figures = Mapping[str, float]
+
+
+def format_price(price: float) -> str:
+    if price >= 10_000:
+        return f"${price:,.0f}"
+    if price >= 1:
+        return f"${price:,.2f}"
+    return f"${price:.4g}"
+
+
+def format_score(score: float | None) -> str:
+    return "n/a" if score is None else f"{score:+.0f}"
+
+
+def format_moment(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def coordinator_label(signal: Signal) -> str:
+    name = signal.coordinator.strip()
+    label = name if name.lower().endswith("coordinator") else f"{name} coordinator"
+    return f"{label} (clamps: {', '.join(signal.clamps)})" if signal.clamps else label
+
+
+def _whale_figures(figures: Figures) -> list[str]:
+    parts: list[str] = []
+    if "net_flow_usd" in figures:
+        parts.append(f"net exchange flow {format_usd(figures['net_flow_usd'], signed=True)}")
+    legs = [f"{label} {format_usd(figures[key])}"
+            for key, label in (("inflow_usd", "in"), ("outflow_usd", "out")) if key in figures]
+    if legs:
+        parts.append(" / ".join(legs))
+    if "transfer_count" in figures:
+        parts.append(f"{figures['transfer_count']:.0f} transfers")
+    return parts
+
+
+def _orderbook_figures(figures: Figures) -> list[str]:
+    parts = [f"imbalance {figures[key]:+.2f} (±{band})"
+             for key, band in _IMBALANCE_BANDS if key in figures][:1]
+    if "spread_bps" in figures:
+        parts.append(f"spread {figures['spread_bps']:.1f} bps")
+    for key, label in (("support_price", "support"), ("resistance_price", "resistance")):
+        if key in figures:
+            parts.append(f"{label} {format_price(figures[key])}")
+    if figures.get("spoofing_events", 0) > 0:
+        parts.append(f"⚠ spoofing seen ({figures['spoofing_events']:.0f})")
+    return parts
+
+
+def _sentiment_figures(figures: Figures) -> list[str]:
+    parts: list[str] = []
+    if "reddit_mood" in figures:
+        count = figures.get("post_count")
+        over = f" over {count:.0f} posts" if count is not None else ""
+        parts.append(f"Reddit mood {figures['reddit_mood']:+.2f}{over}")
+    elif "post_count" in figures:
+        parts.append(f"{figures['post_count']:.0f} posts")
+    if "fear_greed" in figures:
+        parts.append(f"Fear & Greed {figures['fear_greed']:.0f}/100")
+    return parts
+
+
+_FIGURES: Mapping[str, Callable[[Figures], list[str]]] = {
+    "whales": _whale_figures,
+    "orderbook": _orderbook_figures,
+    "sentiment": _sentiment_figures,
+}
+
+
+def _status_note(report: AgentReport) -> str | None:
+    if report.status is ReportStatus.OK:
+        return None
+    note = f"{report.status.value}: {report.reason or 'no reason given'}"
+    return f"{note} (age {format_age(report.age_s)})" if report.age_s is not None else note
+
+
+def modality_line(key: str, report: AgentReport) -> str:
+    """One line per agent: title, score, the figures behind it, notes and any degradation."""
+    title = MODALITY_TITLES.get(key, key.replace("_", " ").capitalize())
+    describe = _FIGURES.get(key)
+    parts = describe(report.features) if describe else []
+    if report.engine:
+        parts.append(f"engine {report.engine}")
+    parts.extend(report.notes)
+    status = _status_note(report)
+    if status:
+        parts.append(status)
+    return f"{title:<11} {format_score(report.score):>4}  " + " · ".join(parts)
+
+
+def _ordered_reports(reports: Mapping[str, AgentReport]) -> list[tuple[str, AgentReport]]:
+    known = [(key, reports[key]) for key in MODALITY_TITLES if key in reports]
+    return known + [(key, r) for key, r in reports.items() if key not in MODALITY_TITLES]
+
+
+def _missing_lines(reports: Mapping[str, AgentReport]) -> list[str]:
+    return [f"{title:<11}  n/a  unavailable: no report"
+            for key, title in MODALITY_TITLES.items() if key not in reports]
+
+
+def _divergence_line(divergence: float) -> str:
+    high = " (high)" if abs(divergence) > HIGH_DIVERGENCE else ""
+    return f"Divergence {divergence:+.0f}{high}"
+
+
+def _plan_lines(signal: Signal) -> list[str]:
+    price = f" · price {format_price(signal.price)}" if signal.price is not None else ""
+    lines = [
+        _divergence_line(signal.divergence),
+        f"Timeframe {signal.timeframe_hours} h · position {signal.position_size.value}{price}",
+    ]
+    if signal.risk_factors:
+        lines.append("Risks:")
+        lines.extend(f"  • {risk}" for risk in signal.risk_factors)
+    return lines
+
+
+def render_text(signal: Signal) -> str:
+    """The console/CLI text of a signal: what, how sure, why and how fresh, in a few lines."""
+    header = (f"{ACTION_EMOJI.get(signal.action, '')} {signal.action.value} {signal.symbol}"
+              f" · confidence {signal.confidence}/100 · {coordinator_label(signal)}")
+    lines = [header, "", signal.thesis.strip(), ""]
+    lines.extend(modality_line(key, report) for key, report in _ordered_reports(signal.reports))
+    lines.extend(_missing_lines(signal.reports))
+    lines.append("")
+    lines.extend(_plan_lines(signal))
+    lines.append(f"Market moment {format_moment(signal.as_of)}"
+                 f" · created {signal.created_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC")
+    lines.append(f"{CREDITS} · Not financial advice.")
+    return "\n".join(lines)

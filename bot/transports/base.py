@@ -1,0 +1,68 @@
+"""The transport interface: transports only parse inbound commands and send outbound messages.
+
+Sending raises one of the delivery errors below, split by what the sender must do next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from bot.commands.base import Reply, Request
+
+__all__ = [
+    "CommandHandler",
+    "DeliveryError",
+    "OutMessage",
+    "PermanentDeliveryError",
+    "RateLimitedError",
+    "TransientDeliveryError",
+    "Transport",
+]
+
+CommandHandler = Callable[[Request], Awaitable[Reply]]
+
+
+@dataclass(frozen=True, slots=True)
+class OutMessage:
+    """A proactive message (alert or DM): an intro line, the signal reply, an optional chart."""
+
+    intro: str
+    reply: Reply
+    is_group: bool = False  # a group or channel, for per-group rate limits
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class DeliveryError(Exception):
+    """Base: a message was not delivered."""
+
+
+class RateLimitedError(DeliveryError):
+    """The platform said slow down (HTTP 429): wait `retry_after_s`, then retry the same row."""
+
+    def __init__(self, retry_after_s: float, message: str = "rate limited") -> None:
+        super().__init__(f"{message} (retry after {retry_after_s:g} s)")
+        self.retry_after_s = retry_after_s
+
+
+class TransientDeliveryError(DeliveryError):
+    """Network trouble or a 5xx: retry later with backoff."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """The bot was blocked or the chat is gone: disable that subscription, never retry."""
+
+
+class Transport(Protocol):
+    name: str  # "console", "discord", "telegram"
+
+    async def start(self, handler: CommandHandler) -> None:
+        """Begin receiving commands; each goes to `handler` and its reply is sent back."""
+        ...
+
+    async def stop(self) -> None: ...
+
+    async def send(self, chat_id: str, message: OutMessage) -> None:
+        """Deliver one proactive message; raise a DeliveryError subclass on failure."""
+        ...

@@ -1,0 +1,1 @@
+"""Intelligence agents: one module each, one `async analyze(snapshot) -> AgentReport`."""

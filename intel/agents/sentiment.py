@@ -1,0 +1,127 @@
+"""Sentiment agent: retail mood on −100..+100 from Reddit posts and the Fear & Greed index.
+
+Reddit mood is the recency-weighted balance of positive and negative posts (engine labels), which
+reads the same whichever engine scored them. Fear & Greed maps 0..100 to −100..+100. The report's
+score blends the two (`fear_greed_weight`); with one missing, the other alone, and status degraded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Sequence
+from datetime import datetime
+
+from intel.agents.base import report_unavailable
+from intel.config import SentimentAgentConfig
+from intel.models import (
+    AgentReport,
+    FearGreedReading,
+    MarketSnapshot,
+    ReportStatus,
+    SocialPost,
+    Unavailable,
+)
+from intel.sentiment.base import SentimentEngine, SentimentScore
+
+__all__ = ["SentimentAgent", "fear_greed_mood"]
+
+
+def fear_greed_mood(value: int) -> float:
+    return (value - 50) * 2.0
+
+
+class SentimentAgent:
+    name = "sentiment"
+
+    def __init__(self, config: SentimentAgentConfig, engine: SentimentEngine) -> None:
+        self._config = config
+        self._engine = engine
+
+    async def analyze(self, snapshot: MarketSnapshot) -> AgentReport:
+        posts, fng = snapshot.posts, snapshot.fear_greed
+        if isinstance(posts, Unavailable) and isinstance(fng, Unavailable):
+            return report_unavailable(self.name, posts, snapshot.as_of)
+        features: dict[str, float] = {}
+        notes: list[str] = []
+        reasons: list[str] = []
+        reddit = await self._reddit_mood(posts, snapshot.as_of, features, notes, reasons)
+        fng_mood = self._fear_greed(fng, snapshot.as_of, features, notes, reasons)
+        moods = [(m, w) for m, w in ((reddit, 1 - self._config.fear_greed_weight),
+                                      (fng_mood, self._config.fear_greed_weight)) if m is not None]
+        weight = sum(w for _, w in moods) or 1.0
+        score = sum(m * w for m, w in moods) / weight if moods else 0.0
+        newest = _newest(posts, fng)
+        return AgentReport(
+            agent=self.name,
+            status=ReportStatus.DEGRADED if reasons else ReportStatus.OK,
+            score=round(max(-100.0, min(100.0, score)), 1),
+            reason="; ".join(reasons) or None,
+            as_of=newest,
+            age_s=(snapshot.as_of - newest).total_seconds() if newest else None,
+            features=features,
+            notes=tuple(notes),
+            engine=self._engine.name,
+        )
+
+    async def _reddit_mood(
+        self, posts: Sequence[SocialPost] | Unavailable, now: datetime,
+        features: dict[str, float], notes: list[str], reasons: list[str],
+    ) -> float | None:
+        if isinstance(posts, Unavailable):
+            reasons.append(f"Reddit: {posts.reason}")
+            return None
+        texts = [f"{post.title}. {post.body}".strip() for post in posts]
+        scores = await asyncio.to_thread(self._engine.score, texts)
+        weights = [self._recency_weight(post.created, now) for post in posts]
+        mood = 100.0 * _label_balance(scores, weights)
+        features.update(
+            reddit_mood=round(mood, 1),
+            post_count=float(len(posts)),
+            positive_posts=float(sum(s.label == "positive" for s in scores)),
+            negative_posts=float(sum(s.label == "negative" for s in scores)),
+            mean_post_score=round(sum(s.score for s in scores) / len(scores), 4),
+        )
+        notes.append("Reddit posts, via Reddit")
+        if len(posts) < self._config.min_posts:
+            reasons.append(f"Reddit: only {len(posts)} posts in {self._config.window_h} h")
+            return None
+        return mood
+
+    def _fear_greed(
+        self, fng: FearGreedReading | Unavailable, now: datetime,
+        features: dict[str, float], notes: list[str], reasons: list[str],
+    ) -> float | None:
+        if isinstance(fng, Unavailable):
+            reasons.append(f"Fear & Greed: {fng.reason}")
+            return None
+        features.update(
+            fear_greed=float(fng.value),
+            fear_greed_mood=fear_greed_mood(fng.value),
+            fear_greed_age_s=(now - fng.timestamp).total_seconds(),
+        )
+        notes.append(f"Fear & Greed {fng.value} ({fng.classification}), via Alternative.me")
+        return fear_greed_mood(fng.value)
+
+    def _recency_weight(self, created: datetime, now: datetime) -> float:
+        age_h = max(0.0, (now - created).total_seconds() / 3600.0)
+        return math.pow(0.5, age_h / self._config.half_life_h)
+
+
+def _label_balance(scores: Sequence[SentimentScore], weights: Sequence[float]) -> float:
+    total = sum(weights)
+    if total <= 0:
+        return 0.0
+    signed = {"positive": 1.0, "negative": -1.0, "neutral": 0.0}
+    return sum(signed[s.label] * w for s, w in zip(scores, weights, strict=True)) / total
+
+
+def _newest(
+    posts: Sequence[SocialPost] | Unavailable, fng: FearGreedReading | Unavailable
+) -> datetime | None:
+    moments = []
+    if not isinstance(posts, Unavailable) and posts:
+        moments.append(max(post.created for post in posts))
+    if not isinstance(fng, Unavailable):
+        moments.append(fng.timestamp)
+    return max(moments) if moments else None

@@ -1,0 +1,266 @@
+"""Configuration: `config.yaml` + `BOT__SECTION__KEY` environment overrides, validated once.
+
+Precedence: command-line flag > environment > config.yaml > built-in default. The result is a tree
+of frozen pydantic models passed into constructors; no module reads configuration on its own.
+Secrets never live here: see `Secrets`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from intel.errors import ConfigError
+from intel.symbols import normalize_symbol
+from intel.timeutil import parse_time
+
+__all__ = ["Config", "Frozen", "Secrets", "load_config"]
+
+ENV_PREFIX = "BOT__"
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataConfig(Frozen):
+    mode: Literal["replay"] = "replay"
+    replay_dir: Path | None = None
+    default_at: datetime = Field(default_factory=lambda: parse_time("2025-10-06T16:00Z"))
+
+    @field_validator("default_at", mode="before")
+    @classmethod
+    def _utc(cls, value: Any) -> Any:
+        return parse_time(value) if isinstance(value, str) else value
+
+
+class MaxAgeConfig(Frozen):
+    candles: float = Field(7200, gt=0)
+    orderbook: float = Field(3600, gt=0)
+    whales: float = Field(21600, gt=0)
+    posts: float = Field(43200, gt=0)
+    fear_greed: float = Field(172800, gt=0)
+
+
+class CacheTtlConfig(Frozen):
+    candles: float = Field(60, ge=0)
+    orderbook: float = Field(10, ge=0)
+    whales: float = Field(300, ge=0)
+    posts: float = Field(300, ge=0)
+    fear_greed: float = Field(3600, ge=0)
+
+
+class PipelineConfig(Frozen):
+    source_timeout_s: float = Field(10, gt=0)
+    agent_timeout_s: float = Field(10, gt=0)
+    candle_lookback: int = Field(240, ge=24, le=5000)
+
+
+class OrderBookAgentConfig(Frozen):
+    bands_pct: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0)
+    score_band_pct: float = Field(0.5, gt=0)
+    wall_multiple: float = Field(6.0, gt=1)
+    wall_range_pct: float = Field(2.0, gt=0)
+    spoof_window_s: float = Field(900, gt=0)
+    spoof_min_lifetime_snapshots: int = Field(1, ge=1)
+    spoof_reach_bps: float = Field(5.0, ge=0)
+    # A wall counts as pulled only when its level shrinks below this fraction of the wall.
+    spoof_vanish_fraction: float = Field(0.25, gt=0, le=1)
+    # A wall seen again within this distance is the same wall (absorbs tick and bucket jitter).
+    wall_match_bps: float = Field(1.0, ge=0)
+    # The exchange the signal's symbol is quoted on; a book from another venue is degraded.
+    home_exchange: str = "binance"
+
+
+class WhalesAgentConfig(Frozen):
+    window_h: int = Field(24, ge=1, le=168)
+    volume_floor_usd: float = Field(50_000_000, ge=0)
+
+
+class SentimentAgentConfig(Frozen):
+    engine: Literal["lexicon"] = "lexicon"
+    window_h: int = Field(24, ge=1, le=168)
+    half_life_h: float = Field(6.0, gt=0)
+    fear_greed_weight: float = Field(0.5, ge=0, le=1)
+    min_posts: int = Field(5, ge=1)
+    finbert_model: str = "ProsusAI/finbert"
+
+
+class AgentsConfig(Frozen):
+    orderbook: OrderBookAgentConfig = OrderBookAgentConfig()
+    whales: WhalesAgentConfig = WhalesAgentConfig()
+    sentiment: SentimentAgentConfig = SentimentAgentConfig()
+
+
+class CoordinatorConfig(Frozen):
+    whale_threshold: float = Field(15, ge=0, le=100)
+    mood_threshold: float = Field(10, ge=0, le=100)
+    high_divergence: float = Field(50, ge=0, le=200)
+    orderbook_confirm: float = Field(15, ge=0, le=100)
+    missing_penalty: int = Field(15, ge=0, le=100)
+    high_volatility_pct: float = Field(1.2, gt=0)
+
+
+class ScheduleConfig(Frozen):
+    interval_minutes: int = Field(60, ge=1, le=1440)
+
+
+class StorageConfig(Frozen):
+    db_path: Path = Path("signaldesk.db")
+
+
+class LlmConfig(Frozen):
+    model: str = "openai/gpt-oss-120b"
+    base_url: str = ""
+
+
+class ChartConfig(Frozen):
+    candles: int = Field(72, ge=12, le=500)
+    flow_hours: int = Field(48, ge=6, le=336)
+
+
+class Config(Frozen):
+    symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT")
+    data: DataConfig = DataConfig()
+    max_age_s: MaxAgeConfig = MaxAgeConfig()
+    cache_ttl_s: CacheTtlConfig = CacheTtlConfig()
+    pipeline: PipelineConfig = PipelineConfig()
+    agents: AgentsConfig = AgentsConfig()
+    coordinator: CoordinatorConfig = CoordinatorConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    storage: StorageConfig = StorageConfig()
+    llm: LlmConfig = LlmConfig()
+    chart: ChartConfig = ChartConfig()
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _canonical_symbols(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list | tuple) or not value:
+            raise ValueError("must be a non-empty list of symbols such as [BTC/USDT]")
+        return tuple(normalize_symbol(str(item)) for item in value)
+
+
+ConfigT = TypeVar("ConfigT", bound=Config)
+
+
+@dataclass(frozen=True, slots=True)
+class Secrets:
+    """Credentials, read only from the environment; `repr` never shows them."""
+
+    discord_token: str | None = None
+    telegram_token: str | None = None
+    telegram_base_url: str | None = None
+    groq_api_key: str | None = None
+    reddit_client_id: str | None = None
+    reddit_client_secret: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Secrets:
+        def read(name: str) -> str | None:
+            return env.get(name) or None
+
+        return cls(
+            discord_token=read("DISCORD_TOKEN"),
+            telegram_token=read("TELEGRAM_TOKEN"),
+            telegram_base_url=read("TELEGRAM_BASE_URL"),
+            groq_api_key=read("GROQ_API_KEY"),
+            reddit_client_id=read("REDDIT_CLIENT_ID"),
+            reddit_client_secret=read("REDDIT_CLIENT_SECRET"),
+        )
+
+    def values(self) -> list[str]:
+        """Every secret that is set, for redaction."""
+        return [v for v in (self.discord_token, self.telegram_token, self.groq_api_key,
+                            self.reddit_client_id, self.reddit_client_secret) if v]
+
+    def __repr__(self) -> str:
+        return "Secrets(<redacted>)"
+
+
+def load_config(
+    path: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    model: type[ConfigT] = Config,  # type: ignore[assignment]
+) -> ConfigT:
+    """Load and validate; `overrides` are dotted keys from command-line flags (highest precedence).
+
+    With no `path`, `./config.yaml` is used when present, else the built-in defaults. `model` lets
+    the bot extend `Config` with its own sections.
+    """
+    environ = os.environ if env is None else env
+    raw = _read_yaml(path)
+    for dotted, value in _env_overrides(environ).items():
+        _set_dotted(raw, dotted, value)
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(raw, dotted, value)
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+
+
+def _read_yaml(path: Path | None) -> dict[str, Any]:
+    if path is None:
+        default = Path("config.yaml")
+        if not default.is_file():
+            return {}
+        path = default
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    try:
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections")
+    return loaded
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        dotted = ".".join(part.lower() for part in name[len(ENV_PREFIX):].split("__"))
+        try:
+            found[dotted] = yaml.safe_load(value) if value != "" else ""
+        except yaml.YAMLError:
+            found[dotted] = value
+    return found
+
+
+def _set_dotted(tree: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = tree
+    for part in parents:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[leaf] = value
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"]) or "(top level)"
+        message = error["msg"]
+        if error["type"] == "extra_forbidden":
+            message = "unknown key (secrets belong in the environment, not config.yaml)"
+        problems.append(f"{key}: {message}")
+    return "bad config: " + "; ".join(problems)

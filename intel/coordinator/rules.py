@@ -1,0 +1,157 @@
+"""The deterministic rules coordinator: agent reports + candles in, Signal out.
+
+    retail mood  = the sentiment report's score (Reddit and Fear & Greed, −100..+100)
+    divergence   = whale accumulation score − retail mood   (−200..+200)
+    BUY          = whales accumulate (score ≥ threshold) while retail is fearful (mood ≤ −threshold)
+    SELL         = whales distribute (score ≤ −threshold) while retail is greedy (mood ≥ threshold)
+    HOLD         = anything else
+|divergence| > high_divergence gives high confidence (≥ 70); the order book confirms (+) or leans
+against (−); each missing modality lowers confidence. Timeframe and sizing follow confidence and
+hourly volatility. The LLM coordinator is bounded by these same rules.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from intel.config import CoordinatorConfig
+from intel.coordinator.thesis import risk_factors, write_thesis
+from intel.models import (
+    Action,
+    AgentReport,
+    CandleSeries,
+    PositionSize,
+    ReportStatus,
+    Signal,
+)
+
+__all__ = ["Assessment", "RulesCoordinator", "hourly_volatility_pct"]
+
+AGENTS = ("whales", "orderbook", "sentiment")
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    """The rules' intermediate figures, shared by the thesis writer and (later) the LLM bounds."""
+
+    action: Action
+    whale_score: float | None
+    retail_mood: float | None
+    orderbook_score: float | None
+    divergence: float
+    high_divergence: bool
+    orderbook_effect: int
+    missing: tuple[str, ...]
+    degraded: tuple[str, ...]
+    volatility_pct: float
+    high_volatility: bool
+
+
+class RulesCoordinator:
+    name = "rules"
+
+    def __init__(self, config: CoordinatorConfig) -> None:
+        self._config = config
+
+    def decide(
+        self, symbol: str, as_of: datetime, reports: dict[str, AgentReport],
+        candles: CandleSeries, created_at: datetime,
+    ) -> Signal:
+        assessment = self.assess(reports, candles)
+        confidence = self._confidence(assessment)
+        return Signal(
+            symbol=symbol,
+            action=assessment.action,
+            confidence=confidence,
+            thesis=write_thesis(assessment, reports),
+            risk_factors=tuple(risk_factors(assessment, reports)),
+            timeframe_hours=_timeframe(confidence, assessment.high_volatility),
+            position_size=_position_size(assessment, confidence),
+            divergence=round(assessment.divergence, 1),
+            coordinator=self.name,
+            clamps=(),
+            as_of=as_of,
+            created_at=created_at,
+            reports=reports,
+            price=float(candles.close[-1]),
+        )
+
+    def assess(self, reports: dict[str, AgentReport], candles: CandleSeries) -> Assessment:
+        cfg = self._config
+        whale = _score(reports.get("whales"))
+        mood = _score(reports.get("sentiment"))
+        book = _score(reports.get("orderbook"))
+        divergence = (whale or 0.0) - (mood or 0.0)
+        action = Action.HOLD
+        if whale is not None and mood is not None:
+            if whale >= cfg.whale_threshold and mood <= -cfg.mood_threshold:
+                action = Action.BUY
+            elif whale <= -cfg.whale_threshold and mood >= cfg.mood_threshold:
+                action = Action.SELL
+        volatility = hourly_volatility_pct(candles)
+        return Assessment(
+            action=action, whale_score=whale, retail_mood=mood, orderbook_score=book,
+            divergence=divergence, high_divergence=abs(divergence) > cfg.high_divergence,
+            orderbook_effect=self._orderbook_effect(action, book),
+            missing=tuple(n for n in AGENTS if _status(reports.get(n)) is ReportStatus.UNAVAILABLE),
+            degraded=tuple(n for n in AGENTS if _status(reports.get(n)) is ReportStatus.DEGRADED),
+            volatility_pct=volatility, high_volatility=volatility > cfg.high_volatility_pct,
+        )
+
+    def _orderbook_effect(self, action: Action, book: float | None) -> int:
+        """+1 the book confirms the call, −1 it leans against, 0 neutral or no call."""
+        if book is None or action is Action.HOLD:
+            return 0
+        aligned = book if action is Action.BUY else -book
+        if aligned >= self._config.orderbook_confirm:
+            return 1
+        if aligned <= -self._config.orderbook_confirm:
+            return -1
+        return 0
+
+    def _confidence(self, a: Assessment) -> int:
+        if a.action is Action.HOLD:
+            base = 70.0 - 0.3 * min(abs(a.divergence), 150.0)
+        else:
+            base = min(90.0, 55.0 + 0.3 * abs(a.divergence))
+        base += {1: 10, -1: -15, 0: 0}[a.orderbook_effect]
+        base -= self._config.missing_penalty * len(a.missing) + 5 * len(a.degraded)
+        return int(max(0, min(100, round(base))))
+
+
+def hourly_volatility_pct(candles: CandleSeries, hours: int = 24) -> float:
+    """Standard deviation of the last `hours` hourly log returns, in percent."""
+    closes = candles.close[-(hours + 1):]
+    if len(closes) < 3:
+        return 0.0
+    returns = np.diff(np.log(closes))
+    return float(np.std(returns, ddof=1) * 100.0)
+
+
+def _timeframe(confidence: int, high_volatility: bool) -> int:
+    hours = 24 if confidence >= 75 else 12 if confidence >= 55 else 6
+    if high_volatility:
+        hours //= 2
+    return max(2, min(48, hours))
+
+
+def _position_size(a: Assessment, confidence: int) -> PositionSize:
+    if a.action is Action.HOLD or confidence < 55:
+        return PositionSize.CONSERVATIVE
+    if confidence >= 75 and not a.high_volatility and not a.missing:
+        return PositionSize.AGGRESSIVE
+    return PositionSize.MODERATE
+
+
+def _score(report: AgentReport | None) -> float | None:
+    if report is None or report.score is None or math.isnan(report.score):
+        return None
+    return report.score
+
+
+def _status(report: AgentReport | None) -> ReportStatus:
+    return ReportStatus.UNAVAILABLE if report is None else report.status

@@ -1,0 +1,99 @@
+"""Thesis sentences and risk factors written from the numbers behind a rules decision."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from intel.models import Action, AgentReport
+from intel.textfmt import format_signed, format_usd
+
+if TYPE_CHECKING:
+    from intel.coordinator.rules import Assessment
+
+__all__ = ["risk_factors", "write_thesis"]
+
+
+def write_thesis(a: Assessment, reports: dict[str, AgentReport]) -> str:
+    sentences = [_whale_sentence(reports.get("whales")), _mood_sentence(reports.get("sentiment"))]
+    sentences.append(_verdict_sentence(a))
+    book = _book_sentence(a, reports.get("orderbook"))
+    if book:
+        sentences.append(book)
+    return " ".join(s for s in sentences if s)
+
+
+def risk_factors(a: Assessment, reports: dict[str, AgentReport]) -> list[str]:
+    risks: list[str] = []
+    if a.high_volatility:
+        risks.append(f"High volatility: hourly moves of {a.volatility_pct:.2f} % (1 σ, 24 h)")
+    for name in a.missing:
+        report = reports.get(name)
+        reason = report.reason if report and report.reason else "no data"
+        risks.append(f"{name} unavailable: {reason}")
+    for name in a.degraded:
+        report = reports.get(name)
+        risks.append(f"{name} degraded: {report.reason if report else 'partial data'}")
+    if a.orderbook_effect < 0:
+        risks.append("The order book leans against the call")
+    book = reports.get("orderbook")
+    if book and book.features.get("spoofing_events", 0) > 0:
+        risks.append(f"Possible spoofing: {int(book.features['spoofing_events'])} wall(s) "
+                     "vanished before price reached them")
+    if a.action is not Action.HOLD and not a.high_divergence:
+        risks.append("Divergence is moderate, not high: a weaker setup")
+    if not risks:
+        risks.append("Signals can flip quickly around news; size positions accordingly")
+    return risks
+
+
+def _whale_sentence(report: AgentReport | None) -> str:
+    if report is None or report.score is None:
+        return "Whale flows are unavailable."
+    f = report.features
+    net = f.get("net_flow_usd", 0.0)
+    hours = int(f.get("window_h", 24))
+    count = int(f.get("transfer_count", 0))
+    if count == 0:
+        return f"No whale transfers to or from exchanges in the last {hours} h."
+    direction = "out of" if net >= 0 else "into"
+    stance = "accumulation" if net >= 0 else "distribution"
+    return (f"Whales moved a net {format_usd(abs(net))} {direction} exchanges over {hours} h "
+            f"({count} transfers, {stance} score {format_signed(report.score)}).")
+
+
+def _mood_sentence(report: AgentReport | None) -> str:
+    if report is None or report.score is None:
+        return "Retail sentiment is unavailable."
+    f = report.features
+    parts = []
+    if "fear_greed" in f:
+        parts.append(f"Fear & Greed {int(f['fear_greed'])}")
+    if "reddit_mood" in f:
+        parts.append(f"Reddit mood {format_signed(f['reddit_mood'])} "
+                     f"over {int(f.get('post_count', 0))} posts")
+    tone = "fearful" if report.score <= -10 else "greedy" if report.score >= 10 else "neutral"
+    detail = f" ({'; '.join(parts)})" if parts else ""
+    return f"Retail is {tone}: mood {format_signed(report.score)}{detail}."
+
+
+def _verdict_sentence(a: Assessment) -> str:
+    level = "high" if a.high_divergence else "moderate" if abs(a.divergence) > 20 else "low"
+    if a.action is Action.BUY:
+        return (f"Smart money accumulating into retail fear: divergence "
+                f"{format_signed(a.divergence)} ({level}).")
+    if a.action is Action.SELL:
+        return (f"Smart money distributing into retail greed: divergence "
+                f"{format_signed(a.divergence)} ({level}).")
+    if a.whale_score is None:
+        return "Without whale flows there is no divergence to act on."
+    return (f"Whales and retail do not diverge in a tradeable way: divergence "
+            f"{format_signed(a.divergence)} ({level}).")
+
+
+def _book_sentence(a: Assessment, report: AgentReport | None) -> str:
+    if report is None or report.score is None:
+        return ""
+    lean = "bids" if report.score > 0 else "asks"
+    effect = {1: "confirming the call", -1: "against the call", 0: ""}[a.orderbook_effect]
+    tail = f", {effect}" if effect else ""
+    return f"The order book leans to the {lean} ({format_signed(report.score)}){tail}."

@@ -1,0 +1,69 @@
+"""One signal cycle: sources gathered concurrently, agents run concurrently, each with a timeout.
+
+A failing source or agent yields a Signal with that modality unavailable and the reason: never a
+crash, never a silent omission. Only missing price candles make a signal impossible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from intel.agents.base import Agent
+from intel.coordinator.rules import RulesCoordinator
+from intel.errors import NoSignalError
+from intel.models import AgentReport, MarketSnapshot, Signal, Unavailable
+from intel.snapshot import SnapshotBuilder
+from intel.timeutil import utcnow
+
+__all__ = ["SignalPipeline", "SignalResult"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SignalResult:
+    """The signal and the snapshot it was computed from (the chart draws the same data)."""
+
+    signal: Signal
+    snapshot: MarketSnapshot
+
+
+class SignalPipeline:
+    def __init__(
+        self,
+        builder: SnapshotBuilder,
+        agents: Sequence[Agent],
+        coordinator: RulesCoordinator,
+        agent_timeout_s: float,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._builder = builder
+        self._agents = tuple(agents)
+        self._coordinator = coordinator
+        self._agent_timeout_s = agent_timeout_s
+        self._clock = clock
+
+    async def run(self, symbol: str, now: datetime) -> SignalResult:
+        snapshot = await self._builder.build(symbol, now)
+        if isinstance(snapshot.candles, Unavailable):
+            raise NoSignalError(f"no signal for {symbol}: {snapshot.candles.reason}")
+        reports = await asyncio.gather(*(self._run_agent(a, snapshot) for a in self._agents))
+        signal = self._coordinator.decide(
+            symbol, now, {r.agent: r for r in reports}, snapshot.candles, created_at=self._clock()
+        )
+        return SignalResult(signal=signal, snapshot=snapshot)
+
+    async def _run_agent(self, agent: Agent, snapshot: MarketSnapshot) -> AgentReport:
+        try:
+            return await asyncio.wait_for(agent.analyze(snapshot), timeout=self._agent_timeout_s)
+        except TimeoutError:
+            reason = f"{agent.name} agent timed out after {self._agent_timeout_s:g} s"
+        except Exception as exc:  # one agent's bug must not take the others down
+            log.exception("agent_failed", agent=agent.name, symbol=snapshot.symbol)
+            reason = f"{agent.name} agent failed: {type(exc).__name__}: {exc}"
+        return AgentReport.unavailable(agent.name, reason)

@@ -1,0 +1,1 @@
+"""Sentiment engines: text in, label and class probabilities out, behind one interface."""
