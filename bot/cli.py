@@ -76,7 +76,10 @@ from bot import cli_run  # noqa: E402, F401  (registers `run` into _EXTRA_COMMAN
 def main(argv: Sequence[str] | None = None) -> int:
     args: argparse.Namespace | None = None
     try:
-        args = build_parser().parse_args(argv)
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:  # --help and --version print and exit 0
+            return int(exc.code or 0)
         if getattr(args, "handler", None) is None:
             build_parser().print_help()
             return EXIT_BAD_INPUT
@@ -110,7 +113,7 @@ def _load(args: argparse.Namespace) -> BotConfig:
 def _fail(exc: BaseException, code: int, args: argparse.Namespace | None, prefix: str = "") -> int:
     if args is not None and getattr(args, "debug", False):
         traceback.print_exception(exc, file=sys.stderr)
-    message = str(exc) or type(exc).__name__
+    message = " ".join(str(exc).split()) or type(exc).__name__
     hint = "" if code != EXIT_INTERNAL or (args and getattr(args, "debug", False)) else \
         " (run with --debug for details)"
     print(f"error: {prefix}{message}{hint}", file=sys.stderr)

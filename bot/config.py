@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import ConfigDict, Field, field_validator
 
 from intel.config import Config, Frozen
 from intel.errors import UserInputError
@@ -82,6 +82,8 @@ class LoggingConfig(Frozen):
 
 
 class BotConfig(Config):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     delivery: DeliveryConfig = DeliveryConfig()
     alerts: AlertsConfig = AlertsConfig()
     commands: CommandsConfig = CommandsConfig()

@@ -8,7 +8,7 @@ Secrets never live here: see `Secrets`.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -17,13 +17,14 @@ from typing import Any, Literal, TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from intel.errors import ConfigError
+from intel.errors import ConfigError, UserInputError
 from intel.symbols import normalize_symbol
 from intel.timeutil import parse_time
 
 __all__ = ["Config", "Frozen", "Secrets", "load_config"]
 
 ENV_PREFIX = "BOT__"
+_SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey", "client_id")
 
 
 class Frozen(BaseModel):
@@ -38,7 +39,7 @@ class DataConfig(Frozen):
     @field_validator("default_at", mode="before")
     @classmethod
     def _utc(cls, value: Any) -> Any:
-        return parse_time(value) if isinstance(value, str) else value
+        return _as_value_error(parse_time, value) if isinstance(value, str) else value
 
 
 class MaxAgeConfig(Frozen):
@@ -127,6 +128,10 @@ class ChartConfig(Frozen):
 
 
 class Config(Frozen):
+    # Top-level sections belonging to the bot (see bot.config.BotConfig) are ignored here, so
+    # intel can read the shared config.yaml; BotConfig forbids unknown sections again.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
     symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT")
     data: DataConfig = DataConfig()
     max_age_s: MaxAgeConfig = MaxAgeConfig()
@@ -146,10 +151,19 @@ class Config(Frozen):
             value = [value]
         if not isinstance(value, list | tuple) or not value:
             raise ValueError("must be a non-empty list of symbols such as [BTC/USDT]")
-        return tuple(normalize_symbol(str(item)) for item in value)
+        return tuple(_as_value_error(normalize_symbol, str(item)) for item in value)
 
 
 ConfigT = TypeVar("ConfigT", bound=Config)
+T = TypeVar("T")
+
+
+def _as_value_error(parse: Callable[[str], T], text: str) -> T:
+    """Run a user-input parser inside a validator, so pydantic reports the key."""
+    try:
+        return parse(text)
+    except UserInputError as exc:
+        raise ValueError(str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,15 +233,24 @@ def _read_yaml(path: Path | None) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
     try:
         loaded = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"config file {path} is not valid YAML: {_yaml_problem(exc)}") from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
         raise ConfigError(f"config file {path} must hold a mapping of sections")
     return loaded
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or "cannot parse"
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{problem}{where}"
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
@@ -261,6 +284,8 @@ def _describe(exc: ValidationError) -> str:
         key = ".".join(str(part) for part in error["loc"]) or "(top level)"
         message = error["msg"]
         if error["type"] == "extra_forbidden":
-            message = "unknown key (secrets belong in the environment, not config.yaml)"
+            message = "unknown key"
+            if any(word in key.lower() for word in _SECRET_WORDS):
+                message += " (secrets belong in the environment, never in config.yaml)"
         problems.append(f"{key}: {message}")
     return "bad config: " + "; ".join(problems)

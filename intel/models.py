@@ -87,6 +87,9 @@ class CandleSeries:
     def __len__(self) -> int:
         return int(self.open_time_ms.shape[0])
 
+    def __repr__(self) -> str:
+        return f"CandleSeries({self.symbol}, {len(self)} × {self.interval_s} s)"
+
     @property
     def last_close_time(self) -> datetime:
         """The moment the newest candle closed: the market moment this series describes."""

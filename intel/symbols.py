@@ -14,7 +14,7 @@ DEFAULT_QUOTE = "USDT"
 _QUOTES = ("USDT", "USDC", "USD", "BTC", "ETH", "EUR")
 _MAX_LEN = 24
 _SEPARATORS = re.compile(r"[/\-_: ]")
-_TOKEN = re.compile(r"^[A-Z0-9]{1,12}$")
+_TOKEN = re.compile(r"[A-Z0-9]{1,12}")
 
 
 def normalize_symbol(text: str) -> str:
@@ -23,9 +23,9 @@ def normalize_symbol(text: str) -> str:
     if not raw or len(raw) > _MAX_LEN:
         raise UserInputError(f"malformed symbol {_show(text)}: try BTC, eth or ETH/USDT")
     parts = [part for part in _SEPARATORS.split(raw) if part]
-    if len(parts) == 1:
+    if len(parts) == 1 and not _SEPARATORS.search(raw):
         parts = _split_glued(parts[0])
-    if len(parts) != 2 or not all(_TOKEN.match(part) for part in parts):
+    if len(parts) != 2 or not all(_TOKEN.fullmatch(part) for part in parts):
         raise UserInputError(f"malformed symbol {_show(text)}: try BTC, eth or ETH/USDT")
     return f"{parts[0]}/{parts[1]}"
 
@@ -36,8 +36,10 @@ def resolve_symbol(text: str, supported: Iterable[str]) -> str:
     known = list(supported)
     if symbol in known:
         return symbol
-    close = difflib.get_close_matches(symbol, known, n=1, cutoff=0.5)
-    hint = f"did you mean {close[0]}?" if close else f"supported: {', '.join(known)}"
+    # Compare base assets: the shared "/USDT" would make every symbol look alike.
+    bases = {base_asset(s): s for s in known}
+    close = difflib.get_close_matches(base_asset(symbol), list(bases), n=1, cutoff=0.5)
+    hint = f"did you mean {bases[close[0]]}?" if close else f"supported: {', '.join(known)}"
     raise UnknownSymbolError(f"unknown symbol {_show(text)} — {hint}")
 
 

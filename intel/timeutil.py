@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from intel.errors import BadTimeError
 
 __all__ = ["from_ms", "iso", "parse_time", "to_ms", "utcnow"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def utcnow() -> datetime:
@@ -18,7 +20,8 @@ def from_ms(ms: int) -> datetime:
 
 
 def to_ms(moment: datetime) -> int:
-    return round(moment.timestamp() * 1000)
+    # Floor, never round: a moment just before a publication must not see it.
+    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 def iso(moment: datetime) -> str:
