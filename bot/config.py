@@ -22,7 +22,7 @@ class TransportLimits(Frozen):
 
 
 class DeliveryConfig(Frozen):
-    concurrency: int = Field(4, ge=1, le=64)
+    concurrency: int = Field(8, ge=1, le=64)
     poll_interval_s: float = Field(1.0, gt=0)
     backoff_base_s: float = Field(1.0, gt=0)
     backoff_max_s: float = Field(300.0, gt=0)

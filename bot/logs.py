@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 import structlog
 
-__all__ = ["Redactor", "configure_logging"]
+__all__ = ["Redactor", "StructlogHandler", "configure_logging"]
 
 
 class Redactor:
@@ -56,3 +56,27 @@ def configure_logging(
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=False,
     )
+    _route_stdlib_logging(level)
+
+
+def _route_stdlib_logging(level: str) -> None:
+    """Send standard-library records (APScheduler, aiosqlite, HTTP clients) through structlog,
+    and so through the Redactor: a token inside a library's URL never reaches the log."""
+    root = logging.getLogger()
+    root.handlers[:] = [StructlogHandler()]
+    root.setLevel(logging.getLevelName(level.upper()))
+
+
+class StructlogHandler(logging.Handler):
+    """Forwards standard-library log records to structlog."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            logger = structlog.get_logger(record.name)
+            method = getattr(logger, record.levelname.lower(), logger.info)
+            if record.exc_info:
+                method(record.getMessage(), logger_name=record.name, exc_info=record.exc_info)
+            else:
+                method(record.getMessage(), logger_name=record.name)
+        except Exception:
+            self.handleError(record)

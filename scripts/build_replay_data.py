@@ -432,9 +432,10 @@ BOOKS: list[dict[str, str]] = [
         "exchange": "kraken",
         "symbol": "ETH/USD",
         "for_symbol": "ETH/USDT",
-        "note": "Kraken ETH/USD book, bucketed to 1 USD (another venue and quote currency); "
-        "500 raw levels per side, about every 11 min; bids at bucket lower edge, asks at "
-        "upper edge, so the 1 USD minimum spread is an artefact",
+        "note": "Kraken ETH/USD book in 1-USD buckets, about every 11 min "
+                "(another venue and quote currency)",
+        "detail": "500 raw levels per side; bids at the bucket's lower edge, asks at its upper "
+                  "edge, so the 1 USD minimum spread is an artefact",
         "hft": "",
     },
 ]
@@ -451,6 +452,8 @@ def build_orderbooks(shared: Path, out: Path) -> list[Built]:
             k: spec[k] for k in ("file", "exchange", "symbol", "for_symbol")
         }
         venue |= {"start_ms": start, "end_ms": end, "count": count, "note": spec["note"]}
+        if "detail" in spec:
+            venue["detail"] = spec["detail"]
         if spec["hft"]:
             origin = HFT_ORIGIN.format(sym=spec["hft"])
             licence = "MIT (hftbacktest)"

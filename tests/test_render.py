@@ -96,7 +96,7 @@ def make_reports() -> dict[str, AgentReport]:
         "sentiment": AgentReport(
             agent="sentiment", status=ReportStatus.DEGRADED, score=-12.0, reason="few posts",
             as_of=AS_OF - timedelta(hours=3, minutes=12), age_s=3 * 3600 + 12 * 60,
-            features={"reddit_mood": -0.18, "post_count": 14.0, "fear_greed": 71.0},
+            features={"reddit_mood": -18.0, "post_count": 14.0, "fear_greed": 71.0},
             engine="vader"),
     }
 
@@ -191,7 +191,7 @@ TEXT_FRAGMENTS = (
     "Whales", "+64", "-$182.4M", "in $40.1M / out $222.5M", "37 transfers",
     "Order book", "imbalance +0.31 (±0.5%)", "spread 1.2 bps", "support $2,455.50",
     "resistance $2,516.50", "spoofing seen (2)", "Kraken ETH/USD book",
-    "Sentiment", "Reddit mood -0.18 over 14 posts", "Fear & Greed 71/100", "engine vader",
+    "Sentiment", "Reddit mood -18 over 14 posts", "Fear & Greed 71/100", "engine vader",
     "degraded: few posts (age 3 h 12 min)", "Divergence +62 (high)",
     "Timeframe 24 h · position moderate", "  • Sentiment from few posts",
     "Market moment 2025-10-06 18:00 UTC", "created 2025-10-06 18:00:04 UTC",

@@ -96,7 +96,7 @@ def _sentiment_figures(figures: Figures) -> list[str]:
     if "reddit_mood" in figures:
         count = figures.get("post_count")
         over = f" over {count:.0f} posts" if count is not None else ""
-        parts.append(f"Reddit mood {figures['reddit_mood']:+.2f}{over}")
+        parts.append(f"Reddit mood {figures['reddit_mood']:+.0f}{over}")
     elif "post_count" in figures:
         parts.append(f"{figures['post_count']:.0f} posts")
     if "fear_greed" in figures:

@@ -82,7 +82,6 @@ class SentimentAgent:
             negative_posts=float(sum(s.label == "negative" for s in scores)),
             mean_post_score=round(sum(s.score for s in scores) / len(scores), 4),
         )
-        notes.append("Reddit posts, via Reddit")
         if len(posts) < self._config.min_posts:
             reasons.append(f"Reddit: only {len(posts)} posts in {self._config.window_h} h")
             return None
@@ -100,7 +99,7 @@ class SentimentAgent:
             fear_greed_mood=fear_greed_mood(fng.value),
             fear_greed_age_s=(now - fng.timestamp).total_seconds(),
         )
-        notes.append(f"Fear & Greed {fng.value} ({fng.classification}), via Alternative.me")
+        notes.append(f"{fng.classification} (Fear & Greed by Alternative.me)")
         return fear_greed_mood(fng.value)
 
     def _recency_weight(self, created: datetime, now: datetime) -> float:

@@ -20,7 +20,7 @@ from intel.timeutil import from_ms, iso, to_ms
 __all__ = ["ReplayWhaleSource"]
 
 HOUR_MS = 3_600_000
-CREDIT = "Whale Alert (public channel), hourly exchange-flow aggregates"
+CREDIT = "via Whale Alert's public channel"
 
 
 class ReplayWhaleSource:

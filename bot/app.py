@@ -1,0 +1,280 @@
+"""The composition root: `run_bot` builds the store, desk, clock, commands, sender, scheduler and
+transports, starts them, waits for a stop (SIGINT/SIGTERM, end of console input), and stops them
+in reverse order: transports, scheduler, sender (in-flight sends finish), store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from typing import TextIO
+
+import structlog
+
+from bot.commands.base import BotStatus, Field, Reply, Request, SourceHealth
+from bot.commands.router import CommandRouter
+from bot.commands.signal import modality_fields
+from bot.config import BotConfig, TransportLimits
+from bot.delivery.sender import OutboxSender
+from bot.logs import Redactor
+from bot.render.chart import render_chart
+from bot.render.text import render_text
+from bot.scheduling.clock import DemoClock, MarketClock, build_market_clock
+from bot.scheduling.cycle import LAST_CYCLE_AT, LAST_CYCLE_MARKET_AT, SignalCycle
+from bot.scheduling.scheduler import CycleScheduler, real_interval_s
+from bot.storage.base import DeliveryKind, OutboxItem, Store, StoredSignal
+from bot.storage.sqlite import SqliteStore
+from bot.transports.base import CommandHandler, OutMessage, Transport
+from bot.transports.console import ConsoleTransport, greeting_text
+from intel.config import Secrets
+from intel.desk import SignalDesk, build_desk
+from intel.errors import UserInputError
+from intel.symbols import base_asset
+from intel.timeutil import iso, parse_time
+
+__all__ = ["build_message", "run_bot"]
+
+SENDER_STOP_GRACE_S = 30.0
+# Chat platforms whose transports come with a later version: a token for one is reported, not used.
+LATER_TRANSPORTS = (("Discord", "discord_token"), ("Telegram", "telegram_token"))
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class _Bot:
+    """Everything `run_bot` wires together."""
+
+    config: BotConfig
+    store: Store
+    desk: SignalDesk
+    clock: MarketClock
+    sender: OutboxSender
+    scheduler: CycleScheduler
+    transports: Sequence[Transport]
+    console: ConsoleTransport | None
+
+
+async def run_bot(
+    config: BotConfig,
+    secrets: Secrets,
+    *,
+    console: bool,
+    stdin: TextIO,
+    stdout: TextIO,
+    extra_transports: Sequence[Transport] = (),
+) -> int:
+    """Run the bot until SIGINT/SIGTERM or the end of console input; returns the exit status."""
+    stop = asyncio.Event()
+    _log_later_transports(secrets)
+    transports = list(extra_transports)
+    chat: ConsoleTransport | None = None
+    if console and not transports:
+        chat = ConsoleTransport(stdin, stdout, config.console.chart_dir, on_eof=stop.set)
+        transports.append(chat)
+    store = SqliteStore(config.storage.db_path, backoff_base_s=config.delivery.backoff_base_s,
+                        backoff_max_s=config.delivery.backoff_max_s)
+    await store.open()
+    try:
+        bot = await _assemble(config, secrets, store, transports, chat)
+        await _serve(bot, Redactor(secrets.values()), stop)
+    finally:
+        await store.close()
+    return 0
+
+
+async def _assemble(
+    config: BotConfig, secrets: Secrets, store: Store, transports: Sequence[Transport],
+    chat: ConsoleTransport | None,
+) -> _Bot:
+    clock_ref: list[MarketClock] = []  # the desk needs the clock; the clock needs the desk's data
+    desk = build_desk(config, market_clock=lambda: clock_ref[0].now())
+    data_end = min(desk.coverage(symbol)[1] for symbol in desk.symbols)
+    resume = await _stored_time(store, LAST_CYCLE_MARKET_AT)
+    clock = build_market_clock(config, data_end, resume, partial(_clock_ended, chat))
+    clock_ref.append(clock)
+    sender = OutboxSender(
+        store, {t.name: t for t in transports},
+        {t.name: getattr(config.delivery, t.name, TransportLimits()) for t in transports},
+        concurrency=config.delivery.concurrency,
+        build_message=partial(build_message, Redactor(secrets.values())),
+        poll_interval_s=config.delivery.poll_interval_s,
+    )
+    chart = partial(render_chart, candles=config.chart.candles, flow_hours=config.chart.flow_hours)
+    cycle = SignalCycle(desk, store, config, chart, on_recorded=sender.wake)
+    speed = clock.speed if clock.speed > 0 else 1.0  # a fixed clock: cycle at the market rate
+    scheduler = CycleScheduler(cycle.run_once, store,
+                               interval_s=real_interval_s(config.schedule.interval_minutes, speed))
+    return _Bot(config, store, desk, clock, sender, scheduler, transports, chat)
+
+
+async def _serve(bot: _Bot, redactor: Redactor, stop: asyncio.Event) -> None:
+    """Start everything, wait for `stop`, then stop everything in reverse order."""
+    router = CommandRouter(bot.desk, bot.store, bot.config, partial(_status, bot))
+    handler = _redacting(router.handle, redactor)
+    loop = asyncio.get_running_loop()
+    installed = _install_signal_handlers(loop, stop)
+    sender_stop = asyncio.Event()
+    sender_task = asyncio.create_task(bot.sender.run(sender_stop), name="outbox-sender")
+    try:
+        await bot.scheduler.start()
+        if bot.console is not None:
+            bot.console.notice(_greeting(bot))
+        started = await _start_transports(bot.transports, handler)
+        _watch_clock_end(loop, bot.clock)
+        log.info("bot_started", transports=started, clock=bot.clock.describe())
+        if not started:
+            log.warning("no_transport", detail="no chat transport runs: signals are computed "
+                        "and alerts wait in the outbox until one does")
+        await stop.wait()
+        log.info("bot_stopping")
+    finally:
+        await _stop_all(bot, sender_stop, sender_task)
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+    log.info("bot_stopped")
+
+
+async def _start_transports(transports: Sequence[Transport], handler: CommandHandler) -> list[str]:
+    started = []
+    for transport in transports:
+        try:
+            await transport.start(handler)
+        except Exception:  # one chat platform failing must not keep the others down
+            log.exception("transport_start_failed", transport=transport.name)
+            continue
+        started.append(transport.name)
+    return started
+
+
+async def _stop_all(bot: _Bot, sender_stop: asyncio.Event, sender_task: asyncio.Task[None]) -> None:
+    for transport in reversed(bot.transports):
+        try:
+            await transport.stop()
+        except Exception:
+            log.exception("transport_stop_failed", transport=transport.name)
+    await bot.scheduler.stop()
+    sender_stop.set()
+    bot.sender.wake()
+    try:
+        await asyncio.wait_for(sender_task, timeout=SENDER_STOP_GRACE_S)
+    except TimeoutError:
+        log.warning("sender_cancelled_at_stop", grace_s=SENDER_STOP_GRACE_S)
+    except Exception:
+        log.exception("sender_failed")
+
+
+def _install_signal_handlers(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> list[int]:
+    installed: list[int] = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+        except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or Windows
+            continue
+        installed.append(signum)
+    return installed
+
+
+def _watch_clock_end(loop: asyncio.AbstractEventLoop, clock: MarketClock) -> None:
+    """Read the clock when it reaches the end of the data, so it says so even if nobody asks."""
+    seconds = clock.real_seconds_to_end()
+    if seconds is not None:
+        loop.call_later(seconds + 0.05, clock.now)
+
+
+def _clock_ended(chat: ConsoleTransport | None, end: datetime) -> None:
+    log.info("demo_clock_stopped", market_at=iso(end),
+             detail="end of the recorded data; market time stays here")
+    if chat is not None:
+        chat.notice(f"\nThe demo clock reached the end of the recorded data ({iso(end)}); "
+                    "market time stays there, so signals will not change any more. "
+                    "To replay the demo, start again with a fresh database (--db PATH).")
+
+
+def _greeting(bot: _Bot) -> str:
+    minutes = bot.config.schedule.interval_minutes
+    every = f"{minutes} min" if minutes < 60 or minutes % 60 else f"{minutes // 60} h"
+    clock = bot.clock
+    if isinstance(clock, DemoClock):
+        every += f" of market time ({bot.scheduler.interval_s:g} s real time)"
+    return greeting_text(clock.now(), clock.describe(), every)
+
+
+def _log_later_transports(secrets: Secrets) -> None:
+    for platform, attribute in LATER_TRANSPORTS:
+        if getattr(secrets, attribute):
+            log.warning("transport_not_available", transport=platform.lower(),
+                        detail=f"a {platform} token is set, but the {platform} transport "
+                               "arrives in a later version; it is not started")
+
+
+def build_message(redactor: Redactor, item: OutboxItem, stored: StoredSignal) -> OutMessage:
+    """An outbox row as a message: the intro, the signal's text and fields, its chart."""
+    signal = stored.signal
+    reply = Reply(text=redactor.redact(render_text(signal)), fields=modality_fields(signal),
+                  chart_png=stored.chart_png, signal=signal)
+    return OutMessage(intro=redactor.redact(item.intro), reply=reply,
+                      is_group=item.kind == DeliveryKind.CHANNEL,
+                      extra={"kind": item.kind.value})
+
+
+def _redacting(handler: CommandHandler, redactor: Redactor) -> CommandHandler:
+    """Every reply passes the redactor: a secret must never reach a chat, whatever went wrong."""
+
+    async def handle(request: Request) -> Reply:
+        reply = await handler(request)
+        return dataclasses.replace(
+            reply,
+            text=redactor.redact(reply.text),
+            fields=tuple(Field(f.name, redactor.redact(f.value), f.inline) for f in reply.fields),
+            extra={key: redactor.redact(value) for key, value in reply.extra.items()},
+        )
+
+    return handle
+
+
+async def _status(bot: _Bot) -> BotStatus:
+    last_at = await _stored_time(bot.store, LAST_CYCLE_AT)
+    notes = [f"Clock: {bot.clock.describe()}"]
+    if isinstance(bot.clock, DemoClock) and bot.clock.ended:
+        notes.append("The demo clock reached the end of the recorded data and stays there.")
+    return BotStatus(
+        market_now=bot.desk.now(),
+        sources=tuple(await _source_health(bot)),
+        last_cycle_at=last_at,
+        last_cycle_market_at=await _stored_time(bot.store, LAST_CYCLE_MARKET_AT),
+        next_run_at=bot.scheduler.next_run_at,
+        outbox=await bot.store.outbox_counts(),
+        transports=tuple(t.name for t in bot.transports),
+        notes=tuple(notes),
+    )
+
+
+async def _source_health(bot: _Bot) -> list[SourceHealth]:
+    """Each modality as the last recorded signal of each symbol saw it (replay: recorded data)."""
+    health = []
+    for symbol in bot.desk.symbols:
+        stored = await bot.store.last_signal(symbol)
+        if stored is None:
+            continue
+        for name, report in sorted(stored.signal.reports.items()):
+            state = "failing" if report.status == "unavailable" else "ok"
+            detail = report.reason or f"{report.status.value}, replayed data"
+            health.append(SourceHealth(f"{name} {base_asset(symbol)}", state, detail))
+    return health
+
+
+async def _stored_time(store: Store, key: str) -> datetime | None:
+    value = await store.get_meta(key)
+    if value is None:
+        return None
+    with contextlib.suppress(UserInputError):
+        return parse_time(value)
+    log.warning("bad_stored_time", key=key)
+    return None

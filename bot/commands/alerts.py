@@ -1,0 +1,72 @@
+"""`alerts 0-100` / `alerts off`: DM me when a watched symbol's signal reaches this confidence."""
+
+from __future__ import annotations
+
+import re
+
+from bot.commands.base import Reply, Request
+from bot.commands.registry import Command, Desk, check_arg_count, show_input
+from bot.storage.base import Store
+from intel.errors import UserInputError
+from intel.symbols import base_asset
+
+__all__ = ["AlertsCommands", "parse_threshold"]
+
+USAGE = "alerts 0-100 · alerts off"
+# ASCII digits only: int() would also take '٦٠' or '６０', which nobody means as a threshold.
+_NUMBER = re.compile(r"[0-9]{1,3}%?")
+
+
+def parse_threshold(text: str) -> int | None:
+    """`off` -> None; an integer 0..100 (a trailing % allowed) -> that; anything else raises."""
+    cleaned = text.strip().lower()
+    if cleaned == "off":
+        return None
+    if not _NUMBER.fullmatch(cleaned):
+        raise UserInputError(
+            f"{show_input(text)} is not a whole number — try `alerts 60` or `alerts off`"
+        )
+    value = int(cleaned.rstrip("%"))
+    if value > 100:
+        raise UserInputError(f"{value} is out of range — confidence runs from 0 to 100")
+    return value
+
+
+class AlertsCommands:
+    """The `alerts` command group."""
+
+    def __init__(self, desk: Desk, store: Store) -> None:
+        self._desk = desk
+        self._store = store
+
+    def commands(self) -> tuple[Command, ...]:
+        return (
+            Command("alerts", self.alerts,
+                    "DM me when a watched symbol's signal reaches this confidence (or `off`)",
+                    "alerts 60", USAGE),
+        )
+
+    async def alerts(self, request: Request) -> Reply:
+        check_arg_count(request.args, USAGE, most=1)
+        if not request.args:
+            return await self._show(request)
+        threshold = parse_threshold(request.args[0])
+        await self._store.set_threshold(
+            request.transport, request.user_id, request.dm_chat_id, threshold
+        )
+        watched = await self._store.watchlist(request.transport, request.user_id)
+        if threshold is None:
+            return Reply(text="Alerts off: no more DMs. `alerts 60` turns them back on.")
+        done = f"Alerts on: a DM when a watched symbol's signal reaches {threshold}/100."
+        if not watched:
+            example = base_asset(self._desk.symbols[0]).lower()
+            return Reply(text=f"{done} You watch nothing yet — `watch add {example}` to start.")
+        return Reply(text=f"{done} Watching {', '.join(watched)}.")
+
+    async def _show(self, request: Request) -> Reply:
+        threshold = await self._store.threshold(request.transport, request.user_id)
+        if threshold is None:
+            return Reply(text="Alerts are off. `alerts 60` sends a DM when a watched symbol's "
+                              "signal reaches 60/100 confidence.")
+        return Reply(text=f"Alerts at {threshold}/100. `alerts N` changes it, `alerts off` "
+                          f"stops them.")

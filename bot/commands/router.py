@@ -1,0 +1,140 @@
+"""The command router: one registry of commands, and the one place where errors become replies.
+
+Transports turn what people type into a `Request` (`parse_command_line` does the text part) and
+hand it to `CommandRouter.handle`, which always answers: bad input as a one-line error reply,
+a bug as a short generic line (logged with its traceback), never a traceback in a reply.
+"""
+
+from __future__ import annotations
+
+import difflib
+import time
+from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
+
+import structlog
+
+from bot.commands.alerts import AlertsCommands
+from bot.commands.base import Reply, Request, StatusProvider
+from bot.commands.help import HelpCommands
+from bot.commands.registry import (
+    MAX_ARGS,
+    MAX_INPUT_CHARS,
+    Command,
+    Desk,
+    error_reply,
+    show_input,
+)
+from bot.commands.signal import SignalCommands, SignalGuard
+from bot.commands.status import StatusCommands
+from bot.commands.subscribe import SubscribeCommands
+from bot.commands.watch import WatchCommands
+from bot.config import BotConfig
+from bot.storage.base import Store
+from intel.errors import NoSignalError, UserInputError
+
+__all__ = ["INTERNAL_ERROR", "CommandRouter", "parse_command_line"]
+
+log = structlog.get_logger(__name__)
+
+INTERNAL_ERROR = "internal error — sorry, please try again in a moment"
+
+
+def parse_command_line(text: str) -> tuple[str, tuple[str, ...]]:
+    """`/signal@MyBot eth` or `signal eth` -> ("signal", ("eth",)); UserInputError when unusable.
+
+    The slash is optional and Telegram's `@botname` suffix is dropped; arguments keep their case
+    (symbols are resolved later).
+    """
+    if len(text) > MAX_INPUT_CHARS:
+        raise UserInputError(
+            f"that is {len(text):,} characters; commands are short (at most {MAX_INPUT_CHARS})"
+            " — try `help`"
+        )
+    words = text.split()
+    name = words[0].removeprefix("/").split("@", 1)[0].lower() if words else ""
+    if not name:
+        raise UserInputError("empty command — try `help`")
+    args = tuple(words[1:])
+    if len(args) > MAX_ARGS:
+        raise UserInputError(
+            f"too many arguments ({len(args)}; at most {MAX_ARGS}) — `help {name}` shows usage"
+        )
+    return name, args
+
+
+class CommandRouter:
+    """Looks a request's command up in the registry and turns every outcome into a Reply."""
+
+    def __init__(
+        self,
+        desk: Desk,
+        store: Store,
+        config: BotConfig,
+        status: StatusProvider,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        extra_commands: Iterable[Command] = (),
+    ) -> None:
+        self._registry: dict[str, Command] = {}
+        guard = SignalGuard(desk, config.commands, clock)
+        groups = (
+            SignalCommands(desk, guard),
+            WatchCommands(desk, store),
+            AlertsCommands(desk, store),
+            SubscribeCommands(desk, store),
+            StatusCommands(status),
+            HelpCommands(self._registry),
+        )
+        for group in groups:
+            for command in group.commands():
+                self.register(command)
+        # The slot for later groups (the backtesting issue's `performance` and `backtest`):
+        # each is one Command passed here or to `register`; help lists it automatically.
+        for command in extra_commands:
+            self.register(command)
+
+    @property
+    def commands(self) -> Mapping[str, Command]:
+        """The registry, read-only, in help order."""
+        return MappingProxyType(self._registry)
+
+    def register(self, command: Command) -> None:
+        if command.name in self._registry:
+            raise ValueError(f"command {command.name!r} is already registered")
+        self._registry[command.name] = command
+
+    async def handle(self, request: Request) -> Reply:
+        """Answer one request; never raises for anything a person can type."""
+        try:
+            command = self._lookup(request)
+            _check_size(request)
+            return await command.handler(request)
+        except (UserInputError, NoSignalError) as exc:
+            return error_reply(str(exc))
+        except Exception:
+            log.exception("command_failed", command=show_input(request.command),
+                          transport=request.transport, user_id=request.user_id,
+                          arg_count=len(request.args))
+            return error_reply(INTERNAL_ERROR)
+
+    def _lookup(self, request: Request) -> Command:
+        name = request.command.strip().lower()
+        command = self._registry.get(name)
+        if command is not None:
+            return command
+        close = difflib.get_close_matches(name, list(self._registry), n=1, cutoff=0.6)
+        hint = f"did you mean `{close[0]}`?" if close else "`help` lists every command"
+        raise UserInputError(f"unknown command {show_input(request.command)} — {hint}")
+
+
+def _check_size(request: Request) -> None:
+    """Transports that skip `parse_command_line` (slash-command options) get the same bounds."""
+    if len(request.args) > MAX_ARGS:
+        raise UserInputError(
+            f"too many arguments ({len(request.args)}; at most {MAX_ARGS}) — "
+            f"`help {request.command}` shows usage"
+        )
+    if sum(len(arg) for arg in request.args) > MAX_INPUT_CHARS:
+        raise UserInputError(f"input too long (at most {MAX_INPUT_CHARS} characters) — "
+                             f"try `help {request.command}`")

@@ -1,0 +1,176 @@
+"""`signal SYMBOL`, and the guard that protects on-demand computation.
+
+The guard applies a per-user cooldown, shares one computation between concurrent requests for the
+same symbol at the same market moment (single flight), and caps how many computations run at once;
+when the cap is full a request waits, bounded by `signal_wait_s`, before it is told to retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+from cachetools import TTLCache
+
+from bot.commands.base import Field, Reply, Request
+from bot.commands.registry import Command, Desk, check_arg_count, error_reply
+from bot.config import CommandsConfig
+from bot.render.chart import render_chart
+from bot.render.text import MODALITY_TITLES, format_moment, modality_line, render_text
+from intel.errors import BadTimeError
+from intel.models import AgentReport, Signal
+from intel.pipeline import SignalResult
+from intel.symbols import base_asset
+
+__all__ = ["BusyError", "SignalCommands", "SignalGuard", "SignalOutcome", "modality_fields"]
+
+log = structlog.get_logger(__name__)
+
+USAGE = "signal SYMBOL"
+# Bounds the cooldown memory; past this many distinct users the oldest entries are forgotten.
+_MAX_TRACKED_USERS = 100_000
+
+
+class BusyError(Exception):
+    """Every computation slot stayed busy for the whole bounded wait."""
+
+
+@dataclass(frozen=True, slots=True)
+class SignalOutcome:
+    """One computation, shared by every request that joined it."""
+
+    result: SignalResult
+    chart_png: bytes | None
+
+
+class SignalGuard:
+    """Cooldown per (transport, user), single flight per (symbol, moment), a concurrency cap."""
+
+    def __init__(
+        self, desk: Desk, config: CommandsConfig, clock: Callable[[], float]
+    ) -> None:
+        self._desk = desk
+        self._cooldown_s = config.signal_cooldown_s
+        self._wait_s = config.signal_wait_s
+        self._slots = asyncio.Semaphore(config.max_concurrent_signals)
+        self._in_flight: dict[tuple[str, datetime], asyncio.Task[SignalOutcome]] = {}
+        # cachetools' TTLCache forgets a user once the cooldown has passed, so memory stays small.
+        self._last_request: TTLCache[tuple[str, str], float] | None = (
+            TTLCache(_MAX_TRACKED_USERS, config.signal_cooldown_s, timer=clock)
+            if config.signal_cooldown_s > 0 else None
+        )
+        self._clock = clock
+
+    def cooldown_left_s(self, transport: str, user_id: str) -> float:
+        """Seconds before this user may ask again; 0 when they may ask now."""
+        if self._last_request is None:
+            return 0.0
+        asked_at = self._last_request.get((transport, user_id))
+        if asked_at is None:
+            return 0.0
+        return max(0.0, asked_at + self._cooldown_s - self._clock())
+
+    def start_cooldown(self, transport: str, user_id: str) -> None:
+        if self._last_request is not None:
+            self._last_request[(transport, user_id)] = self._clock()
+
+    async def compute(self, symbol: str) -> SignalOutcome:
+        """The signal at the current market moment, joining a computation already under way."""
+        key = (symbol, self._desk.now())
+        task = self._in_flight.get(key)
+        if task is None:
+            task = asyncio.create_task(self._compute(symbol, key[1]))
+            self._in_flight[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+        # shield: one requester giving up must not cancel the others' shared computation.
+        return await asyncio.shield(task)
+
+    def _finished(self, key: tuple[str, datetime], task: asyncio.Task[SignalOutcome]) -> None:
+        if self._in_flight.get(key) is task:
+            del self._in_flight[key]
+        if not task.cancelled():
+            task.exception()  # retrieved here too, in case every requester went away
+
+    async def _compute(self, symbol: str, moment: datetime) -> SignalOutcome:
+        try:
+            async with asyncio.timeout(self._wait_s):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise BusyError from None
+        try:
+            result = await self._desk.signal(symbol, at=moment)
+            chart_png = await _chart(result)
+            return SignalOutcome(result=result, chart_png=chart_png)
+        finally:
+            self._slots.release()
+
+
+async def _chart(result: SignalResult) -> bytes | None:
+    """The chart PNG off the event loop; a chart failure costs the picture, not the signal."""
+    try:
+        return await asyncio.to_thread(render_chart, result.signal, result.snapshot)
+    except Exception:
+        log.exception("chart_failed", symbol=result.signal.symbol)
+        return None
+
+
+def modality_fields(signal: Signal) -> tuple[Field, ...]:
+    """One field per modality, each a one-line score and its figures; missing ones say so."""
+    fields = [Field(title, _modality_value(key, signal.reports.get(key)))
+              for key, title in MODALITY_TITLES.items()]
+    fields.extend(Field(key.replace("_", " ").capitalize(), _modality_value(key, report))
+                  for key, report in signal.reports.items() if key not in MODALITY_TITLES)
+    return tuple(fields)
+
+
+def _modality_value(key: str, report: AgentReport | None) -> str:
+    if report is None:
+        return "n/a · unavailable: no report"
+    # modality_line is "<title padded> <score>  <figures>"; the field carries the title already.
+    title = MODALITY_TITLES.get(key, key.replace("_", " ").capitalize())
+    body = modality_line(key, report).removeprefix(f"{title:<11} ").strip()
+    return " · ".join(part.strip() for part in body.split("  ", 1) if part.strip())
+
+
+class SignalCommands:
+    """The `signal` command group."""
+
+    def __init__(self, desk: Desk, guard: SignalGuard) -> None:
+        self._desk = desk
+        self._guard = guard
+
+    def commands(self) -> tuple[Command, ...]:
+        return (
+            Command("signal", self.signal, "a signal for one symbol now, with its chart",
+                    f"signal {base_asset(self._desk.symbols[0]).lower()}", USAGE),
+        )
+
+    async def signal(self, request: Request) -> Reply:
+        check_arg_count(request.args, USAGE, least=1, most=1)
+        symbol = self._desk.resolve(request.args[0])
+        wait_s = self._guard.cooldown_left_s(request.transport, request.user_id)
+        if wait_s > 0:
+            return error_reply(f"easy — you can ask for another signal in {math.ceil(wait_s)} s")
+        self._guard.start_cooldown(request.transport, request.user_id)
+        try:
+            outcome = await self._guard.compute(symbol)
+        except BusyError:
+            return error_reply("busy computing other signals right now — try again in a minute")
+        except BadTimeError:
+            # The desk words this for the CLI's --at; a chat user never chose the moment.
+            return error_reply(f"no recorded {symbol} market data for the current market moment "
+                               f"({format_moment(self._desk.now())}) — try another symbol")
+        return signal_reply(outcome)
+
+
+def signal_reply(outcome: SignalOutcome) -> Reply:
+    """The reply for a computed signal: the text, one field per modality, the chart."""
+    signal = outcome.result.signal
+    base = base_asset(signal.symbol).lower()
+    next_step = f"`watch add {base}` to follow {signal.symbol}, then `alerts 60` for a DM"
+    return Reply(text=render_text(signal), fields=modality_fields(signal),
+                 chart_png=outcome.chart_png, signal=signal, extra={"next": next_step})

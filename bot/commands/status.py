@@ -1,0 +1,82 @@
+"""`status`: which sources are healthy or failing and since when, the last cycle and the next."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from bot.commands.base import BotStatus, Field, Reply, Request, SourceHealth, StatusProvider
+from bot.commands.registry import Command, check_arg_count
+from bot.render.text import format_moment
+
+__all__ = ["StatusCommands", "render_status"]
+
+USAGE = "status"
+STATE_MARKS: Mapping[str, str] = {
+    "ok": "✅", "failing": "❌", "open": "⛔", "not_configured": "➖",
+}
+
+
+class StatusCommands:
+    """The `status` command group."""
+
+    def __init__(self, status: StatusProvider) -> None:
+        self._status = status
+
+    def commands(self) -> tuple[Command, ...]:
+        return (
+            Command("status", self.status, "source health, breakers, last cycle and next run",
+                    "status", USAGE),
+        )
+
+    async def status(self, request: Request) -> Reply:
+        check_arg_count(request.args, USAGE)
+        return render_status(await self._status())
+
+
+def render_status(status: BotStatus) -> Reply:
+    """The operator's view: one line per source (marked by state, never by colour alone)."""
+    lines = [f"Status · market moment {format_moment(status.market_now)}", "Sources:"]
+    lines.extend(f"  {_source_line(source)}" for source in status.sources)
+    if not status.sources:
+        lines.append("  none reported")
+    lines.extend([
+        f"Last cycle: {_last_cycle(status)}",
+        f"Next run: {_moment(status.next_run_at, 'not scheduled')}",
+        f"Outbox: {_counts(status.outbox)}",
+        f"Transports: {', '.join(status.transports) or 'none'}",
+    ])
+    lines.extend(status.notes)
+    fields = tuple(Field(source.name, _source_value(source)) for source in status.sources)
+    return Reply(text="\n".join(lines), fields=fields)
+
+
+def _source_line(source: SourceHealth) -> str:
+    return f"{STATE_MARKS.get(source.state, '•')} {source.name}: {_source_value(source)}"
+
+
+def _source_value(source: SourceHealth) -> str:
+    value = source.state.replace("_", " ")
+    if source.detail:
+        value += f" — {source.detail}"
+    if source.since is not None:
+        value += f" (since {format_moment(source.since)})"
+    return value
+
+
+def _last_cycle(status: BotStatus) -> str:
+    if status.last_cycle_at is None:
+        return "none yet"
+    market = (f" for market moment {format_moment(status.last_cycle_market_at)}"
+              if status.last_cycle_market_at is not None else "")
+    return f"{format_moment(status.last_cycle_at)}{market}"
+
+
+def _moment(moment: datetime | None, missing: str) -> str:
+    return format_moment(moment) if moment is not None else missing
+
+
+def _counts(outbox: Mapping[str, int]) -> str:
+    if not outbox:
+        return "empty"
+    return " · ".join(f"{name} {count}" for name, count in sorted(outbox.items()))

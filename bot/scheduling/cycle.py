@@ -1,0 +1,117 @@
+"""One signal cycle: every followed symbol computed once, alerts planned, all recorded atomically.
+
+A failure for one symbol is logged and never stops the others. A symbol already computed at this
+market moment (the demo clock at the end of the data, or a restart at the moment where the last
+run stopped) is not computed again: the same data would only repeat the same signal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import structlog
+
+from bot.alerts.policy import plan_deliveries
+from bot.config import BotConfig
+from bot.storage.base import Store
+from intel.desk import SignalDesk
+from intel.models import MarketSnapshot, Signal
+from intel.timeutil import iso, utcnow
+
+__all__ = ["LAST_CYCLE_AT", "LAST_CYCLE_MARKET_AT", "CycleResult", "SignalCycle"]
+
+LAST_CYCLE_AT = "last_cycle_at"  # wall-clock time the last cycle finished (ISO-8601 UTC)
+LAST_CYCLE_MARKET_AT = "last_cycle_market_at"  # the market moment it computed
+
+ChartRenderer = Callable[[Signal, MarketSnapshot], bytes]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class CycleResult:
+    """What one cycle did, for logs and tests."""
+
+    market_at: datetime
+    computed: tuple[str, ...]
+    deliveries: int
+    failed: tuple[str, ...]
+
+
+class SignalCycle:
+    def __init__(
+        self,
+        desk: SignalDesk,
+        store: Store,
+        config: BotConfig,
+        render_chart: ChartRenderer,
+        on_recorded: Callable[[], None],
+    ) -> None:
+        self._desk = desk
+        self._store = store
+        self._config = config
+        self._render_chart = render_chart
+        self._on_recorded = on_recorded
+
+    async def run_once(self) -> CycleResult:
+        """Compute every followed symbol once at the current market moment; never raises."""
+        market_at = self._desk.now().replace(microsecond=0)
+        computed: list[str] = []
+        failed: list[str] = []
+        deliveries = 0
+        for symbol in sorted(await self.followed_symbols()):
+            try:
+                sent = await self._run_symbol(symbol, market_at)
+            except Exception:  # one symbol's failure must not stop the others
+                log.exception("cycle_symbol_failed", symbol=symbol, market_at=iso(market_at))
+                failed.append(symbol)
+                continue
+            if sent is not None:
+                computed.append(symbol)
+                deliveries += sent
+        await self._store.set_meta(LAST_CYCLE_AT, iso(utcnow()))
+        await self._store.set_meta(LAST_CYCLE_MARKET_AT, iso(market_at))
+        result = CycleResult(market_at, tuple(computed), deliveries, tuple(failed))
+        log.info("cycle_done", market_at=iso(market_at), computed=list(computed),
+                 deliveries=deliveries, failed=list(failed))
+        return result
+
+    async def followed_symbols(self) -> set[str]:
+        """Symbols in any watchlist or subscription; all of them when a chat subscribed to all."""
+        followed = set(await self._store.followed_symbols())
+        for symbol in self._desk.symbols:
+            if symbol in followed:
+                continue
+            # The Store has no "any all-symbol subscription?" query; ask per configured symbol.
+            subscriptions = await self._store.subscriptions_for(symbol)
+            if any(sub.active and not sub.symbols for sub in subscriptions):
+                return set(self._desk.symbols)
+        return followed & set(self._desk.symbols)
+
+    async def _run_symbol(self, symbol: str, market_at: datetime) -> int | None:
+        """Compute, plan and record one symbol; the number of deliveries, None when skipped."""
+        last = await self._store.last_signal(symbol)
+        if last is not None and last.signal.as_of >= market_at:
+            return None
+        result = await self._desk.signal(symbol, market_at)
+        signal = result.signal
+        deliveries, alerted = plan_deliveries(
+            signal,
+            await self._store.last_alerted(symbol),
+            await self._store.subscriptions_for(symbol),
+            await self._store.watchers(symbol),
+            await self._store.dm_states(symbol),
+            self._config.alerts.confidence_step,
+        )
+        chart = None
+        if deliveries:  # the chart costs a few hundred ms; only messages need it
+            chart = await asyncio.to_thread(self._render_chart, signal, result.snapshot)
+        await self._store.record_signal(signal, chart, deliveries, alerted)
+        log.info("signal_recorded", symbol=symbol, action=signal.action.value,
+                 confidence=signal.confidence, alerted=alerted, deliveries=len(deliveries))
+        if deliveries:
+            self._on_recorded()
+        return len(deliveries)

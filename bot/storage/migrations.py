@@ -1,0 +1,160 @@
+"""The SQLite schema as an ordered list of versioned migrations, applied once each at open.
+
+Never edit a migration that has shipped: append a new one. Each runs in its own transaction
+together with the row that records its version, so a crash leaves either all of it or none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiosqlite
+
+from intel.timeutil import iso, utcnow
+
+__all__ = ["MIGRATIONS", "Migration", "SchemaTooNewError", "migrate", "schema_version"]
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+class SchemaTooNewError(RuntimeError):
+    """The database was written by a newer version of the bot; refuse to touch it."""
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial schema", (
+        """CREATE TABLE subscriptions (
+            transport TEXT NOT NULL,
+            chat_id TEXT NOT NULL,
+            active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
+            disabled_reason TEXT,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (transport, chat_id)
+        )""",
+        # No rows for a subscription means it follows every symbol.
+        """CREATE TABLE subscription_symbols (
+            transport TEXT NOT NULL,
+            chat_id TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            PRIMARY KEY (transport, chat_id, symbol),
+            FOREIGN KEY (transport, chat_id) REFERENCES subscriptions (transport, chat_id)
+                ON DELETE CASCADE
+        )""",
+        "CREATE INDEX subscription_symbols_by_symbol ON subscription_symbols (symbol)",
+        """CREATE TABLE users (
+            transport TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            dm_chat_id TEXT NOT NULL,
+            threshold INTEGER,
+            dm_disabled_reason TEXT,
+            PRIMARY KEY (transport, user_id)
+        )""",
+        """CREATE TABLE watchlist (
+            transport TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            PRIMARY KEY (transport, user_id, symbol),
+            FOREIGN KEY (transport, user_id) REFERENCES users (transport, user_id)
+                ON DELETE CASCADE
+        )""",
+        "CREATE INDEX watchlist_by_symbol ON watchlist (symbol)",
+        """CREATE TABLE signals (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            symbol TEXT NOT NULL,
+            as_of_ms INTEGER NOT NULL,
+            action TEXT NOT NULL,
+            confidence INTEGER NOT NULL,
+            alerted INTEGER NOT NULL CHECK (alerted IN (0, 1)),
+            payload TEXT NOT NULL
+        )""",
+        "CREATE INDEX signals_by_symbol_time ON signals (symbol, as_of_ms)",
+        "CREATE INDEX signals_by_symbol_action ON signals (symbol, action, confidence)",
+        """CREATE TABLE charts (
+            signal_id INTEGER PRIMARY KEY REFERENCES signals (id) ON DELETE CASCADE,
+            png BLOB NOT NULL
+        )""",
+        """CREATE TABLE last_alerts (
+            symbol TEXT PRIMARY KEY,
+            signal_id INTEGER NOT NULL REFERENCES signals (id)
+        )""",
+        """CREATE TABLE dm_states (
+            transport TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            action TEXT NOT NULL,
+            confidence INTEGER NOT NULL,
+            signal_id INTEGER NOT NULL REFERENCES signals (id),
+            PRIMARY KEY (transport, user_id, symbol)
+        )""",
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            signal_id INTEGER NOT NULL REFERENCES signals (id),
+            transport TEXT NOT NULL,
+            chat_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('channel', 'dm')),
+            intro TEXT NOT NULL,
+            user_id TEXT,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'sent', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created_at REAL NOT NULL,
+            next_attempt_at REAL NOT NULL,
+            finished_at REAL
+        )""",
+        "CREATE INDEX outbox_by_status ON outbox (status, id)",
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    )),
+)
+
+
+async def schema_version(conn: aiosqlite.Connection) -> int:
+    async with conn.execute("SELECT coalesce(max(version), 0) FROM schema_version") as cursor:
+        row = await cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+async def migrate(
+    conn: aiosqlite.Connection, migrations: tuple[Migration, ...] = MIGRATIONS
+) -> list[int]:
+    """Bring the schema up to date; return the versions applied now (empty when current)."""
+    await conn.execute(
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+    )
+    latest = max((m.version for m in migrations), default=0)
+    current = await schema_version(conn)
+    if current > latest:
+        raise SchemaTooNewError(
+            f"database schema is version {current}; this code knows up to {latest}"
+        )
+    applied: list[int] = []
+    for migration in sorted(migrations, key=lambda m: m.version):
+        if migration.version > current and await _apply(conn, migration):
+            applied.append(migration.version)
+    return applied
+
+
+async def _apply(conn: aiosqlite.Connection, migration: Migration) -> bool:
+    await conn.execute("BEGIN IMMEDIATE")
+    try:
+        # Another process may have migrated while we waited for the write lock.
+        if await schema_version(conn) >= migration.version:
+            await conn.rollback()
+            return False
+        for statement in migration.statements:
+            await conn.execute(statement)
+        await conn.execute(
+            "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
+            (migration.version, migration.name, iso(utcnow())),
+        )
+        await conn.execute("COMMIT")
+    except BaseException:
+        await conn.rollback()  # a no-op where SQLite already rolled back on its own
+        raise
+    return True

@@ -1,0 +1,522 @@
+"""The transport-neutral commands through CommandRouter, over the real replay desk and SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from bot.commands.base import BotStatus, Reply, Request, SourceHealth
+from bot.commands.registry import MAX_ARGS, MAX_INPUT_CHARS, Command
+from bot.commands.router import INTERNAL_ERROR, CommandRouter, parse_command_line
+from bot.config import BotConfig
+from bot.render.text import render_text
+from bot.storage.sqlite import SqliteStore
+from intel.config import load_config
+from intel.desk import SignalDesk, build_desk
+from intel.errors import NoSignalError, UserInputError
+from intel.pipeline import SignalResult
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+MOMENT = datetime(2025, 10, 10, 20, 0, tzinfo=UTC)
+
+
+class FakeClock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CountingDesk:
+    """Wraps the real desk: counts pipeline runs and how many overlap, optionally slowed down."""
+
+    def __init__(self, desk: SignalDesk, delay_s: float = 0.0,
+                 fail: Exception | None = None) -> None:
+        self._desk = desk
+        self._delay_s = delay_s
+        self._fail = fail
+        self.calls = 0
+        self.active = 0
+        self.peak = 0
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self._desk.symbols
+
+    def resolve(self, text: str) -> str:
+        return self._desk.resolve(text)
+
+    def now(self) -> datetime:
+        return self._desk.now()
+
+    async def signal(self, symbol: str, at: datetime | None = None) -> SignalResult:
+        self.calls += 1
+        self.active += 1
+        self.peak = max(self.peak, self.active)
+        try:
+            await asyncio.sleep(self._delay_s)
+            if self._fail is not None:
+                raise self._fail
+            return await self._desk.signal(symbol, at)
+        finally:
+            self.active -= 1
+
+
+def make_config(**commands: Any) -> BotConfig:
+    overrides = {f"commands.{key}": value for key, value in commands.items()}
+    return load_config(env={}, model=BotConfig, overrides=overrides)
+
+
+async def fixed_status() -> BotStatus:
+    return BotStatus(
+        market_now=MOMENT,
+        sources=(
+            SourceHealth("candles", "ok", "replay"),
+            SourceHealth("whales", "failing", "HTTP 503", since=MOMENT - timedelta(minutes=12)),
+            SourceHealth("orderbook", "open", "breaker open after 5 failures",
+                         since=MOMENT - timedelta(hours=1)),
+            SourceHealth("reddit", "not_configured", "set REDDIT_CLIENT_ID"),
+        ),
+        last_cycle_at=MOMENT - timedelta(minutes=5),
+        last_cycle_market_at=MOMENT - timedelta(hours=1),
+        next_run_at=MOMENT + timedelta(minutes=55),
+        outbox={"pending": 2, "sent": 40, "failed": 1},
+        transports=("console", "telegram"),
+    )
+
+
+@pytest.fixture(scope="module")
+def desk() -> SignalDesk:
+    return build_desk(load_config(env={}, model=BotConfig))
+
+
+@pytest.fixture
+async def store(tmp_path: Path):
+    sqlite = SqliteStore(tmp_path / "t.db")
+    await sqlite.open()
+    yield sqlite
+    await sqlite.close()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def router(desk, store, clock) -> CommandRouter:
+    return CommandRouter(desk, store, make_config(), fixed_status, clock=clock)
+
+
+def request(line: str, *, user: str = "u1", chat: str = "c1", admin: bool = False,
+            transport: str = "console") -> Request:
+    name, args = parse_command_line(line)
+    return Request(transport=transport, user_id=user, chat_id=chat, dm_chat_id=f"dm-{user}",
+                   command=name, args=args, is_private=not admin, is_admin=admin)
+
+
+async def ask(router: CommandRouter, line: str, **who: Any) -> Reply:
+    reply = await router.handle(request(line, **who))
+    assert reply.text.strip()
+    if reply.is_error:
+        assert "\n" not in reply.text
+        assert "Traceback" not in reply.text
+    return reply
+
+
+async def user_state(store: SqliteStore, user: str = "u1", chat: str = "c1") -> tuple:
+    symbols = ("BTC/USDT", "ETH/USDT")
+    return (
+        await store.watchlist("console", user),
+        await store.threshold("console", user),
+        await store.subscription("console", chat),
+        [sorted(await store.watchers(s), key=lambda w: (w.transport, w.user_id)) for s in symbols],
+    )
+
+
+# -- parsing ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("/signal eth", ("signal", ("eth",))),
+    ("signal eth", ("signal", ("eth",))),
+    ("/Signal@SignalDeskBot ETH", ("signal", ("ETH",))),
+    ("  watch \t add   eth  ", ("watch", ("add", "eth"))),
+    ("HELP", ("help", ())),
+])
+def test_parse_command_line(line, expected):
+    assert parse_command_line(line) == expected
+
+
+@pytest.mark.parametrize("line", ["", "   \n\t", "/", "@bot", "/@bot eth", "x" * 10_000,
+                                  "signal " + "a " * (MAX_ARGS + 1)])
+def test_parse_command_line_rejects_unusable_input(line):
+    with pytest.raises(UserInputError) as caught:
+        parse_command_line(line)
+    assert "\n" not in str(caught.value)
+    assert len(str(caught.value)) < 200
+
+
+# -- help and unknown commands ---------------------------------------------------------------
+
+async def test_help_lists_every_command_with_an_example_and_how_to_connect(router):
+    reply = await ask(router, "help")
+    assert not reply.is_error
+    for command in router.commands.values():
+        assert f"{command.name} — " in reply.text
+        assert f"`{command.example}`" in reply.text
+    assert "DISCORD_TOKEN" in reply.text
+    assert "TELEGRAM_TOKEN" in reply.text
+
+
+async def test_help_for_one_command_and_a_typo(router):
+    assert "watch add" in (await ask(router, "help watch")).text
+    typo = await ask(router, "help wach")
+    assert typo.is_error
+    assert "did you mean `help watch`" in typo.text
+    assert (await ask(router, "help watch list")).is_error
+
+
+async def test_unknown_command_suggests_the_closest(router):
+    reply = await ask(router, "sigal btc")
+    assert reply.is_error
+    assert "did you mean `signal`" in reply.text
+    nothing_close = await ask(router, "qqqqqq")
+    assert "`help`" in nothing_close.text
+
+
+def test_performance_and_backtest_are_slots_not_placeholders(router):
+    assert "performance" not in router.commands
+    assert "backtest" not in router.commands
+
+
+async def test_extra_commands_fill_the_slot_and_show_in_help(desk, store):
+    async def performance(req: Request) -> Reply:
+        return Reply(text=f"performance for {req.user_id}")
+
+    slot = Command("performance", performance, "how past signals did", "performance", "performance")
+    router = CommandRouter(desk, store, make_config(), fixed_status, extra_commands=[slot])
+    assert (await ask(router, "performance")).text == "performance for u1"
+    assert "`performance`" in (await ask(router, "help")).text
+    with pytest.raises(ValueError, match="already registered"):
+        router.register(slot)
+
+
+# -- signal ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("typed", ["btc", "BTC", "btcusdt", "BTC-USDT", "btc/usdt"])
+async def test_signal_accepts_symbols_as_typed(desk, store, typed):
+    router = CommandRouter(desk, store, make_config(), fixed_status)
+    reply = await ask(router, f"signal {typed}")
+    assert not reply.is_error
+    assert reply.signal is not None
+    assert reply.signal.symbol == "BTC/USDT"
+
+
+async def test_signal_reply_has_text_fields_and_chart(router):
+    reply = await ask(router, "/signal eth")
+    assert reply.signal is not None
+    assert reply.text == render_text(reply.signal)
+    assert [f.name for f in reply.fields] == ["Whales", "Order book", "Sentiment"]
+    assert all(f.value and "\n" not in f.value for f in reply.fields)
+    assert reply.chart_png is not None
+    assert reply.chart_png.startswith(PNG_SIGNATURE)
+    assert "watch add eth" in reply.extra["next"]
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("signal btx", "did you mean BTC/USDT?"),
+    ("signal $$$", "malformed symbol"),
+    ("signal DOGE", "unknown symbol 'DOGE'"),
+    ("signal", "missing argument"),
+    ("signal btc eth", "too many arguments"),
+    ("signal " + "b" * 400, "malformed symbol"),
+])
+async def test_signal_bad_input(router, line, expected):
+    reply = await ask(router, line)
+    assert reply.is_error
+    assert expected in reply.text
+    assert reply.chart_png is None
+
+
+async def test_signal_cooldown_per_user_with_seconds_left(router, clock):
+    assert not (await ask(router, "signal btc")).is_error
+    clock.now += 3
+    again = await ask(router, "signal eth")
+    assert again.is_error
+    assert "7 s" in again.text
+    assert not (await ask(router, "signal btc", user="u2")).is_error
+    assert not (await ask(router, "signal btc", transport="telegram")).is_error
+    clock.now += 7
+    assert not (await ask(router, "signal eth")).is_error
+
+
+async def test_rejected_symbol_does_not_start_the_cooldown(router):
+    assert (await ask(router, "signal btx")).is_error
+    assert not (await ask(router, "signal btc")).is_error
+
+
+async def test_concurrent_requests_for_one_symbol_share_one_computation(desk, store):
+    counting = CountingDesk(desk, delay_s=0.2)
+    router = CommandRouter(counting, store, make_config(), fixed_status)
+    replies = await asyncio.gather(
+        *(router.handle(request("signal btc", user=f"user{i}")) for i in range(5))
+    )
+    assert counting.calls == 1
+    assert all(not r.is_error for r in replies)
+    assert all(r.signal is replies[0].signal for r in replies)
+    assert all(r.chart_png is replies[0].chart_png for r in replies)
+    # Once finished, a later request computes afresh (the desk's caches decide what it reuses).
+    await router.handle(request("signal btc", user="late"))
+    assert counting.calls == 2
+
+
+@pytest.mark.parametrize("cap", [1, 2])
+async def test_concurrency_cap_is_respected(desk, store, cap):
+    counting = CountingDesk(desk, delay_s=0.2)
+    router = CommandRouter(counting, store, make_config(max_concurrent_signals=cap),
+                           fixed_status)
+    replies = await asyncio.gather(
+        router.handle(request("signal btc", user="a")),
+        router.handle(request("signal eth", user="b")),
+    )
+    assert all(not r.is_error for r in replies)
+    assert counting.calls == 2
+    assert counting.peak == cap
+
+
+async def test_full_cap_waits_then_says_busy(desk, store):
+    counting = CountingDesk(desk, delay_s=0.5)
+    config = make_config(max_concurrent_signals=1, signal_wait_s=0.05)
+    router = CommandRouter(counting, store, config, fixed_status)
+    first, second = await asyncio.gather(
+        router.handle(request("signal btc", user="a")),
+        router.handle(request("signal eth", user="b")),
+    )
+    assert not first.is_error
+    assert second.is_error
+    assert "busy" in second.text
+    assert counting.peak == 1
+
+
+async def test_no_signal_possible_is_a_one_line_error(desk, store):
+    failing = CountingDesk(desk, fail=NoSignalError("no signal for BTC/USDT: no candles"))
+    router = CommandRouter(failing, store, make_config(), fixed_status)
+    reply = await ask(router, "signal btc")
+    assert reply.is_error
+    assert reply.text == "no signal for BTC/USDT: no candles"
+
+
+async def test_a_market_moment_outside_the_data_is_explained_without_cli_flags(store):
+    late = build_desk(load_config(env={}, model=BotConfig),
+                      market_clock=lambda: datetime(2031, 1, 1, tzinfo=UTC))
+    router = CommandRouter(late, store, make_config(), fixed_status)
+    reply = await ask(router, "signal btc")
+    assert reply.is_error
+    assert "no recorded BTC/USDT market data" in reply.text
+    assert "--at" not in reply.text
+
+
+async def test_a_bug_becomes_a_short_generic_reply_and_is_logged(desk, store):
+    async def broken_status() -> BotStatus:
+        raise RuntimeError("secret internals /etc/passwd")
+
+    router = CommandRouter(desk, store, make_config(), broken_status)
+    with capture_logs() as logs:
+        reply = await ask(router, "status")
+    assert reply.is_error
+    assert reply.text == INTERNAL_ERROR
+    assert [e["event"] for e in logs] == ["command_failed"]
+    assert logs[0]["exc_info"] is True
+
+
+# -- watch and alerts ------------------------------------------------------------------------
+
+async def test_watch_add_list_remove(router, store):
+    added = await ask(router, "watch add eth")
+    assert "Now watching ETH/USDT" in added.text
+    assert "alerts 60" in added.text
+    assert "already" in (await ask(router, "watch add ETHUSDT")).text
+    await ask(router, "watch add btc")
+    assert await store.watchlist("console", "u1") == ["BTC/USDT", "ETH/USDT"]
+    listed = await ask(router, "watch list")
+    assert "BTC/USDT" in listed.text
+    assert "alerts off" in listed.text
+    assert "Stopped watching ETH/USDT" in (await ask(router, "watch remove eth")).text
+    assert "weren't watching" in (await ask(router, "watch remove eth")).text
+    assert await store.watchlist("console", "u1") == ["BTC/USDT"]
+    assert "BTC/USDT" in (await ask(router, "watch")).text
+
+
+async def test_a_symbol_dropped_from_the_config_can_still_be_unwatched(router, store):
+    await store.watch_add("console", "u1", "dm-u1", "SOL/USDT")
+    assert "Stopped watching SOL/USDT" in (await ask(router, "watch remove sol")).text
+    assert await store.watchlist("console", "u1") == []
+    assert "unknown symbol 'sol'" in (await ask(router, "watch remove sol")).text
+
+
+async def test_watch_with_alerts_set_says_when_a_dm_comes(router):
+    await ask(router, "alerts 70")
+    assert "70/100" in (await ask(router, "watch add btc")).text
+
+
+async def test_empty_watch_list_says_what_to_do(router):
+    assert "watch add btc" in (await ask(router, "watch list")).text
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("watch add btx", "did you mean BTC/USDT?"),
+    ("watch add", "missing argument"),
+    ("watch add btc eth", "too many arguments"),
+    ("watch remove", "missing argument"),
+    ("watch list btc", "too many arguments"),
+    ("watch ad btc", "did you mean `watch add`"),
+    ("watch 🚀 btc", "unknown watch action"),
+])
+async def test_watch_bad_input_changes_nothing(router, store, line, expected):
+    await ask(router, "watch add eth")
+    before = await user_state(store)
+    reply = await ask(router, line)
+    assert reply.is_error
+    assert expected in reply.text
+    assert await user_state(store) == before
+
+
+async def test_alerts_set_show_and_off(router, store):
+    assert "off" in (await ask(router, "alerts")).text
+    reply = await ask(router, "alerts 60")
+    assert "60/100" in reply.text
+    assert "watch add" in reply.text
+    assert await store.threshold("console", "u1") == 60
+    assert "60/100" in (await ask(router, "alerts")).text
+    await ask(router, "watch add eth")
+    assert "ETH/USDT" in (await ask(router, "alerts 75%")).text
+    assert await store.threshold("console", "u1") == 75
+    assert "off" in (await ask(router, "alerts OFF")).text
+    assert await store.threshold("console", "u1") is None
+
+
+@pytest.mark.parametrize(("value", "expected"), [("0", 0), ("100", 100), ("007", 7)])
+async def test_alerts_bounds(router, store, value, expected):
+    assert not (await ask(router, f"alerts {value}")).is_error
+    assert await store.threshold("console", "u1") == expected
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("alerts 101", "out of range"),
+    ("alerts 1000", "not a whole number"),
+    ("alerts -1", "not a whole number"),
+    ("alerts 6.5", "not a whole number"),
+    ("alerts sixty", "not a whole number"),
+    ("alerts ٦٠", "not a whole number"),
+    ("alerts 1e2", "not a whole number"),
+    ("alerts 60 70", "too many arguments"),
+])
+async def test_alerts_bad_input_changes_nothing(router, store, line, expected):
+    await ask(router, "alerts 40")
+    before = await user_state(store)
+    reply = await ask(router, line)
+    assert reply.is_error
+    assert expected in reply.text
+    assert await user_state(store) == before
+
+
+# -- subscribe -------------------------------------------------------------------------------
+
+async def test_subscribe_all_then_some_then_unsubscribe(router, store):
+    everything = await ask(router, "subscribe", admin=True)
+    assert "every symbol" in everything.text
+    assert (await store.subscription("console", "c1")).symbols == ()
+    some = await ask(router, "/subscribe eth btc ETHUSDT eth/usdt", admin=True)
+    assert not some.is_error
+    assert (await store.subscription("console", "c1")).symbols == ("BTC/USDT", "ETH/USDT")
+    assert "Unsubscribed" in (await ask(router, "unsubscribe", admin=True)).text
+    assert await store.subscription("console", "c1") is None
+    assert "no subscription" in (await ask(router, "unsubscribe", admin=True)).text
+
+
+@pytest.mark.parametrize("line", ["subscribe", "subscribe btc", "unsubscribe"])
+async def test_non_admins_are_refused(router, store, line):
+    await ask(router, "subscribe eth", admin=True)
+    before = await user_state(store)
+    reply = await ask(router, line, admin=False)
+    assert reply.is_error
+    assert "admin" in reply.text
+    assert await user_state(store) == before
+
+
+@pytest.mark.parametrize(("line", "expected"), [
+    ("subscribe btc btx", "did you mean BTC/USDT?"),
+    ("subscribe btc ???", "malformed symbol"),
+    ("unsubscribe now", "too many arguments"),
+])
+async def test_subscribe_bad_input_changes_nothing(router, store, line, expected):
+    await ask(router, "subscribe eth", admin=True)
+    before = await user_state(store)
+    reply = await ask(router, line, admin=True)
+    assert reply.is_error
+    assert expected in reply.text
+    assert await user_state(store) == before
+
+
+# -- status ----------------------------------------------------------------------------------
+
+async def test_status_shows_sources_cycle_and_schedule(router):
+    reply = await ask(router, "status")
+    assert not reply.is_error
+    text = reply.text
+    assert "✅ candles: ok" in text
+    assert "❌ whales: failing — HTTP 503 (since 2025-10-10 19:48 UTC)" in text
+    assert "⛔ orderbook: open" in text
+    assert "not configured" in text
+    assert "Last cycle: 2025-10-10 19:55 UTC for market moment 2025-10-10 19:00 UTC" in text
+    assert "Next run: 2025-10-10 20:55 UTC" in text
+    assert "pending 2" in text
+    assert "console, telegram" in text
+    assert [f.name for f in reply.fields] == ["candles", "whales", "orderbook", "reddit"]
+    assert (await ask(router, "status now")).is_error
+
+
+# -- strange input ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("arg", [
+    "x" * 10_000,
+    "\x00\x07\x1b[31m",
+    "🚀🌕",
+    "\u202eCTB",  # right-to-left override
+    "בִּיטְקוֹין",
+    "e\u0301th",
+    "ETH\u200b",
+])
+@pytest.mark.parametrize("command", ["signal", "watch", "alerts", "subscribe", "help", "sigñal"])
+async def test_strange_arguments_get_a_short_reply_and_change_nothing(router, store, command,
+                                                                      arg):
+    before = await user_state(store)
+    reply = await router.handle(Request("console", "u1", "c1", "dm-u1", command,
+                                        ("add", arg) if command == "watch" else (arg,),
+                                        is_admin=True))
+    assert reply.is_error
+    assert reply.text.strip()
+    assert "\n" not in reply.text
+    assert len(reply.text) < 300
+    assert not any(ch in reply.text for ch in "\x00\x07\x1b\u202e\u200b")
+    assert await user_state(store) == before
+
+
+async def test_too_many_args_from_a_transport_that_skips_the_parser(router, store):
+    before = await user_state(store)
+    reply = await router.handle(Request("console", "u1", "c1", "dm-u1", "subscribe",
+                                        ("btc",) * (MAX_ARGS + 1), is_admin=True))
+    assert reply.is_error
+    assert "too many arguments" in reply.text
+    huge = await router.handle(Request("console", "u1", "c1", "dm-u1", "subscribe",
+                                       ("b" * MAX_INPUT_CHARS, "eth"), is_admin=True))
+    assert huge.is_error
+    assert await user_state(store) == before

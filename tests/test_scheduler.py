@@ -1,0 +1,242 @@
+"""The scheduler, the demo clock and the signal cycle.
+
+Overdue at start: one cycle at once, not a burst and not never; not overdue: the rhythm of the last
+run is kept. The demo clock stops at the end of the data and says so once; the cycle computes each
+followed symbol once, isolates failures and remembers when it ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import structlog
+
+from bot.config import BotConfig
+from bot.scheduling.clock import DemoClock, FixedClock, build_market_clock
+from bot.scheduling.cycle import LAST_CYCLE_AT, LAST_CYCLE_MARKET_AT, SignalCycle
+from bot.scheduling.scheduler import CycleScheduler, real_interval_s
+from bot.storage.sqlite import SqliteStore
+from intel.config import load_config
+from intel.desk import SignalDesk, build_desk
+from intel.errors import ConfigError
+from intel.pipeline import SignalResult
+from intel.timeutil import iso, parse_time, utcnow
+
+
+@pytest.fixture(autouse=True)
+def _fresh_structlog() -> None:
+    """Another test may have bound structlog to a stream pytest has since closed."""
+    structlog.reset_defaults()
+
+
+BTC, ETH = "BTC/USDT", "ETH/USDT"
+START = datetime(2025, 10, 6, 16, tzinfo=UTC)
+
+
+@pytest.fixture
+async def store(tmp_path: Path):
+    store = SqliteStore(tmp_path / "bot.db")
+    await store.open()
+    yield store
+    await store.close()
+
+
+class Counter:
+    def __init__(self, duration_s: float = 0.0) -> None:
+        self.runs = 0
+        self.running = 0
+        self.most_at_once = 0
+        self.duration_s = duration_s
+
+    async def __call__(self) -> None:
+        self.runs += 1
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            await asyncio.sleep(self.duration_s)
+        finally:
+            self.running -= 1
+
+
+async def run_scheduler(scheduler: CycleScheduler, seconds: float) -> None:
+    await scheduler.start()
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        await scheduler.stop()
+
+
+async def test_overdue_cycle_runs_exactly_once_at_start(store):
+    await store.set_meta(LAST_CYCLE_AT, iso(utcnow() - timedelta(days=3)))
+    cycle = Counter()
+    scheduler = CycleScheduler(cycle, store, interval_s=3600)
+    await scheduler.start()
+    await asyncio.sleep(0.4)
+    next_run = scheduler.next_run_at
+    await scheduler.stop()
+    assert cycle.runs == 1  # three days of missed hourly cycles: one run, not 72
+    assert next_run is not None
+    assert timedelta(minutes=59) < next_run - utcnow() <= timedelta(hours=1)
+
+
+async def test_first_start_runs_a_cycle_at_once(store):
+    cycle = Counter()
+    await run_scheduler(CycleScheduler(cycle, store, interval_s=3600), 0.3)
+    assert cycle.runs == 1
+
+
+async def test_not_overdue_keeps_the_rhythm_of_the_last_run(store):
+    last = utcnow() - timedelta(minutes=20)
+    await store.set_meta(LAST_CYCLE_AT, iso(last))
+    cycle = Counter()
+    scheduler = CycleScheduler(cycle, store, interval_s=3600)
+    await scheduler.start()
+    await asyncio.sleep(0.3)
+    next_run = scheduler.next_run_at
+    await scheduler.stop()
+    assert cycle.runs == 0
+    assert next_run is not None
+    assert abs((next_run - (parse_time(iso(last)) + timedelta(hours=1))).total_seconds()) < 1
+
+
+async def test_an_overrunning_cycle_is_never_started_twice(store):
+    cycle = Counter(duration_s=0.35)
+    await run_scheduler(CycleScheduler(cycle, store, interval_s=0.1), 1.0)
+    assert cycle.most_at_once == 1
+    assert 2 <= cycle.runs <= 4
+
+
+async def test_stop_lets_a_cycle_in_flight_finish(store):
+    cycle = Counter(duration_s=0.3)
+    scheduler = CycleScheduler(cycle, store, interval_s=3600)
+    await scheduler.start()
+    await asyncio.sleep(0.1)
+    assert cycle.running == 1
+    await scheduler.stop()
+    assert cycle.running == 0
+    assert scheduler.next_run_at is None
+
+
+def test_demo_interval_is_market_time_over_speed():
+    assert real_interval_s(60, 360) == pytest.approx(10.0)
+    assert real_interval_s(60, 1) == pytest.approx(3600.0)
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_demo_clock_advances_then_stops_and_says_so_once():
+    ticks, ended = FakeMonotonic(), []
+    clock = DemoClock(START, START + timedelta(hours=2), 360, ended.append, ticks)
+    assert clock.now() == START
+    ticks.now += 10
+    assert clock.now() == START + timedelta(hours=1)
+    assert clock.real_seconds_to_end() == pytest.approx(10)
+    ticks.now += 1000
+    assert clock.now() == START + timedelta(hours=2)  # not wrapped, not re-dated
+    assert clock.now() == START + timedelta(hours=2)
+    assert ended == [START + timedelta(hours=2)]
+    assert clock.ended
+
+
+def config_with(**env: str) -> BotConfig:
+    return load_config(env={f"BOT__{k.upper()}": v for k, v in env.items()}, model=BotConfig)
+
+
+def test_clock_resumes_where_the_last_run_stopped():
+    config = config_with(data__default_at="2025-10-06T16:00Z")
+    end = datetime(2025, 10, 12, 14, tzinfo=UTC)
+    later = START + timedelta(hours=30)
+    resumed = build_market_clock(config, end, resume_from=later)
+    assert isinstance(resumed, DemoClock)
+    assert resumed.start == later
+    earlier = build_market_clock(config, end, resume_from=START - timedelta(days=1))
+    assert isinstance(earlier, DemoClock)
+    assert earlier.start == START
+    clock = build_market_clock(config, START + timedelta(hours=5))  # candles end first
+    assert clock.end == START + timedelta(hours=5)
+    frozen = build_market_clock(config_with(demo__enabled="false"), end)
+    assert isinstance(frozen, FixedClock)
+    assert frozen.now() == config.data.default_at
+
+
+def test_demo_until_is_validated():
+    with pytest.raises(ConfigError, match=r"demo\.until"):
+        config_with(demo__until="not a time")
+    config = config_with(demo__until="2025-01-01T00:00Z")
+    with pytest.raises(ConfigError, match="must be after"):
+        build_market_clock(config, START + timedelta(days=30))
+
+
+class MomentDesk:
+    """The real desk at a settable market moment; `fail` symbols raise."""
+
+    def __init__(self, desk: SignalDesk, fail: set[str] = frozenset()) -> None:
+        self._desk = desk
+        self.moment = datetime(2025, 9, 30, 4, tzinfo=UTC)
+        self.fail = set(fail)
+        self.computed: list[str] = []
+
+    @property
+    def symbols(self) -> tuple[str, ...]:
+        return self._desk.symbols
+
+    def now(self) -> datetime:
+        return self.moment
+
+    async def signal(self, symbol: str, at: datetime | None = None) -> SignalResult:
+        self.computed.append(symbol)
+        if symbol in self.fail:
+            raise RuntimeError(f"{symbol} broke")
+        return await self._desk.signal(symbol, at)
+
+
+@pytest.fixture(scope="module")
+def real_desk() -> SignalDesk:
+    return build_desk(load_config(env={}, model=BotConfig))
+
+
+def make_cycle(desk, store, woken: list[int]) -> SignalCycle:
+    config = load_config(env={}, model=BotConfig)
+    return SignalCycle(desk, store, config, lambda signal, snapshot: b"PNG",
+                       on_recorded=lambda: woken.append(1))
+
+
+async def test_cycle_computes_followed_symbols_once_and_isolates_failures(real_desk, store):
+    desk, woken = MomentDesk(real_desk, fail={BTC}), []
+    cycle = make_cycle(desk, store, woken)
+    assert (await cycle.run_once()).computed == ()  # nobody follows anything yet
+    assert desk.computed == []
+    await store.subscribe("console", "console", ())  # all symbols
+    result = await cycle.run_once()
+    assert sorted(desk.computed) == [BTC, ETH]
+    assert result.failed == (BTC,)
+    assert result.computed == (ETH,)
+    assert await store.get_meta(LAST_CYCLE_MARKET_AT) == iso(desk.moment)
+    assert await store.get_meta(LAST_CYCLE_AT) is not None
+    desk.computed.clear()
+    await cycle.run_once()  # the same market moment again: ETH is not recomputed
+    assert desk.computed == [BTC]
+
+
+async def test_cycle_records_alerts_with_their_chart_and_wakes_the_sender(real_desk, store):
+    desk, woken = MomentDesk(real_desk), []
+    cycle = make_cycle(desk, store, woken)
+    await store.subscribe("console", "console", (BTC,))
+    desk.moment = datetime(2025, 9, 30, 5, tzinfo=UTC)  # BTC turns SELL at 05:00
+    result = await cycle.run_once()
+    assert result.computed == (BTC,)
+    assert result.deliveries == 1
+    assert woken == [1]
+    stored = await store.last_alerted(BTC)
+    assert stored is not None
+    assert stored.chart_png == b"PNG"
+    assert (await store.outbox_counts())["pending"] == 1

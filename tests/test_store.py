@@ -1,0 +1,432 @@
+"""The Store contract, run over every backend; then what only the SQLite backend promises."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiosqlite
+import pytest
+from tests.factories import DEFAULT_AS_OF, make_signal
+
+from bot.storage.base import Delivery, DeliveryKind, DmState, Store, Subscription, Watcher
+from bot.storage.migrations import MIGRATIONS, SchemaTooNewError, migrate
+from bot.storage.sqlite import SqliteStore
+from intel.models import Action
+
+BTC, ETH, SOL = "BTC/USDT", "ETH/USDT", "SOL/USDT"
+PNG = b"\x89PNG\r\n\x1a\nfake chart"
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = datetime(2025, 10, 10, 20, 0, 5, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """How to build one backend on a directory; `integrity_error` is what a bad row raises."""
+
+    build: Callable[[Path, FakeClock], Store]
+    integrity_error: type[Exception]
+
+
+BACKENDS = [
+    pytest.param(
+        Backend(
+            lambda where, clock: SqliteStore(
+                where / "store.db", backoff_base_s=2.0, backoff_max_s=10.0, clock=clock
+            ),
+            sqlite3.IntegrityError,
+        ),
+        id="sqlite",
+    ),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Backend:
+    return request.param
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def make_store(backend: Backend, tmp_path: Path, clock: FakeClock) -> Callable[[], Store]:
+    """A new store object on the same storage each call (to test reopening)."""
+    return lambda: backend.build(tmp_path, clock)
+
+
+@pytest.fixture
+async def store(make_store: Callable[[], Store]) -> AsyncIterator[Store]:
+    opened = make_store()
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+def channel(chat_id: str, transport: str = "telegram") -> Delivery:
+    return Delivery(transport, chat_id, DeliveryKind.CHANNEL, "BTC turned BUY")
+
+
+def dm(user_id: str, transport: str = "telegram") -> Delivery:
+    return Delivery(transport, f"dm-{user_id}", DeliveryKind.DM, "above your 60", user_id)
+
+
+# -- subscriptions --------------------------------------------------------------------------
+
+
+async def test_subscribe_replaces_symbols_and_unsubscribe_removes(store: Store) -> None:
+    assert await store.subscription("telegram", "c1") is None
+    sub = await store.subscribe("telegram", "c1", [ETH, BTC, BTC])
+    assert sub == Subscription("telegram", "c1", (BTC, ETH))
+    assert await store.subscription("telegram", "c1") == sub
+    assert await store.subscribe("telegram", "c1", [SOL]) == Subscription("telegram", "c1", (SOL,))
+    assert await store.subscription("telegram", "c1") == Subscription("telegram", "c1", (SOL,))
+    assert await store.subscription("discord", "c1") is None
+    assert await store.unsubscribe("telegram", "c1") is True
+    assert await store.unsubscribe("telegram", "c1") is False
+    assert await store.subscription("telegram", "c1") is None
+
+
+async def test_subscriptions_for_includes_all_symbol_and_skips_inactive(store: Store) -> None:
+    await store.subscribe("telegram", "btc-only", [BTC])
+    await store.subscribe("discord", "everything", [])
+    await store.subscribe("telegram", "eth-only", [ETH])
+    await store.subscribe("telegram", "gone", [BTC])
+    await store.disable_chat("telegram", "gone", "chat not found")
+    chats = {(s.transport, s.chat_id) for s in await store.subscriptions_for(BTC)}
+    assert chats == {("telegram", "btc-only"), ("discord", "everything")}
+    assert [s.chat_id for s in await store.subscriptions_for(SOL)] == ["everything"]
+
+
+async def test_disable_chat_stops_subscription_and_dms_until_used_again(store: Store) -> None:
+    await store.subscribe("telegram", "dm-u1", [BTC])
+    await store.watch_add("telegram", "u1", "dm-u1", BTC)
+    await store.set_threshold("telegram", "u1", "dm-u1", 60)
+    await store.disable_chat("telegram", "dm-u1", "bot was blocked by the user")
+    assert await store.subscription("telegram", "dm-u1") == Subscription(
+        "telegram", "dm-u1", (BTC,), active=False, disabled_reason="bot was blocked by the user"
+    )
+    assert await store.watchers(BTC) == []
+    assert await store.watchlist("telegram", "u1") == [BTC]  # the list itself is kept
+    await store.watch_add("telegram", "u1", "dm-u1", ETH)
+    assert await store.watchers(BTC) == [Watcher("telegram", "u1", "dm-u1", 60)]
+    assert (await store.subscribe("telegram", "dm-u1", [BTC])).active
+
+
+# -- watchlists and thresholds --------------------------------------------------------------
+
+
+async def test_watchlist_add_remove(store: Store) -> None:
+    assert await store.watch_add("telegram", "u1", "dm-u1", ETH) is True
+    assert await store.watch_add("telegram", "u1", "dm-u1", BTC) is True
+    assert await store.watch_add("telegram", "u1", "dm-u1", BTC) is False
+    assert await store.watchlist("telegram", "u1") == [BTC, ETH]
+    assert await store.watchlist("discord", "u1") == []
+    assert await store.watch_remove("telegram", "u1", BTC) is True
+    assert await store.watch_remove("telegram", "u1", BTC) is False
+    assert await store.watchlist("telegram", "u1") == [ETH]
+
+
+async def test_thresholds_and_watchers(store: Store) -> None:
+    assert await store.threshold("telegram", "u1") is None
+    await store.watch_add("telegram", "u1", "dm-u1", BTC)
+    assert await store.threshold("telegram", "u1") is None
+    await store.set_threshold("telegram", "u1", "dm-u1", 75)
+    await store.set_threshold("discord", "u2", "dm-u2", 50)
+    await store.watch_add("discord", "u2", "dm-u2", BTC)
+    assert await store.threshold("telegram", "u1") == 75
+    assert await store.watchers(BTC) == [
+        Watcher("discord", "u2", "dm-u2", 50), Watcher("telegram", "u1", "dm-u1", 75)
+    ]
+    await store.set_threshold("telegram", "u1", "dm-u1", None)
+    assert await store.threshold("telegram", "u1") is None
+    assert Watcher("telegram", "u1", "dm-u1", None) in await store.watchers(BTC)
+    assert await store.watchers(ETH) == []
+
+
+async def test_followed_symbols(store: Store) -> None:
+    assert await store.followed_symbols() == set()
+    await store.subscribe("telegram", "c1", [BTC])
+    await store.subscribe("telegram", "all", [])
+    await store.subscribe("telegram", "off", [SOL])
+    await store.disable_chat("telegram", "off", "kicked")
+    await store.watch_add("discord", "u1", "dm-u1", ETH)
+    assert await store.followed_symbols() == {BTC, ETH}
+
+
+# -- signals ---------------------------------------------------------------------------------
+
+
+async def test_record_and_load_signal_round_trip(store: Store) -> None:
+    signal = make_signal(BTC, Action.BUY, 70)
+    signal_id = await store.record_signal(signal, PNG, [channel("c1")], alerted=True)
+    stored = await store.load_signal(signal_id)
+    assert stored is not None
+    assert (stored.id, stored.signal, stored.chart_png, stored.alerted) == (
+        signal_id, signal, PNG, True
+    )
+    assert await store.load_signal(signal_id + 1000) is None
+    assert await store.last_signal(BTC) == stored
+    assert await store.last_alerted(BTC) == stored
+    assert await store.last_signal(ETH) is None
+
+
+async def test_last_alerted_moves_only_with_alerted_signals(store: Store) -> None:
+    first = await store.record_signal(make_signal(confidence=70), None, [], alerted=True)
+    later = make_signal(confidence=72, as_of=DEFAULT_AS_OF + timedelta(hours=1))
+    second = await store.record_signal(later, None, [], alerted=False)
+    last = await store.last_signal(BTC)
+    alerted = await store.last_alerted(BTC)
+    assert last is not None
+    assert last.id == second
+    assert not last.alerted
+    assert last.chart_png is None
+    assert alerted is not None
+    assert alerted.id == first
+    assert await store.last_alerted(ETH) is None
+
+
+async def test_record_signal_updates_dm_states_for_dms_only(store: Store) -> None:
+    deliveries = [channel("c1"), dm("u1"), dm("u2", transport="discord")]
+    signal_id = await store.record_signal(make_signal(confidence=80), None, deliveries, True)
+    assert await store.dm_states(BTC) == {
+        ("telegram", "u1"): DmState(Action.BUY, 80, signal_id),
+        ("discord", "u2"): DmState(Action.BUY, 80, signal_id),
+    }
+    sell = make_signal(action=Action.SELL, confidence=65)
+    sell_id = await store.record_signal(sell, None, [dm("u1")], alerted=True)
+    states = await store.dm_states(BTC)
+    assert states[("telegram", "u1")] == DmState(Action.SELL, 65, sell_id)
+    assert states[("discord", "u2")] == DmState(Action.BUY, 80, signal_id)
+    assert await store.dm_states(ETH) == {}
+
+
+async def test_record_signal_is_atomic(store: Store, backend: Backend) -> None:
+    kept = await store.record_signal(make_signal(confidence=60), None, [dm("u1")], True)
+    bad = Delivery("telegram", "c2", "carrier-pigeon", "x")  # type: ignore[arg-type]
+    deliveries = [channel("c1"), dm("u2"), bad]
+    with pytest.raises(backend.integrity_error):
+        await store.record_signal(make_signal(confidence=90), PNG, deliveries, alerted=True)
+    last = await store.last_signal(BTC)
+    assert last is not None
+    assert last.id == kept
+    alerted = await store.last_alerted(BTC)
+    assert alerted is not None
+    assert alerted.id == kept
+    assert list(await store.dm_states(BTC)) == [("telegram", "u1")]
+    assert await store.outbox_counts() == {"pending": 1, "sent": 0, "failed": 0}
+    assert len(await store.signals(BTC)) == 1
+    assert await store.load_signal(kept + 1) is None  # nor its chart
+    # The store is still usable after the rollback.
+    assert await store.record_signal(make_signal(), None, [channel("c1")], True) > kept
+
+
+async def test_signal_history_by_time_range(store: Store) -> None:
+    hours = [DEFAULT_AS_OF + timedelta(hours=h) for h in (0, 1, 2, 3)]
+    for moment in reversed(hours):
+        await store.record_signal(make_signal(as_of=moment), PNG, [], alerted=False)
+    await store.record_signal(make_signal(ETH, as_of=hours[1]), None, [], alerted=False)
+    history = await store.signals(BTC)
+    assert [s.signal.as_of for s in history] == hours
+    assert all(s.signal.symbol == BTC for s in history)
+    window = await store.signals(BTC, since=hours[1], until=hours[3])
+    assert [s.signal.as_of for s in window] == hours[1:3]
+    assert [s.signal.as_of for s in await store.signals(BTC, since=hours[3])] == hours[3:]
+    assert [s.signal.as_of for s in await store.signals(BTC, until=hours[1])] == hours[:1]
+    assert await store.signals(SOL) == []
+
+
+# -- the outbox -----------------------------------------------------------------------------
+
+
+async def test_pending_deliveries_oldest_first_and_mark_sent(store: Store) -> None:
+    first = await store.record_signal(make_signal(), None, [channel("c1"), dm("u1")], True)
+    second = await store.record_signal(make_signal(ETH), None, [channel("c2")], True)
+    pending = await store.pending_deliveries(limit=10)
+    assert [(p.signal_id, p.chat_id, p.kind) for p in pending] == [
+        (first, "c1", DeliveryKind.CHANNEL), (first, "dm-u1", DeliveryKind.DM),
+        (second, "c2", DeliveryKind.CHANNEL),
+    ]
+    assert [p.id for p in pending] == sorted(p.id for p in pending)
+    assert pending[1].intro == "above your 60"
+    assert pending[1].attempts == 0
+    assert pending[0].created_at.tzinfo is not None
+    assert [p.id for p in await store.pending_deliveries(limit=2)] == [p.id for p in pending[:2]]
+    await store.mark_sent(pending[0].id)
+    assert [p.id for p in await store.pending_deliveries(10)] == [p.id for p in pending[1:]]
+    assert await store.outbox_counts() == {"pending": 2, "sent": 1, "failed": 0}
+
+
+async def test_transient_failure_backs_off_exponentially(store: Store, clock: FakeClock) -> None:
+    await store.record_signal(make_signal(), None, [channel("c1"), channel("c2")], True)
+    row, other = await store.pending_deliveries(10)
+    waits = []
+    for _ in range(5):
+        await store.mark_failed(row.id, "HTTP 502", permanent=False)
+        assert [p.id for p in await store.pending_deliveries(10)] == [other.id]
+        waited = 0.0
+        while not any(p.id == row.id for p in await store.pending_deliveries(10)):
+            clock.advance(0.5)
+            waited += 0.5
+        waits.append(waited)
+    assert waits == [2.0, 4.0, 8.0, 10.0, 10.0]  # base 2 s, doubled, capped at 10 s
+    again = next(p for p in await store.pending_deliveries(10) if p.id == row.id)
+    assert again.attempts == 5
+    assert await store.outbox_counts() == {"pending": 2, "sent": 0, "failed": 0}
+
+
+async def test_permanent_failure_fails_row_and_disables_chat(store: Store) -> None:
+    await store.subscribe("telegram", "c1", [BTC])
+    await store.subscribe("telegram", "c2", [BTC])
+    await store.watch_add("telegram", "u1", "dm-u1", BTC)
+    await store.watch_add("telegram", "u2", "dm-u2", BTC)
+    deliveries = [channel("c1"), channel("c2"), dm("u1"), dm("u2")]
+    await store.record_signal(make_signal(), None, deliveries, True)
+    rows = {p.chat_id: p for p in await store.pending_deliveries(10)}
+    await store.mark_failed(rows["c1"].id, "Forbidden: bot was kicked", permanent=True)
+    await store.mark_failed(rows["dm-u1"].id, "Forbidden: bot was blocked", permanent=True)
+    assert {p.chat_id for p in await store.pending_deliveries(10)} == {"c2", "dm-u2"}
+    assert await store.outbox_counts() == {"pending": 2, "sent": 0, "failed": 2}
+    sub = await store.subscription("telegram", "c1")
+    assert sub is not None
+    assert not sub.active
+    assert sub.disabled_reason == "Forbidden: bot was kicked"
+    assert [s.chat_id for s in await store.subscriptions_for(BTC)] == ["c2"]
+    assert [w.user_id for w in await store.watchers(BTC)] == ["u2"]
+
+
+async def test_failure_after_sent_changes_nothing(store: Store) -> None:
+    await store.subscribe("telegram", "c1", [BTC])
+    await store.record_signal(make_signal(), None, [channel("c1")], True)
+    (row,) = await store.pending_deliveries(10)
+    await store.mark_sent(row.id)
+    await store.mark_failed(row.id, "late error", permanent=True)
+    assert await store.outbox_counts() == {"pending": 0, "sent": 1, "failed": 0}
+    sub = await store.subscription("telegram", "c1")
+    assert sub is not None
+    assert sub.active
+
+
+async def test_concurrent_writers_do_not_collide(store: Store) -> None:
+    await store.record_signal(make_signal(), None, [channel(f"c{i}") for i in range(50)], True)
+    rows = await store.pending_deliveries(100)
+    await asyncio.gather(
+        *(store.mark_sent(r.id) for r in rows),
+        *(store.watch_add("telegram", f"u{i}", f"dm-u{i}", BTC) for i in range(50)),
+    )
+    assert await store.outbox_counts() == {"pending": 0, "sent": 50, "failed": 0}
+    assert len(await store.watchers(BTC)) == 50
+
+
+# -- key/value state and durability ---------------------------------------------------------
+
+
+async def test_meta(store: Store) -> None:
+    assert await store.get_meta("last_cycle") is None
+    await store.set_meta("last_cycle", "2025-10-10T20:00:00Z")
+    await store.set_meta("last_cycle", "2025-10-10T21:00:00Z")
+    assert await store.get_meta("last_cycle") == "2025-10-10T21:00:00Z"
+
+
+async def test_everything_survives_close_and_reopen(make_store: Callable[[], Store]) -> None:
+    first = make_store()
+    await first.open()
+    await first.subscribe("telegram", "c1", [BTC])
+    await first.watch_add("telegram", "u1", "dm-u1", ETH)
+    await first.set_threshold("telegram", "u1", "dm-u1", 65)
+    signal_id = await first.record_signal(make_signal(), PNG, [channel("c1"), dm("u1")], True)
+    (sent, _) = await first.pending_deliveries(10)
+    await first.mark_sent(sent.id)
+    await first.set_meta("k", "v")
+    await first.close()
+
+    reopened = make_store()
+    await reopened.open()
+    try:
+        sub = await reopened.subscription("telegram", "c1")
+        assert sub == Subscription("telegram", "c1", (BTC,))
+        assert await reopened.watchers(ETH) == [Watcher("telegram", "u1", "dm-u1", 65)]
+        stored = await reopened.load_signal(signal_id)
+        assert stored is not None
+        assert stored.chart_png == PNG
+        assert [p.chat_id for p in await reopened.pending_deliveries(10)] == ["dm-u1"]
+        assert await reopened.outbox_counts() == {"pending": 1, "sent": 1, "failed": 0}
+        assert await reopened.get_meta("k") == "v"
+    finally:
+        await reopened.close()
+
+
+# -- SQLite only ----------------------------------------------------------------------------
+
+
+async def test_sqlite_pragmas(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "s.db", busy_timeout_ms=4321)
+    await store.open()
+    try:
+        conn = store._conn  # the connection's own settings: synchronous is per connection
+        assert conn is not None
+        pragmas = {}
+        for name in ("journal_mode", "synchronous", "busy_timeout", "foreign_keys"):
+            async with conn.execute(f"PRAGMA {name}") as cursor:
+                row = await cursor.fetchone()
+                assert row is not None
+                pragmas[name] = row[0]
+        assert pragmas == {"journal_mode": "wal", "synchronous": 2, "busy_timeout": 4321,
+                           "foreign_keys": 1}
+    finally:
+        await store.close()
+
+
+async def test_sqlite_migrations_apply_once(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    for _ in range(3):
+        store = SqliteStore(path)
+        await store.open()
+        await store.close()
+    with sqlite3.connect(path) as conn:
+        versions = [row[0] for row in conn.execute("SELECT version FROM schema_version")]
+    assert versions == [m.version for m in MIGRATIONS]
+    async with aiosqlite.connect(path, isolation_level=None) as conn:
+        assert await migrate(conn) == []
+
+
+async def test_sqlite_refuses_a_newer_schema(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = SqliteStore(path)
+    await store.open()
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO schema_version VALUES (999, 'from the future', 'now')")
+    with pytest.raises(SchemaTooNewError):
+        await SqliteStore(path).open()
+
+
+async def test_sqlite_two_stores_on_one_file_wait_for_each_other(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    a, b = SqliteStore(path), SqliteStore(path)
+    await a.open()
+    await b.open()
+    try:
+        await asyncio.gather(
+            *(a.watch_add("telegram", f"a{i}", "dm", BTC) for i in range(40)),
+            *(b.watch_add("telegram", f"b{i}", "dm", BTC) for i in range(40)),
+        )
+        assert len(await a.watchers(BTC)) == 80
+    finally:
+        await a.close()
+        await b.close()
