@@ -6,7 +6,6 @@ in reverse order: transports, scheduler, sender (in-flight sends finish), store.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import signal
 from collections.abc import Sequence
@@ -17,16 +16,17 @@ from typing import TextIO
 
 import structlog
 
-from bot.commands.base import BotStatus, Field, Reply, Request, SourceHealth
+from bot.commands.base import BotStatus, Field, Reply, Request
 from bot.commands.router import CommandRouter
 from bot.commands.signal import modality_fields
+from bot.commands.status import source_health
 from bot.config import BotConfig, TransportLimits
 from bot.delivery.sender import OutboxSender
 from bot.logs import Redactor
 from bot.render.chart import render_chart
 from bot.render.text import render_text
 from bot.scheduling.clock import DemoClock, MarketClock, build_market_clock
-from bot.scheduling.cycle import LAST_CYCLE_AT, LAST_CYCLE_MARKET_AT, SignalCycle
+from bot.scheduling.cycle import LAST_CYCLE_AT, LAST_CYCLE_MARKET_AT, SignalCycle, stored_time
 from bot.scheduling.scheduler import CycleScheduler, real_interval_s
 from bot.storage.base import DeliveryKind, OutboxItem, Store, StoredSignal
 from bot.storage.sqlite import SqliteStore
@@ -34,9 +34,7 @@ from bot.transports.base import CommandHandler, OutMessage, Transport
 from bot.transports.console import ConsoleTransport, greeting_text
 from intel.config import Secrets
 from intel.desk import SignalDesk, build_desk
-from intel.errors import UserInputError
-from intel.symbols import base_asset
-from intel.timeutil import iso, parse_time
+from intel.timeutil import iso
 
 __all__ = ["build_message", "run_bot"]
 
@@ -96,7 +94,7 @@ async def _assemble(
     clock_ref: list[MarketClock] = []  # the desk needs the clock; the clock needs the desk's data
     desk = build_desk(config, market_clock=lambda: clock_ref[0].now())
     data_end = min(desk.coverage(symbol)[1] for symbol in desk.symbols)
-    resume = await _stored_time(store, LAST_CYCLE_MARKET_AT)
+    resume = await stored_time(store, LAST_CYCLE_MARKET_AT)
     clock = build_market_clock(config, data_end, resume, partial(_clock_ended, chat))
     clock_ref.append(clock)
     sender = OutboxSender(
@@ -240,41 +238,17 @@ def _redacting(handler: CommandHandler, redactor: Redactor) -> CommandHandler:
 
 
 async def _status(bot: _Bot) -> BotStatus:
-    last_at = await _stored_time(bot.store, LAST_CYCLE_AT)
+    last_at = await stored_time(bot.store, LAST_CYCLE_AT)
     notes = [f"Clock: {bot.clock.describe()}"]
     if isinstance(bot.clock, DemoClock) and bot.clock.ended:
         notes.append("The demo clock reached the end of the recorded data and stays there.")
     return BotStatus(
         market_now=bot.desk.now(),
-        sources=tuple(await _source_health(bot)),
+        sources=source_health(bot.desk.source_health()),
         last_cycle_at=last_at,
-        last_cycle_market_at=await _stored_time(bot.store, LAST_CYCLE_MARKET_AT),
+        last_cycle_market_at=await stored_time(bot.store, LAST_CYCLE_MARKET_AT),
         next_run_at=bot.scheduler.next_run_at,
         outbox=await bot.store.outbox_counts(),
         transports=tuple(t.name for t in bot.transports),
         notes=tuple(notes),
     )
-
-
-async def _source_health(bot: _Bot) -> list[SourceHealth]:
-    """Each modality as the last recorded signal of each symbol saw it (replay: recorded data)."""
-    health = []
-    for symbol in bot.desk.symbols:
-        stored = await bot.store.last_signal(symbol)
-        if stored is None:
-            continue
-        for name, report in sorted(stored.signal.reports.items()):
-            state = "failing" if report.status == "unavailable" else "ok"
-            detail = report.reason or f"{report.status.value}, replayed data"
-            health.append(SourceHealth(f"{name} {base_asset(symbol)}", state, detail))
-    return health
-
-
-async def _stored_time(store: Store, key: str) -> datetime | None:
-    value = await store.get_meta(key)
-    if value is None:
-        return None
-    with contextlib.suppress(UserInputError):
-        return parse_time(value)
-    log.warning("bad_stored_time", key=key)
-    return None

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -63,14 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="market moment to replay, ISO-8601 (UTC if no zone); "
                              "default: config data.default_at")
     signal.set_defaults(handler=_cmd_signal)
-    for register in _EXTRA_COMMANDS:
-        register(commands, common)
+    # Each further command lives in its own module with a `register(subparsers, common)`.
+    from bot import cli_run, cli_status
+
+    for module in (cli_run, cli_status):
+        module.register(commands, common)
     return parser
-
-
-# Later command groups (run, status, …) register themselves here: (subparsers, common) -> None.
-_EXTRA_COMMANDS: list[Callable[[Any, argparse.ArgumentParser], None]] = []
-from bot import cli_run  # noqa: E402, F401  (registers `run` into _EXTRA_COMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,7 +13,6 @@ import os
 import sys
 from typing import Any
 
-from bot.cli import _EXTRA_COMMANDS
 from bot.config import BotConfig
 from bot.logs import configure_logging
 from intel.config import Secrets
@@ -56,8 +55,3 @@ def _configure_run_logging(
     configure_logging(json_output=json_output, level=level, secrets=secrets.values())
     if not debug:  # APScheduler logs every job start and end at INFO; our `cycle_done` suffices
         logging.getLogger("apscheduler").setLevel(logging.WARNING)
-
-
-# Importing this module registers `run` (bot/cli.py imports it once its registry exists).
-if register not in _EXTRA_COMMANDS:
-    _EXTRA_COMMANDS.append(register)

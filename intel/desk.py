@@ -19,7 +19,7 @@ from intel.errors import BadTimeError
 from intel.pipeline import SignalPipeline, SignalResult
 from intel.sentiment.base import SentimentEngine
 from intel.sentiment.lexicon import LexiconEngine
-from intel.snapshot import SnapshotBuilder, Sources
+from intel.snapshot import SnapshotBuilder, Sources, SourceState
 from intel.sources.replay_candles import ReplayCandleSource
 from intel.sources.replay_fear_greed import ReplayFearGreedSource
 from intel.sources.replay_files import DEFAULT_REPLAY_DIR
@@ -67,6 +67,16 @@ class SignalDesk:
                 f"--at {iso(at)} is outside the recorded {symbol} candles "
                 f"({iso(first)} → {iso(last)})"
             )
+
+    def source_health(self) -> dict[str, SourceState]:
+        """Each source's last outcome in this process (empty until something was fetched)."""
+        return self._pipeline.source_health()
+
+    async def probe_sources(self) -> dict[str, SourceState]:
+        """Fetch every source for every symbol at the current market moment; return health."""
+        for symbol in self.symbols:
+            await self._pipeline.probe(symbol, self.now())
+        return self.source_health()
 
     async def signal(self, symbol: str, at: datetime | None = None) -> SignalResult:
         moment = self.now() if at is None else at

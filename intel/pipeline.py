@@ -17,7 +17,7 @@ from intel.agents.base import Agent
 from intel.coordinator.rules import RulesCoordinator
 from intel.errors import NoSignalError
 from intel.models import AgentReport, MarketSnapshot, Signal, Unavailable
-from intel.snapshot import SnapshotBuilder
+from intel.snapshot import SnapshotBuilder, SourceState
 from intel.timeutil import utcnow
 
 __all__ = ["SignalPipeline", "SignalResult"]
@@ -47,6 +47,13 @@ class SignalPipeline:
         self._coordinator = coordinator
         self._agent_timeout_s = agent_timeout_s
         self._clock = clock
+
+    def source_health(self) -> dict[str, SourceState]:
+        return self._builder.source_health()
+
+    async def probe(self, symbol: str, now: datetime) -> MarketSnapshot:
+        """Fetch every source for `symbol` at `now` (updates health) without running agents."""
+        return await self._builder.build(symbol, now)
 
     async def run(self, symbol: str, now: datetime) -> SignalResult:
         snapshot = await self._builder.build(symbol, now)

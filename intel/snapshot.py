@@ -35,8 +35,9 @@ from intel.sources.base import (
     WhaleSource,
 )
 from intel.textfmt import format_age
+from intel.timeutil import iso, utcnow
 
-__all__ = ["SnapshotBuilder", "Sources", "data_moment", "format_age"]
+__all__ = ["SnapshotBuilder", "SourceState", "Sources", "data_moment", "format_age"]
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -74,10 +75,18 @@ def data_moment(value: object) -> datetime | None:
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    state: str  # "ok" | "failing", as in the status JSON contract
+    detail: str
+    since: datetime  # wall-clock time this state began
+
+
 class SnapshotBuilder:
     def __init__(self, sources: Sources, config: Config) -> None:
         self._sources = sources
         self._config = config
+        self._health: dict[str, SourceState] = {}
         ttl = config.cache_ttl_s
         # Per modality: (symbol) -> (moment fetched for, value). Reused only for a later or equal
         # moment within the TTL, so a cached answer can never leak data from after `now`.
@@ -104,9 +113,26 @@ class SnapshotBuilder:
                             src.posts.posts(symbol, now, windows.sentiment.window_h))),
             self._fetch(Modality.FEAR_GREED, symbol, now, lambda: src.fear_greed.latest(now)),
         )
+        for modality, result in zip(Modality, results, strict=True):
+            self._record_health(modality, symbol, result)
         candles, orderbook, whales, posts, fear_greed = results
         return MarketSnapshot(symbol=symbol, as_of=now, candles=candles, orderbook=orderbook,
                               whales=whales, posts=posts, fear_greed=fear_greed)
+
+    def source_health(self) -> dict[str, SourceState]:
+        """The last outcome of each source (per symbol where it matters), for `status`."""
+        return dict(sorted(self._health.items()))
+
+    def _record_health(self, modality: Modality, symbol: str, result: object) -> None:
+        key = modality.value if modality is Modality.FEAR_GREED else f"{modality.value} {symbol}"
+        if isinstance(result, Unavailable):
+            state, detail = "failing", result.reason
+        else:
+            moment = data_moment(result)
+            state, detail = "ok", f"data as of {iso(moment)}" if moment else "ok"
+        previous = self._health.get(key)
+        since = previous.since if previous and previous.state == state else utcnow()
+        self._health[key] = SourceState(state=state, detail=detail, since=since)
 
     async def _fetch(
         self, modality: Modality, symbol: str, now: datetime, call: Callable[[], Awaitable[T]]

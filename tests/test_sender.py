@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from tests.factories import make_signal
 from structlog.testing import capture_logs
 
 from bot.commands.base import Reply
@@ -26,6 +25,7 @@ from bot.transports.base import (
     RateLimitedError,
     TransientDeliveryError,
 )
+from tests.factories import make_signal
 
 FAST = TransportLimits(overall_per_s=1000, per_chat_per_s=1000, per_group_per_min=60000)
 TOLERANCE_S = 0.002  # a platform measures arrival times; ours are a few microseconds apart

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import aiosqlite
 import pytest
-from tests.factories import DEFAULT_AS_OF, make_signal
 
 from bot.storage.base import Delivery, DeliveryKind, DmState, Store, Subscription, Watcher
 from bot.storage.migrations import MIGRATIONS, SchemaTooNewError, migrate
 from bot.storage.sqlite import SqliteStore
 from intel.models import Action
+from tests.factories import DEFAULT_AS_OF, make_signal
 
 BTC, ETH, SOL = "BTC/USDT", "ETH/USDT", "SOL/USDT"
 PNG = b"\x89PNG\r\n\x1a\nfake chart"

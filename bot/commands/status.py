@@ -8,8 +8,10 @@ from datetime import datetime
 from bot.commands.base import BotStatus, Field, Reply, Request, SourceHealth, StatusProvider
 from bot.commands.registry import Command, check_arg_count
 from bot.render.text import format_moment
+from intel.snapshot import SourceState
+from intel.timeutil import iso
 
-__all__ = ["StatusCommands", "render_status"]
+__all__ = ["StatusCommands", "render_status", "source_health", "status_to_json"]
 
 USAGE = "status"
 STATE_MARKS: Mapping[str, str] = {
@@ -32,6 +34,31 @@ class StatusCommands:
     async def status(self, request: Request) -> Reply:
         check_arg_count(request.args, USAGE)
         return render_status(await self._status())
+
+
+def source_health(states: Mapping[str, SourceState]) -> tuple[SourceHealth, ...]:
+    """The desk's per-source states as the status view shows them."""
+    return tuple(SourceHealth(name, s.state, s.detail, s.since) for name, s in states.items())
+
+
+def status_to_json(status: BotStatus) -> dict[str, object]:
+    """The status JSON of the contract: {"sources": {name: {"state", "detail"}}, ...}."""
+    def moment(value: datetime | None) -> str | None:
+        return iso(value) if value is not None else None
+
+    return {
+        "sources": {
+            s.name: {"state": s.state, "detail": s.detail, "since": moment(s.since)}
+            for s in status.sources
+        },
+        "market_now": iso(status.market_now),
+        "last_cycle_at": moment(status.last_cycle_at),
+        "last_cycle_market_at": moment(status.last_cycle_market_at),
+        "next_run_at": moment(status.next_run_at),
+        "outbox": dict(status.outbox),
+        "transports": list(status.transports),
+        "notes": list(status.notes),
+    }
 
 
 def render_status(status: BotStatus) -> Reply:

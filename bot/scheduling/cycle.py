@@ -8,6 +8,7 @@ run stopped) is not computed again: the same data would only repeat the same sig
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,10 +19,11 @@ from bot.alerts.policy import plan_deliveries
 from bot.config import BotConfig
 from bot.storage.base import Store
 from intel.desk import SignalDesk
+from intel.errors import UserInputError
 from intel.models import MarketSnapshot, Signal
-from intel.timeutil import iso, utcnow
+from intel.timeutil import iso, parse_time, utcnow
 
-__all__ = ["LAST_CYCLE_AT", "LAST_CYCLE_MARKET_AT", "CycleResult", "SignalCycle"]
+__all__ = ["LAST_CYCLE_AT", "LAST_CYCLE_MARKET_AT", "CycleResult", "SignalCycle", "stored_time"]
 
 LAST_CYCLE_AT = "last_cycle_at"  # wall-clock time the last cycle finished (ISO-8601 UTC)
 LAST_CYCLE_MARKET_AT = "last_cycle_market_at"  # the market moment it computed
@@ -115,3 +117,14 @@ class SignalCycle:
         if deliveries:
             self._on_recorded()
         return len(deliveries)
+
+
+async def stored_time(store: Store, key: str) -> datetime | None:
+    """A time kept in the store's meta table; None when absent or unreadable (logged)."""
+    value = await store.get_meta(key)
+    if value is None:
+        return None
+    with contextlib.suppress(UserInputError):
+        return parse_time(value)
+    log.warning("bad_stored_time", key=key)
+    return None

@@ -1,0 +1,62 @@
+"""`python -m bot status [--json]`: each source's health at the current market moment, and the
+bot's last cycle and outbox when its database exists. Registered into the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from typing import Any
+
+from bot.commands.base import BotStatus
+from bot.commands.status import render_status, source_health, status_to_json
+from bot.config import BotConfig
+from bot.scheduling.cycle import LAST_CYCLE_AT, LAST_CYCLE_MARKET_AT, stored_time
+from bot.storage.sqlite import SqliteStore
+from intel.desk import build_desk
+
+__all__ = ["register"]
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    status = subparsers.add_parser(
+        "status", parents=[common], help="health of each source and the bot's last cycle",
+        description="Fetch every source for every configured symbol at the current market "
+                    "moment and report its state; with the bot's database present, also the "
+                    "last cycle and the outbox.",
+    )
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+    status.set_defaults(handler=_cmd_status)
+
+
+def _cmd_status(args: argparse.Namespace, config: BotConfig) -> int:
+    status = asyncio.run(_gather(config))
+    if args.json:
+        print(json.dumps(status_to_json(status), indent=2, ensure_ascii=False))
+    else:
+        print(render_status(status).text)
+    return 0
+
+
+async def _gather(config: BotConfig) -> BotStatus:
+    desk = build_desk(config)
+    health = source_health(await desk.probe_sources())
+    last_at = last_market_at = None
+    outbox: dict[str, int] = {}
+    notes = []
+    if config.storage.db_path.is_file():  # never create a database just to report on it
+        store = SqliteStore(config.storage.db_path)
+        await store.open()
+        try:
+            last_at = await stored_time(store, LAST_CYCLE_AT)
+            last_market_at = await stored_time(store, LAST_CYCLE_MARKET_AT)
+            outbox = await store.outbox_counts()
+        finally:
+            await store.close()
+    else:
+        notes.append(f"No bot database at {config.storage.db_path}: the bot has not run here.")
+    return BotStatus(
+        market_now=desk.now(), sources=health, last_cycle_at=last_at,
+        last_cycle_market_at=last_market_at, next_run_at=None, outbox=outbox, transports=(),
+        notes=tuple(notes),
+    )
