@@ -1,6 +1,8 @@
-"""The composition root: `run_bot` builds the store, desk, clock, commands, sender, scheduler and
-transports, starts them, waits for a stop (SIGINT/SIGTERM, end of console input), and stops them
-in reverse order: transports, scheduler, sender (in-flight sends finish), store.
+"""The composition root: `run_bot` builds the store, desk, clock, chart, commands, sender,
+scheduler and transports, starts them, waits for a stop (SIGINT/SIGTERM, end of console input), and
+stops them in an order that loses nothing in flight: transports stop receiving commands, the
+scheduler lets a running cycle finish, the sender lets sends in flight finish (through transports
+still open), then transports close and last the store.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
-from typing import TextIO
+from typing import Literal, TextIO
 
 import structlog
 
@@ -23,7 +25,7 @@ from bot.commands.status import source_health
 from bot.config import BotConfig, TransportLimits
 from bot.delivery.sender import OutboxSender
 from bot.logs import Redactor
-from bot.render.chart import render_chart
+from bot.render.chart_task import ChartFn, ChartRenderer
 from bot.render.text import render_text
 from bot.scheduling.clock import DemoClock, MarketClock, build_market_clock
 from bot.scheduling.cycle import LAST_CYCLE_AT, LAST_CYCLE_MARKET_AT, SignalCycle, stored_time
@@ -53,6 +55,7 @@ class _Bot:
     store: Store
     desk: SignalDesk
     clock: MarketClock
+    chart: ChartFn
     sender: OutboxSender
     scheduler: CycleScheduler
     transports: Sequence[Transport]
@@ -104,17 +107,18 @@ async def _assemble(
         build_message=partial(build_message, Redactor(secrets.values())),
         poll_interval_s=config.delivery.poll_interval_s,
     )
-    chart = partial(render_chart, candles=config.chart.candles, flow_hours=config.chart.flow_hours)
+    chart = ChartRenderer.from_config(config.chart)  # one chart for alerts and `signal` alike
     cycle = SignalCycle(desk, store, config, chart, on_recorded=sender.wake)
     speed = clock.speed if clock.speed > 0 else 1.0  # a fixed clock: cycle at the market rate
     scheduler = CycleScheduler(cycle.run_once, store,
                                interval_s=real_interval_s(config.schedule.interval_minutes, speed))
-    return _Bot(config, store, desk, clock, sender, scheduler, transports, chat)
+    return _Bot(config, store, desk, clock, chart, sender, scheduler, transports, chat)
 
 
 async def _serve(bot: _Bot, redactor: Redactor, stop: asyncio.Event) -> None:
-    """Start everything, wait for `stop`, then stop everything in reverse order."""
-    router = CommandRouter(bot.desk, bot.store, bot.config, partial(_status, bot))
+    """Start everything, wait for `stop`, then stop everything (see `_stop_all` for the order)."""
+    router = CommandRouter(bot.desk, bot.store, bot.config, partial(_status, bot),
+                           render_chart=bot.chart)
     handler = _redacting(router.handle, redactor)
     loop = asyncio.get_running_loop()
     installed = _install_signal_handlers(loop, stop)
@@ -152,12 +156,10 @@ async def _start_transports(transports: Sequence[Transport], handler: CommandHan
 
 
 async def _stop_all(bot: _Bot, sender_stop: asyncio.Event, sender_task: asyncio.Task[None]) -> None:
+    """No new commands, then no new cycles, then no new sends, and only then no connections."""
     for transport in reversed(bot.transports):
-        try:
-            await transport.stop()
-        except Exception:
-            log.exception("transport_stop_failed", transport=transport.name)
-    await bot.scheduler.stop()
+        await _transport_step(transport, "stop")
+    await bot.scheduler.stop()  # a cycle in flight finishes and records its alerts
     sender_stop.set()
     bot.sender.wake()
     try:
@@ -166,6 +168,16 @@ async def _stop_all(bot: _Bot, sender_stop: asyncio.Event, sender_task: asyncio.
         log.warning("sender_cancelled_at_stop", grace_s=SENDER_STOP_GRACE_S)
     except Exception:
         log.exception("sender_failed")
+    for transport in reversed(bot.transports):
+        await _transport_step(transport, "close")
+
+
+async def _transport_step(transport: Transport, step: Literal["stop", "close"]) -> None:
+    """Stop or close one transport; its failure must not keep the others open."""
+    try:
+        await (transport.stop() if step == "stop" else transport.close())
+    except Exception:
+        log.exception(f"transport_{step}_failed", transport=transport.name)
 
 
 def _install_signal_handlers(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> list[int]:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from bot.commands.base import BotStatus
 from bot.commands.status import render_status, source_health, status_to_json
 from bot.config import BotConfig
 from bot.scheduling.cycle import LAST_CYCLE_AT, LAST_CYCLE_MARKET_AT, stored_time
+from bot.storage.migrations import SchemaTooOldError
 from bot.storage.sqlite import SqliteStore
 from intel.desk import build_desk
 
@@ -44,19 +47,31 @@ async def _gather(config: BotConfig) -> BotStatus:
     last_at = last_market_at = None
     outbox: dict[str, int] = {}
     notes = []
-    if config.storage.db_path.is_file():  # never create a database just to report on it
-        store = SqliteStore(config.storage.db_path)
-        await store.open()
-        try:
-            last_at = await stored_time(store, LAST_CYCLE_AT)
-            last_market_at = await stored_time(store, LAST_CYCLE_MARKET_AT)
-            outbox = await store.outbox_counts()
-        finally:
-            await store.close()
+    db_path = config.storage.db_path
+    if not db_path.exists():  # never create a database just to report on it
+        notes.append(f"No bot database at {db_path}: the bot has not run here.")
     else:
-        notes.append(f"No bot database at {config.storage.db_path}: the bot has not run here.")
+        try:
+            last_at, last_market_at, outbox = await _bot_state(db_path)
+        except SchemaTooOldError:
+            notes.append(f"Bot database {db_path}: database schema older than this version;"
+                         " run the bot once to migrate.")
     return BotStatus(
         market_now=desk.now(), sources=health, last_cycle_at=last_at,
         last_cycle_market_at=last_market_at, next_run_at=None, outbox=outbox, transports=(),
         notes=tuple(notes),
     )
+
+
+async def _bot_state(
+    db_path: Path,
+) -> tuple[datetime | None, datetime | None, dict[str, int]]:
+    """The last cycle's times and the outbox counts. Read-only: a report never migrates the
+    bot's database nor switches its journal mode (ConfigError when the path is no database)."""
+    store = SqliteStore(db_path, read_only=True)
+    await store.open()
+    try:
+        return (await stored_time(store, LAST_CYCLE_AT),
+                await stored_time(store, LAST_CYCLE_MARKET_AT), await store.outbox_counts())
+    finally:
+        await store.close()

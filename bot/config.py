@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field
 
-from intel.config import Config, Frozen
-from intel.errors import UserInputError
+from intel.config import Config, Frozen, UtcDatetime
 from intel.timeutil import parse_time
 
 __all__ = ["BotConfig"]
@@ -50,24 +47,7 @@ class DemoConfig(Frozen):
     speed: float = Field(360.0, gt=0)
     # Where the demo clock stops: the end of the whale coverage, while every replayed modality
     # is still current. The clock also stops at the end of any configured symbol's candles.
-    until: datetime = Field(default_factory=lambda: parse_time("2025-10-12T14:00Z"))
-
-    @field_validator("until", mode="before")
-    @classmethod
-    def _utc(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            return value
-        try:
-            return parse_time(value)
-        except UserInputError as exc:  # pydantic reports ValueError with the key's name
-            raise ValueError(str(exc)) from None
-
-    @field_validator("until")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+    until: UtcDatetime = Field(default_factory=lambda: parse_time("2025-10-12T14:00Z"))
 
 
 class ConsoleConfig(Frozen):

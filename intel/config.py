@@ -10,18 +10,18 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from intel.errors import ConfigError, UserInputError
 from intel.symbols import normalize_symbol
 from intel.timeutil import parse_time
 
-__all__ = ["Config", "Frozen", "Secrets", "load_config"]
+__all__ = ["Config", "Frozen", "Secrets", "UtcDatetime", "load_config"]
 
 ENV_PREFIX = "BOT__"
 _SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey", "client_id")
@@ -31,15 +31,22 @@ class Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def _to_utc(value: Any) -> Any:
+    """ISO text or a datetime (YAML may parse one) to an aware UTC datetime; no zone means UTC."""
+    if isinstance(value, str):
+        return _as_value_error(parse_time, value)
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value
+
+
+UtcDatetime = Annotated[datetime, BeforeValidator(_to_utc)]
+
+
 class DataConfig(Frozen):
     mode: Literal["replay"] = "replay"
     replay_dir: Path | None = None
-    default_at: datetime = Field(default_factory=lambda: parse_time("2025-10-06T16:00Z"))
-
-    @field_validator("default_at", mode="before")
-    @classmethod
-    def _utc(cls, value: Any) -> Any:
-        return _as_value_error(parse_time, value) if isinstance(value, str) else value
+    default_at: UtcDatetime = Field(default_factory=lambda: parse_time("2025-10-06T16:00Z"))
 
 
 class MaxAgeConfig(Frozen):

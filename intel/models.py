@@ -241,3 +241,4 @@ class Signal:
     created_at: datetime
     reports: dict[str, AgentReport]
     price: float | None = None
+    high_divergence: bool = False  # |divergence| above the coordinator's configured bound

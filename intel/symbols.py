@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterable
 
 from intel.errors import UnknownSymbolError, UserInputError
+from intel.textfmt import quote_input
 
 __all__ = ["base_asset", "normalize_symbol", "resolve_symbol"]
 
@@ -21,12 +22,12 @@ def normalize_symbol(text: str) -> str:
     """Canonical `BASE/QUOTE` form of what a person typed; raises UserInputError if malformed."""
     raw = text.strip().upper()
     if not raw or len(raw) > _MAX_LEN:
-        raise UserInputError(f"malformed symbol {_show(text)}: try BTC, eth or ETH/USDT")
+        raise _malformed(text)
     parts = [part for part in _SEPARATORS.split(raw) if part]
     if len(parts) == 1 and not _SEPARATORS.search(raw):
         parts = _split_glued(parts[0])
     if len(parts) != 2 or not all(_TOKEN.fullmatch(part) for part in parts):
-        raise UserInputError(f"malformed symbol {_show(text)}: try BTC, eth or ETH/USDT")
+        raise _malformed(text)
     return f"{parts[0]}/{parts[1]}"
 
 
@@ -40,11 +41,16 @@ def resolve_symbol(text: str, supported: Iterable[str]) -> str:
     bases = {base_asset(s): s for s in known}
     close = difflib.get_close_matches(base_asset(symbol), list(bases), n=1, cutoff=0.5)
     hint = f"did you mean {bases[close[0]]}?" if close else f"supported: {', '.join(known)}"
-    raise UnknownSymbolError(f"unknown symbol {_show(text)} — {hint}")
+    raise UnknownSymbolError(f"unknown symbol {quote_input(text, _MAX_LEN)} — {hint}")
 
 
 def base_asset(symbol: str) -> str:
     return symbol.split("/", 1)[0]
+
+
+def _malformed(text: str) -> UserInputError:
+    shown = quote_input(text, _MAX_LEN)
+    return UserInputError(f"malformed symbol {shown}: try BTC, eth or ETH/USDT")
 
 
 def _split_glued(token: str) -> list[str]:
@@ -52,9 +58,3 @@ def _split_glued(token: str) -> list[str]:
         if token.endswith(quote) and len(token) > len(quote):
             return [token[: -len(quote)], quote]
     return [token, DEFAULT_QUOTE]
-
-
-def _show(text: str) -> str:
-    """Quote user input for an error message, bounded and printable."""
-    shown = "".join(ch if ch.isprintable() else "?" for ch in text.strip())
-    return repr(shown[:_MAX_LEN] + ("…" if len(shown) > _MAX_LEN else ""))

@@ -1,8 +1,9 @@
-"""Number formatting shared by the thesis text and the renderers."""
+"""Text formatting shared by intel and the bot: numbers for the thesis and renderers, and user
+input quoted safely for error messages."""
 
 from __future__ import annotations
 
-__all__ = ["format_age", "format_signed", "format_usd"]
+__all__ = ["format_age", "format_signed", "format_usd", "quote_input"]
 
 
 def format_usd(amount: float, *, signed: bool = False) -> str:
@@ -36,3 +37,12 @@ def format_age(age_s: float) -> str:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def quote_input(text: str, limit: int = 24) -> str:
+    """What a person typed, quoted for a reply: printable (control and bidi characters become
+    '?') and at most `limit` characters, with '…' when cut."""
+    shown = "".join(ch if ch.isprintable() else "?" for ch in text.strip())
+    if len(shown) > limit:
+        shown = shown[:limit] + "…"
+    return repr(shown)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,12 +15,16 @@ from bot.commands.base import BotStatus, Reply, Request, SourceHealth
 from bot.commands.registry import MAX_ARGS, MAX_INPUT_CHARS, Command
 from bot.commands.router import INTERNAL_ERROR, CommandRouter, parse_command_line
 from bot.config import BotConfig
+from bot.render.chart_task import ChartRenderer
 from bot.render.text import render_text
+from bot.storage.base import SignalOrigin
 from bot.storage.sqlite import SqliteStore
 from intel.config import load_config
 from intel.desk import SignalDesk, build_desk
 from intel.errors import NoSignalError, UserInputError
+from intel.models import MarketSnapshot, Signal
 from intel.pipeline import SignalResult
+from intel.textfmt import quote_input
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MOMENT = datetime(2025, 10, 10, 20, 0, tzinfo=UTC)
@@ -42,7 +47,7 @@ class CountingDesk:
                  fail: Exception | None = None) -> None:
         self._desk = desk
         self._delay_s = delay_s
-        self._fail = fail
+        self.fail = fail
         self.calls = 0
         self.active = 0
         self.peak = 0
@@ -63,11 +68,39 @@ class CountingDesk:
         self.peak = max(self.peak, self.active)
         try:
             await asyncio.sleep(self._delay_s)
-            if self._fail is not None:
-                raise self._fail
+            if self.fail is not None:
+                raise self.fail
             return await self._desk.signal(symbol, at)
         finally:
             self.active -= 1
+
+
+class MovingClockDesk(CountingDesk):
+    """The demo clock's way: market time has moved on between any two reads of `now`."""
+
+    def __init__(self, desk: SignalDesk, delay_s: float = 0.0) -> None:
+        super().__init__(desk, delay_s)
+        self.reads = 0
+
+    def now(self) -> datetime:
+        self.reads += 1
+        return self._desk.now() + timedelta(seconds=self.reads)
+
+    async def signal(self, symbol: str, at: datetime | None = None) -> SignalResult:
+        return await super().signal(symbol, self.now() if at is None else at)
+
+
+class BrokenStore:
+    """A store whose every write fails, for the on-demand record."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def record_signal(self, *args: Any, **kwargs: Any) -> int:
+        raise OSError("disk full")
 
 
 def make_config(**commands: Any) -> BotConfig:
@@ -162,6 +195,14 @@ def test_parse_command_line_rejects_unusable_input(line):
         parse_command_line(line)
     assert "\n" not in str(caught.value)
     assert len(str(caught.value)) < 200
+
+
+def test_quote_input_is_printable_and_bounded():
+    assert quote_input("  eth ") == "'eth'"
+    assert quote_input("\u202eCTB\x00") == "'?CTB?'"  # bidi override and control chars
+    assert quote_input("x" * 30) == repr("x" * 24 + "…")
+    assert quote_input("abcdef", 3) == "'abc…'"
+
 
 
 # -- help and unknown commands ---------------------------------------------------------------
@@ -276,6 +317,120 @@ async def test_concurrent_requests_for_one_symbol_share_one_computation(desk, st
     # Once finished, a later request computes afresh (the desk's caches decide what it reuses).
     await router.handle(request("signal btc", user="late"))
     assert counting.calls == 2
+
+
+async def test_concurrent_requests_share_one_computation_while_the_market_clock_moves(
+        desk, store):
+    moving = MovingClockDesk(desk, delay_s=0.2)
+    router = CommandRouter(moving, store, make_config(), fixed_status)
+    replies = await asyncio.gather(
+        *(router.handle(request("signal btc", user=f"user{i}")) for i in range(5))
+    )
+    assert moving.calls == 1
+    assert all(not r.is_error for r in replies)
+    assert all(r.signal is replies[0].signal for r in replies)
+
+
+async def test_one_users_concurrent_duplicates_share_one_computation_and_one_cooldown(
+        desk, store, clock):
+    counting = CountingDesk(desk, delay_s=0.2)
+    router = CommandRouter(counting, store, make_config(), fixed_status, clock=clock)
+    replies = await asyncio.gather(*(router.handle(request("signal btc")) for _ in range(3)))
+    assert counting.calls == 1
+    assert all(not r.is_error for r in replies)
+    later = await ask(router, "signal eth")
+    assert later.is_error
+    assert "easy" in later.text
+
+
+async def test_a_busy_answer_does_not_cost_the_cooldown(desk, store, clock):
+    counting = CountingDesk(desk, delay_s=0.5)
+    config = make_config(max_concurrent_signals=1, signal_wait_s=0.05)
+    router = CommandRouter(counting, store, config, fixed_status, clock=clock)
+    _first, busy = await asyncio.gather(
+        router.handle(request("signal btc", user="a")),
+        router.handle(request("signal eth", user="b")),
+    )
+    assert "busy" in busy.text
+    assert not (await ask(router, "signal eth", user="b")).is_error  # asked again at once
+    assert "easy" in (await ask(router, "signal eth", user="b")).text  # the answer cost it
+
+
+async def test_an_error_does_not_cost_the_cooldown(desk, store, clock):
+    failing = CountingDesk(desk, fail=NoSignalError("no signal for BTC/USDT: no candles"))
+    router = CommandRouter(failing, store, make_config(), fixed_status, clock=clock)
+    assert (await ask(router, "signal btc")).is_error
+    failing.fail = None
+    assert not (await ask(router, "signal btc")).is_error
+
+
+async def test_the_signal_command_draws_the_injected_chart(desk, store):
+    drawn: list[str] = []
+
+    async def chart(signal: Signal, snapshot: MarketSnapshot) -> bytes | None:
+        drawn.append(signal.symbol)
+        return b"chart"
+
+    router = CommandRouter(desk, store, make_config(), fixed_status, render_chart=chart)
+    reply = await ask(router, "signal eth")
+    assert drawn == ["ETH/USDT"]
+    assert reply.chart_png == b"chart"
+
+
+async def test_a_chart_that_cannot_be_drawn_costs_only_the_picture(desk, store):
+    def broken_draw(*args: Any, **kwargs: Any) -> bytes:
+        raise RuntimeError("renderer broke")
+
+    router = CommandRouter(desk, store, make_config(), fixed_status,
+                           render_chart=ChartRenderer(draw=broken_draw))
+    with capture_logs() as logs:
+        reply = await ask(router, "signal eth")
+    assert not reply.is_error
+    assert reply.signal is not None
+    assert reply.chart_png is None
+    assert [e["event"] for e in logs if e["log_level"] == "error"] == ["chart_failed"]
+
+
+async def test_the_chart_renderer_draws_at_the_configured_sizes(desk):
+    seen: list[dict[str, int]] = []
+
+    def draw(signal: Signal, snapshot: MarketSnapshot, **sizes: int) -> bytes:
+        seen.append(sizes)
+        return b"png"
+
+    config = make_config().chart.model_copy(update={"candles": 30, "flow_hours": 12})
+    renderer = dataclasses.replace(ChartRenderer.from_config(config), draw=draw)
+    result = await desk.signal("ETH/USDT")
+    assert await renderer(result.signal, result.snapshot) == b"png"
+    assert seen == [{"candles": 30, "flow_hours": 12}]
+
+
+async def test_an_on_demand_signal_is_stored_once_however_many_asked(desk, store):
+    counting = CountingDesk(desk, delay_s=0.2)
+    router = CommandRouter(counting, store, make_config(), fixed_status)
+    replies = await asyncio.gather(
+        *(router.handle(request("signal btc", user=f"user{i}")) for i in range(5))
+    )
+    (stored,) = await store.signals("BTC/USDT")
+    assert stored.origin == SignalOrigin.ON_DEMAND
+    answered = replies[0].signal
+    assert answered is not None
+    assert (stored.signal.as_of, stored.signal.action, stored.signal.confidence) == (
+        answered.as_of, answered.action, answered.confidence)
+    assert stored.chart_png is None
+    assert not stored.alerted
+    assert await store.last_signal("BTC/USDT") is None  # the cycle's state is untouched
+    assert await store.outbox_counts() == {"pending": 0, "sent": 0, "failed": 0}
+
+
+async def test_a_failed_on_demand_write_still_answers(desk, store):
+    router = CommandRouter(desk, BrokenStore(store), make_config(), fixed_status)
+    with capture_logs() as logs:
+        reply = await ask(router, "signal btc")
+    assert not reply.is_error
+    assert reply.signal is not None
+    (failure,) = [e for e in logs if e["event"] == "on_demand_signal_not_stored"]
+    assert failure["exc_info"] is True
 
 
 @pytest.mark.parametrize("cap", [1, 2])

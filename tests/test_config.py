@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -237,3 +238,13 @@ def test_secrets_never_show_in_repr_or_str() -> None:
         for name, value in SECRET_ENV.items():
             if name != "TELEGRAM_BASE_URL":
                 assert value not in shown
+
+
+@pytest.mark.parametrize("text", ["2025-10-06T16:00:00", "2025-10-06 16:00"])
+def test_times_without_a_zone_mean_utc_in_every_section(text: str) -> None:
+    env = {"BOT__DATA__DEFAULT_AT": text, "BOT__DEMO__UNTIL": text}
+    config = load_config(env=env, model=BotConfig)
+    for moment in (config.data.default_at, config.demo.until):
+        assert moment.tzinfo is not None
+        assert moment.utcoffset() == timedelta(0)
+        assert (moment.hour, moment.minute) == (16, 0)

@@ -24,7 +24,8 @@ import structlog
 from bot.app import run_bot
 from bot.commands.base import Reply, Request
 from bot.config import BotConfig
-from bot.transports.base import CommandHandler, OutMessage
+from bot.storage.sqlite import SqliteStore
+from bot.transports.base import CommandHandler, OutMessage, TransientDeliveryError
 from intel.config import Secrets, load_config
 
 
@@ -211,9 +212,35 @@ class FakeChat:
     async def stop(self) -> None:
         return None
 
+    async def close(self) -> None:
+        return None
+
     async def send(self, chat_id: str, message: OutMessage) -> None:
         self.sent.append((chat_id, message))
         self.got_alert.set()
+
+
+class SlowChat(FakeChat):
+    """A chat whose sends take a platform's round trip, and which notes its lifecycle in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[str] = []
+
+    async def stop(self) -> None:
+        self.events.append("stop")
+
+    async def close(self) -> None:
+        self.events.append("close")
+
+    async def send(self, chat_id: str, message: OutMessage) -> None:
+        self.events.append("send")
+        self.got_alert.set()
+        await asyncio.sleep(0.5)
+        if "close" in self.events:
+            raise TransientDeliveryError("sent through a closed connection")
+        self.events.append("sent")
+        self.sent.append((chat_id, message))
 
 
 async def test_run_bot_delivers_alerts_and_stops_on_sigterm(tmp_path):
@@ -231,6 +258,26 @@ async def test_run_bot_delivers_alerts_and_stops_on_sigterm(tmp_path):
     assert message.reply.signal is not None
     assert message.reply.chart_png is not None
     assert message.reply.chart_png.startswith(b"\x89PNG")
+
+
+async def test_a_send_in_flight_at_shutdown_finishes_before_the_transport_closes(tmp_path):
+    chat = SlowChat()
+    config = make_config(tmp_path)
+    bot = asyncio.create_task(run_bot(config, Secrets(), console=True, stdin=io.StringIO(),
+                                      stdout=io.StringIO(), extra_transports=[chat]))
+    await asyncio.wait_for(chat.got_alert.wait(), timeout=60)
+    os.kill(os.getpid(), signal.SIGTERM)  # mid-send
+    assert await asyncio.wait_for(bot, timeout=30) == 0
+    # No more commands first, then the send finishes, and only then the connection goes.
+    assert chat.events[:3] == ["send", "stop", "sent"]
+    assert chat.events.count("send") == chat.events.count("sent")  # every send finished
+    assert chat.events.index("close") == len(chat.events) - 1
+    store = SqliteStore(config.storage.db_path)
+    await store.open()
+    try:
+        assert (await store.outbox_counts())["sent"] == len(chat.sent) >= 1
+    finally:
+        await store.close()
 
 
 @pytest.mark.parametrize("token_env", ["DISCORD_TOKEN", "TELEGRAM_TOKEN"])

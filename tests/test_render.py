@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -109,6 +110,7 @@ def make_signal(reports: dict[str, AgentReport] | None = None,
                 "bids; Fear & Greed 71 (Greed) tempers the call."),
         risk_factors=("Greed above 70 often precedes pullbacks", "Sentiment from few posts"),
         timeframe_hours=24, position_size=PositionSize.MODERATE, divergence=62.0,
+        high_divergence=True,
         coordinator="rules", clamps=(), as_of=AS_OF, created_at=AS_OF + timedelta(seconds=4),
         reports=make_reports() if reports is None else reports, price=2480.0,
     )
@@ -239,3 +241,10 @@ def test_format_usd(amount: float, expected: str) -> None:
 )
 def test_format_age(age_s: float, expected: str) -> None:
     assert format_age(age_s) == expected
+
+
+def test_text_calls_divergence_high_only_when_the_coordinator_did() -> None:
+    high = render_text(make_signal())
+    plain = render_text(dataclasses.replace(make_signal(), high_divergence=False))
+    assert "Divergence +62 (high)" in high
+    assert "Divergence +62\n" in plain

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 import structlog
+from structlog.testing import capture_logs
 
 from bot.config import BotConfig
+from bot.render.chart_task import ChartFn, ChartRenderer
 from bot.scheduling.clock import DemoClock, FixedClock, build_market_clock
 from bot.scheduling.cycle import LAST_CYCLE_AT, LAST_CYCLE_MARKET_AT, SignalCycle
 from bot.scheduling.scheduler import CycleScheduler, real_interval_s
@@ -22,6 +24,7 @@ from bot.storage.sqlite import SqliteStore
 from intel.config import load_config
 from intel.desk import SignalDesk, build_desk
 from intel.errors import ConfigError
+from intel.models import MarketSnapshot, Signal
 from intel.pipeline import SignalResult
 from intel.timeutil import iso, parse_time, utcnow
 
@@ -204,10 +207,13 @@ def real_desk() -> SignalDesk:
     return build_desk(load_config(env={}, model=BotConfig))
 
 
-def make_cycle(desk, store, woken: list[int]) -> SignalCycle:
+async def fixed_chart(signal: Signal, snapshot: MarketSnapshot) -> bytes | None:
+    return b"PNG"
+
+
+def make_cycle(desk, store, woken: list[int], render_chart: ChartFn = fixed_chart) -> SignalCycle:
     config = load_config(env={}, model=BotConfig)
-    return SignalCycle(desk, store, config, lambda signal, snapshot: b"PNG",
-                       on_recorded=lambda: woken.append(1))
+    return SignalCycle(desk, store, config, render_chart, on_recorded=lambda: woken.append(1))
 
 
 async def test_cycle_computes_followed_symbols_once_and_isolates_failures(real_desk, store):
@@ -240,3 +246,26 @@ async def test_cycle_records_alerts_with_their_chart_and_wakes_the_sender(real_d
     assert stored is not None
     assert stored.chart_png == b"PNG"
     assert (await store.outbox_counts())["pending"] == 1
+
+
+async def test_a_chart_that_cannot_be_drawn_costs_the_picture_not_the_alert(real_desk, store):
+    def broken_draw(*args: object, **kwargs: object) -> bytes:
+        raise RuntimeError("renderer broke")
+
+    desk, woken = MomentDesk(real_desk), []
+    cycle = make_cycle(desk, store, woken, ChartRenderer(draw=broken_draw))
+    await store.subscribe("console", "console", (BTC,))
+    desk.moment = datetime(2025, 9, 30, 5, tzinfo=UTC)  # BTC turns SELL at 05:00
+    with capture_logs() as logs:
+        result = await cycle.run_once()
+    assert result.failed == ()
+    assert result.computed == (BTC,)
+    assert result.deliveries == 1
+    assert woken == [1]
+    stored = await store.last_alerted(BTC)
+    assert stored is not None
+    assert stored.chart_png is None
+    assert (await store.outbox_counts())["pending"] == 1
+    (failure,) = [e for e in logs if e["event"] == "chart_failed"]
+    assert failure["symbol"] == BTC
+    assert failure["exc_info"] is True

@@ -35,6 +35,10 @@ FAKE_ENV = {
 SECRETS = Secrets.from_env(FAKE_ENV)
 
 
+async def no_chart(signal: object, snapshot: object) -> bytes | None:
+    return None
+
+
 def assert_clean(text: str) -> None:
     for name, value in FAKE_ENV.items():
         assert value not in text, f"{name} leaked"
@@ -106,7 +110,7 @@ async def test_a_failing_cycle_logs_without_secrets(tmp_path, captured_logs):
     try:
         await store.subscribe("console", "console", ())
         config = load_config(env={}, model=BotConfig)
-        cycle = SignalCycle(LeakyDesk(), store, config, lambda s, m: b"", lambda: None)
+        cycle = SignalCycle(LeakyDesk(), store, config, no_chart, lambda: None)
         result = await cycle.run_once()
     finally:
         await store.close()

@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 
 from bot.commands.base import Reply, Request
-from bot.commands.registry import Command, Desk, check_arg_count, show_input
+from bot.commands.registry import Command, Desk, check_arg_count
 from bot.storage.base import Store
 from intel.errors import UserInputError
 from intel.symbols import base_asset
+from intel.textfmt import quote_input
 
 __all__ = ["AlertsCommands", "parse_threshold"]
 
@@ -24,7 +25,7 @@ def parse_threshold(text: str) -> int | None:
         return None
     if not _NUMBER.fullmatch(cleaned):
         raise UserInputError(
-            f"{show_input(text)} is not a whole number — try `alerts 60` or `alerts off`"
+            f"{quote_input(text)} is not a whole number — try `alerts 60` or `alerts off`"
         )
     value = int(cleaned.rstrip("%"))
     if value > 100:

@@ -6,8 +6,9 @@ import difflib
 from collections.abc import Mapping
 
 from bot.commands.base import Reply, Request
-from bot.commands.registry import Command, check_arg_count, show_input
+from bot.commands.registry import Command, check_arg_count
 from intel.errors import UserInputError
+from intel.textfmt import quote_input
 
 __all__ = ["CONNECT_HINT", "HelpCommands"]
 
@@ -49,5 +50,5 @@ class HelpCommands:
         if command is None:
             close = difflib.get_close_matches(name, list(self._registry), n=1, cutoff=0.6)
             hint = f"did you mean `help {close[0]}`?" if close else "`help` lists every command"
-            raise UserInputError(f"no command {show_input(text)} — {hint}")
+            raise UserInputError(f"no command {quote_input(text)} — {hint}")
         return f"{command.usage} — {command.summary}. Example: `{command.example}`"

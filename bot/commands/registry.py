@@ -25,13 +25,11 @@ __all__ = [
     "error_reply",
     "one_line",
     "resolve_symbols",
-    "show_input",
 ]
 
 Handler = Callable[[Request], Awaitable[Reply]]
 MAX_INPUT_CHARS = 500  # a command line; longer input is refused before it is parsed
 MAX_ARGS = 16  # no command takes more (subscribe names at most every covered symbol)
-_SHOWN_CHARS = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +63,6 @@ def one_line(text: str) -> str:
 
 def error_reply(message: str) -> Reply:
     return Reply(text=one_line(message), is_error=True)
-
-
-def show_input(text: str) -> str:
-    """Quote what a person typed for a reply: printable, bounded, never control or bidi chars."""
-    shown = "".join(ch if ch.isprintable() else "?" for ch in text.strip())
-    if len(shown) > _SHOWN_CHARS:
-        shown = shown[:_SHOWN_CHARS] + "…"
-    return repr(shown)
 
 
 def check_arg_count(args: Sequence[str], usage: str, *, least: int = 0, most: int = 0) -> None:

@@ -23,15 +23,16 @@ from bot.commands.registry import (
     Command,
     Desk,
     error_reply,
-    show_input,
 )
 from bot.commands.signal import SignalCommands, SignalGuard
 from bot.commands.status import StatusCommands
 from bot.commands.subscribe import SubscribeCommands
 from bot.commands.watch import WatchCommands
 from bot.config import BotConfig
+from bot.render.chart_task import ChartFn, ChartRenderer
 from bot.storage.base import Store
 from intel.errors import NoSignalError, UserInputError
+from intel.textfmt import quote_input
 
 __all__ = ["INTERNAL_ERROR", "CommandRouter", "parse_command_line"]
 
@@ -74,10 +75,13 @@ class CommandRouter:
         status: StatusProvider,
         clock: Callable[[], float] = time.monotonic,
         *,
+        render_chart: ChartFn | None = None,
         extra_commands: Iterable[Command] = (),
     ) -> None:
+        """`render_chart` is the chart the cycle draws too; by default one built from config."""
         self._registry: dict[str, Command] = {}
-        guard = SignalGuard(desk, config.commands, clock)
+        chart = render_chart or ChartRenderer.from_config(config.chart)
+        guard = SignalGuard(desk, store, config.commands, chart, clock)
         groups = (
             SignalCommands(desk, guard),
             WatchCommands(desk, store),
@@ -113,7 +117,7 @@ class CommandRouter:
         except (UserInputError, NoSignalError) as exc:
             return error_reply(str(exc))
         except Exception:
-            log.exception("command_failed", command=show_input(request.command),
+            log.exception("command_failed", command=quote_input(request.command),
                           transport=request.transport, user_id=request.user_id,
                           arg_count=len(request.args))
             return error_reply(INTERNAL_ERROR)
@@ -125,7 +129,7 @@ class CommandRouter:
             return command
         close = difflib.get_close_matches(name, list(self._registry), n=1, cutoff=0.6)
         hint = f"did you mean `{close[0]}`?" if close else "`help` lists every command"
-        raise UserInputError(f"unknown command {show_input(request.command)} — {hint}")
+        raise UserInputError(f"unknown command {quote_input(request.command)} — {hint}")
 
 
 def _check_size(request: Request) -> None:

@@ -1,8 +1,10 @@
 """`signal SYMBOL`, and the guard that protects on-demand computation.
 
 The guard applies a per-user cooldown, shares one computation between concurrent requests for the
-same symbol at the same market moment (single flight), and caps how many computations run at once;
-when the cap is full a request waits, bounded by `signal_wait_s`, before it is told to retry.
+same symbol (single flight: a request joins the computation already running for its symbol), and
+caps how many computations run at once; when the cap is full a request waits, bounded by
+`signal_wait_s`, before it is told to retry. Only an answered signal starts the cooldown: "busy" or
+an error costs the user nothing. Each computed signal is kept in the store (origin "on_demand").
 """
 
 from __future__ import annotations
@@ -11,7 +13,6 @@ import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 import structlog
 from cachetools import TTLCache
@@ -19,8 +20,9 @@ from cachetools import TTLCache
 from bot.commands.base import Field, Reply, Request
 from bot.commands.registry import Command, Desk, check_arg_count, error_reply
 from bot.config import CommandsConfig
-from bot.render.chart import render_chart
+from bot.render.chart_task import ChartFn
 from bot.render.text import MODALITY_TITLES, format_moment, modality_line, render_text
+from bot.storage.base import SignalOrigin, Store
 from intel.errors import BadTimeError
 from intel.models import AgentReport, Signal
 from intel.pipeline import SignalResult
@@ -48,16 +50,19 @@ class SignalOutcome:
 
 
 class SignalGuard:
-    """Cooldown per (transport, user), single flight per (symbol, moment), a concurrency cap."""
+    """Cooldown per (transport, user), single flight per symbol, a concurrency cap."""
 
     def __init__(
-        self, desk: Desk, config: CommandsConfig, clock: Callable[[], float]
+        self, desk: Desk, store: Store, config: CommandsConfig, render_chart: ChartFn,
+        clock: Callable[[], float],
     ) -> None:
         self._desk = desk
+        self._store = store
+        self._render_chart = render_chart
         self._cooldown_s = config.signal_cooldown_s
         self._wait_s = config.signal_wait_s
         self._slots = asyncio.Semaphore(config.max_concurrent_signals)
-        self._in_flight: dict[tuple[str, datetime], asyncio.Task[SignalOutcome]] = {}
+        self._in_flight: dict[str, asyncio.Task[SignalOutcome]] = {}
         # cachetools' TTLCache forgets a user once the cooldown has passed, so memory stays small.
         self._last_request: TTLCache[tuple[str, str], float] | None = (
             TTLCache(_MAX_TRACKED_USERS, config.signal_cooldown_s, timer=clock)
@@ -79,43 +84,46 @@ class SignalGuard:
             self._last_request[(transport, user_id)] = self._clock()
 
     async def compute(self, symbol: str) -> SignalOutcome:
-        """The signal at the current market moment, joining a computation already under way."""
-        key = (symbol, self._desk.now())
-        task = self._in_flight.get(key)
+        """The signal now, joining the computation already under way for this symbol, if any.
+
+        Keyed by symbol alone: with a moving market clock no two requests see the same moment,
+        and one that arrives mid-computation wants that answer, not a second one a moment later.
+        """
+        task = self._in_flight.get(symbol)
         if task is None:
-            task = asyncio.create_task(self._compute(symbol, key[1]))
-            self._in_flight[key] = task
-            task.add_done_callback(lambda done: self._finished(key, done))
+            task = asyncio.create_task(self._compute(symbol))
+            self._in_flight[symbol] = task
+            task.add_done_callback(lambda done: self._finished(symbol, done))
         # shield: one requester giving up must not cancel the others' shared computation.
         return await asyncio.shield(task)
 
-    def _finished(self, key: tuple[str, datetime], task: asyncio.Task[SignalOutcome]) -> None:
-        if self._in_flight.get(key) is task:
-            del self._in_flight[key]
+    def _finished(self, symbol: str, task: asyncio.Task[SignalOutcome]) -> None:
+        if self._in_flight.get(symbol) is task:
+            del self._in_flight[symbol]
         if not task.cancelled():
             task.exception()  # retrieved here too, in case every requester went away
 
-    async def _compute(self, symbol: str, moment: datetime) -> SignalOutcome:
+    async def _compute(self, symbol: str) -> SignalOutcome:
         try:
             async with asyncio.timeout(self._wait_s):
                 await self._slots.acquire()
         except TimeoutError:
             raise BusyError from None
         try:
-            result = await self._desk.signal(symbol, at=moment)
-            chart_png = await _chart(result)
-            return SignalOutcome(result=result, chart_png=chart_png)
+            result = await self._desk.signal(symbol)  # at the desk's market moment now
+            chart_png = await self._render_chart(result.signal, result.snapshot)
         finally:
             self._slots.release()
+        await self._keep(result.signal)
+        return SignalOutcome(result=result, chart_png=chart_png)
 
-
-async def _chart(result: SignalResult) -> bytes | None:
-    """The chart PNG off the event loop; a chart failure costs the picture, not the signal."""
-    try:
-        return await asyncio.to_thread(render_chart, result.signal, result.snapshot)
-    except Exception:
-        log.exception("chart_failed", symbol=result.signal.symbol)
-        return None
+    async def _keep(self, signal: Signal) -> None:
+        """Store the computed signal once (not per joiner); a failed write never costs the reply."""
+        try:
+            await self._store.record_signal(signal, chart_png=None, deliveries=(), alerted=False,
+                                            origin=SignalOrigin.ON_DEMAND)
+        except Exception:
+            log.exception("on_demand_signal_not_stored", symbol=signal.symbol)
 
 
 def modality_fields(signal: Signal) -> tuple[Field, ...]:
@@ -155,7 +163,6 @@ class SignalCommands:
         wait_s = self._guard.cooldown_left_s(request.transport, request.user_id)
         if wait_s > 0:
             return error_reply(f"easy — you can ask for another signal in {math.ceil(wait_s)} s")
-        self._guard.start_cooldown(request.transport, request.user_id)
         try:
             outcome = await self._guard.compute(symbol)
         except BusyError:
@@ -164,6 +171,9 @@ class SignalCommands:
             # The desk words this for the CLI's --at; a chat user never chose the moment.
             return error_reply(f"no recorded {symbol} market data for the current market moment "
                                f"({format_moment(self._desk.now())}) — try another symbol")
+        # Only an answer costs the cooldown; a user's concurrent duplicates joined this same
+        # computation, so they cost nothing extra either.
+        self._guard.start_cooldown(request.transport, request.user_id)
         return signal_reply(outcome)
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import difflib
 
 from bot.commands.base import Reply, Request
-from bot.commands.registry import Command, Desk, check_arg_count, show_input
+from bot.commands.registry import Command, Desk, check_arg_count
 from bot.storage.base import Store
 from intel.errors import UnknownSymbolError, UserInputError
 from intel.symbols import base_asset, normalize_symbol
+from intel.textfmt import quote_input
 
 __all__ = ["WatchCommands"]
 
@@ -88,4 +89,4 @@ def _action(args: tuple[str, ...]) -> str:
         return action
     close = difflib.get_close_matches(action, _ACTIONS, n=1, cutoff=0.6)
     hint = f"did you mean `watch {close[0]}`?" if close else f"usage `{USAGE}`"
-    raise UserInputError(f"unknown watch action {show_input(args[0])} — {hint}")
+    raise UserInputError(f"unknown watch action {quote_input(args[0])} — {hint}")

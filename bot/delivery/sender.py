@@ -171,15 +171,14 @@ class OutboxSender:
                       action="chat disabled")
             await self._store.mark_failed(item.id, _reason(exc), permanent=True)
             return False
-        except TransientDeliveryError as exc:
+        except Exception as exc:  # TransientDeliveryError, or anything unforeseen: retry later
             self.stats.transient_failures += 1
-            log.warning("delivery_failed", **_fields(item), reason=str(exc), action="retry later")
-            await self._store.mark_failed(item.id, _reason(exc), permanent=False)
-            return False
-        except Exception as exc:
-            self.stats.transient_failures += 1
-            log.exception("delivery_failed_unexpectedly", **_fields(item), reason=str(exc),
-                          action="retry later")
+            if isinstance(exc, TransientDeliveryError):
+                log.warning("delivery_failed", **_fields(item), reason=str(exc),
+                            action="retry later")
+            else:  # a bug rather than a network hiccup: logged as an error, with its traceback
+                log.exception("delivery_failed_unexpectedly", **_fields(item), reason=str(exc),
+                              action="retry later")
             await self._store.mark_failed(item.id, _reason(exc), permanent=False)
             return False
         await self._store.mark_sent(item.id)

@@ -19,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
+from PIL import Image
 
 from bot.render.text import (
     MODALITY_TITLES,
@@ -65,9 +66,12 @@ def render_chart(
 ) -> bytes:
     """The chart of one signal as PNG bytes, about 1200×900 px."""
     figure = build_figure(signal, snapshot, candles=candles, flow_hours=flow_hours)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    pixels = np.asarray(canvas.buffer_rgba())
+    # An opaque RGB PNG at a light compression level: half the encode time of matplotlib's RGBA.
     buffer = io.BytesIO()
-    # Light compression: a third of the encode time for a somewhat larger file.
-    FigureCanvasAgg(figure).print_png(buffer, pil_kwargs={"compress_level": 1})
+    Image.fromarray(pixels).convert("RGB").save(buffer, format="png", compress_level=3)
     return buffer.getvalue()
 
 

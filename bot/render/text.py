@@ -32,7 +32,6 @@ MODALITY_TITLES: Mapping[str, str] = {
     "sentiment": "Sentiment",
 }
 CREDITS = "Fear & Greed: Alternative.me · whale flows: Whale Alert"
-HIGH_DIVERGENCE = 50.0
 _IMBALANCE_BANDS = (
     ("imbalance_0_5pct", "0.5%"),
     ("imbalance_0_1pct", "0.1%"),
@@ -142,15 +141,15 @@ def _missing_lines(reports: Mapping[str, AgentReport]) -> list[str]:
             for key, title in MODALITY_TITLES.items() if key not in reports]
 
 
-def _divergence_line(divergence: float) -> str:
-    high = " (high)" if abs(divergence) > HIGH_DIVERGENCE else ""
-    return f"Divergence {divergence:+.0f}{high}"
+def _divergence_line(signal: Signal) -> str:
+    high = " (high)" if signal.high_divergence else ""
+    return f"Divergence {signal.divergence:+.0f}{high}"
 
 
 def _plan_lines(signal: Signal) -> list[str]:
     price = f" · price {format_price(signal.price)}" if signal.price is not None else ""
     lines = [
-        _divergence_line(signal.divergence),
+        _divergence_line(signal),
         f"Timeframe {signal.timeframe_hours} h · position {signal.position_size.value}{price}",
     ]
     if signal.risk_factors:

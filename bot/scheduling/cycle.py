@@ -1,17 +1,18 @@
 """One signal cycle: every followed symbol computed once, alerts planned, all recorded atomically.
 
-A failure for one symbol is logged and never stops the others. A symbol already computed at this
-market moment (the demo clock at the end of the data, or a restart at the moment where the last
-run stopped) is not computed again: the same data would only repeat the same signal.
+A failure for one symbol is logged and never stops the others; a chart that cannot be drawn costs
+only the picture (the signal and its alerts are recorded without it). A symbol already computed at
+this market moment (the demo clock at the end of the data, or a restart at the moment where the
+last run stopped) is not computed again: the same data would only repeat the same signal.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -20,15 +21,15 @@ from bot.config import BotConfig
 from bot.storage.base import Store
 from intel.desk import SignalDesk
 from intel.errors import UserInputError
-from intel.models import MarketSnapshot, Signal
 from intel.timeutil import iso, parse_time, utcnow
+
+if TYPE_CHECKING:  # at run time it would load matplotlib into `status`, which reads this module
+    from bot.render.chart_task import ChartFn
 
 __all__ = ["LAST_CYCLE_AT", "LAST_CYCLE_MARKET_AT", "CycleResult", "SignalCycle", "stored_time"]
 
 LAST_CYCLE_AT = "last_cycle_at"  # wall-clock time the last cycle finished (ISO-8601 UTC)
 LAST_CYCLE_MARKET_AT = "last_cycle_market_at"  # the market moment it computed
-
-ChartRenderer = Callable[[Signal, MarketSnapshot], bytes]
 
 log = structlog.get_logger(__name__)
 
@@ -49,7 +50,7 @@ class SignalCycle:
         desk: SignalDesk,
         store: Store,
         config: BotConfig,
-        render_chart: ChartRenderer,
+        render_chart: ChartFn,
         on_recorded: Callable[[], None],
     ) -> None:
         self._desk = desk
@@ -110,7 +111,7 @@ class SignalCycle:
         )
         chart = None
         if deliveries:  # the chart costs a few hundred ms; only messages need it
-            chart = await asyncio.to_thread(self._render_chart, signal, result.snapshot)
+            chart = await self._render_chart(signal, result.snapshot)  # None when drawing failed
         await self._store.record_signal(signal, chart, deliveries, alerted)
         log.info("signal_recorded", symbol=symbol, action=signal.action.value,
                  confidence=signal.confidence, alerted=alerted, deliveries=len(deliveries))

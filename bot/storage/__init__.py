@@ -5,18 +5,21 @@ from bot.storage.base import (
     DeliveryKind,
     DmState,
     OutboxItem,
+    SignalOrigin,
     Store,
     StoredSignal,
     Subscription,
     Watcher,
 )
-from bot.storage.sqlite import SqliteStore
+from bot.storage.sqlite import ReadOnlyStoreError, SqliteStore
 
 __all__ = [
     "Delivery",
     "DeliveryKind",
     "DmState",
     "OutboxItem",
+    "ReadOnlyStoreError",
+    "SignalOrigin",
     "SqliteStore",
     "Store",
     "StoredSignal",

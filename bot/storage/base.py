@@ -1,9 +1,9 @@
 """The store interface: chats, subscriptions, watchlists, thresholds, signals and the outbox.
 
 One backend today (SQLite through aiosqlite); another SQL backend implements this same Protocol
-and runs the same contract tests. Every method is atomic. `record_signal` writes a signal, its
-chart, the alert state and all the deliveries it causes in ONE transaction, so that a crash can
-neither lose an alert nor announce one twice.
+and runs the same contract tests. Every method is atomic, even when its caller is cancelled.
+`record_signal` writes a signal, its chart, the alert state and all the deliveries it causes in
+ONE transaction, so that a crash can neither lose an alert nor announce one twice.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ __all__ = [
     "DeliveryKind",
     "DmState",
     "OutboxItem",
+    "SignalOrigin",
     "Store",
     "StoredSignal",
     "Subscription",
@@ -31,6 +32,11 @@ __all__ = [
 class DeliveryKind(StrEnum):
     CHANNEL = "channel"  # a subscribed channel or group
     DM = "dm"  # a direct message to a watching user
+
+
+class SignalOrigin(StrEnum):
+    CYCLE = "cycle"  # the scheduled cycle: drives the alert state and the outbox
+    ON_DEMAND = "on_demand"  # asked for in chat: kept for the history, never alerts
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +96,7 @@ class StoredSignal:
     signal: Signal
     chart_png: bytes | None
     alerted: bool  # this signal changed the channel alert state
+    origin: str = SignalOrigin.CYCLE
 
 
 class Store(Protocol):
@@ -125,14 +132,25 @@ class Store(Protocol):
     # Signals, alert state and the outbox.
     async def record_signal(
         self, signal: Signal, chart_png: bytes | None, deliveries: Sequence[Delivery],
-        alerted: bool,
-    ) -> int: ...
-    async def last_signal(self, symbol: str) -> StoredSignal | None: ...
+        alerted: bool, origin: str = SignalOrigin.CYCLE,
+    ) -> int:
+        """Every signal produced is recorded. A cycle signal may alert and deliver; an
+        on-demand one (origin "on_demand") may not: ValueError with deliveries or alerted."""
+        ...
+
+    async def last_signal(self, symbol: str) -> StoredSignal | None:
+        """The last cycle signal (on-demand ones never count)."""
+        ...
+
     async def last_alerted(self, symbol: str) -> StoredSignal | None: ...
     async def load_signal(self, signal_id: int) -> StoredSignal | None: ...
+
     async def signals(
         self, symbol: str, since: datetime | None = None, until: datetime | None = None
-    ) -> list[StoredSignal]: ...
+    ) -> list[StoredSignal]:
+        """The history, oldest first: cycle and on-demand signals alike (see `origin`)."""
+        ...
+
     async def pending_deliveries(self, limit: int) -> list[OutboxItem]: ...
     async def mark_sent(self, item_id: int) -> None: ...
     async def mark_failed(self, item_id: int, reason: str, permanent: bool) -> None: ...

@@ -10,9 +10,19 @@ from dataclasses import dataclass
 
 import aiosqlite
 
+from bot.storage.transactions import immediate_transaction
+from intel.errors import ConfigError
 from intel.timeutil import iso, utcnow
 
-__all__ = ["MIGRATIONS", "Migration", "SchemaTooNewError", "migrate", "schema_version"]
+__all__ = [
+    "MIGRATIONS",
+    "Migration",
+    "SchemaTooNewError",
+    "SchemaTooOldError",
+    "check_schema",
+    "migrate",
+    "schema_version",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +32,12 @@ class Migration:
     statements: tuple[str, ...]
 
 
-class SchemaTooNewError(RuntimeError):
+class SchemaTooNewError(ConfigError):
     """The database was written by a newer version of the bot; refuse to touch it."""
+
+
+class SchemaTooOldError(ConfigError):
+    """A connection that must not migrate (read-only) found an older schema than the code's."""
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -110,13 +124,39 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX outbox_by_status ON outbox (status, id)",
         "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     )),
+    # On-demand signals (asked for in chat) join the history for the scorecard; alert state and
+    # the cycle's "already computed" check read only the cycle's own rows.
+    Migration(2, "signal origin", (
+        "ALTER TABLE signals ADD COLUMN origin TEXT NOT NULL DEFAULT 'cycle'"
+        " CHECK (origin IN ('cycle', 'on_demand'))",
+        "CREATE INDEX signals_by_symbol_origin ON signals (symbol, origin)",
+    )),
 )
 
 
 async def schema_version(conn: aiosqlite.Connection) -> int:
+    """The highest version applied; 0 for a database without a schema_version table."""
+    async with conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+    ) as cursor:
+        if await cursor.fetchone() is None:
+            return 0
     async with conn.execute("SELECT coalesce(max(version), 0) FROM schema_version") as cursor:
         row = await cursor.fetchone()
     return int(row[0]) if row else 0
+
+
+async def check_schema(
+    conn: aiosqlite.Connection, migrations: tuple[Migration, ...] = MIGRATIONS
+) -> None:
+    """For a connection that must not write: raise unless the schema is exactly the code's."""
+    current, latest = await schema_version(conn), _latest(migrations)
+    _refuse_newer(current, latest)
+    if current < latest:
+        raise SchemaTooOldError(
+            f"database schema is version {current}, older than this version ({latest});"
+            " run the bot once to migrate"
+        )
 
 
 async def migrate(
@@ -127,12 +167,8 @@ async def migrate(
         "CREATE TABLE IF NOT EXISTS schema_version ("
         " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
     )
-    latest = max((m.version for m in migrations), default=0)
     current = await schema_version(conn)
-    if current > latest:
-        raise SchemaTooNewError(
-            f"database schema is version {current}; this code knows up to {latest}"
-        )
+    _refuse_newer(current, _latest(migrations))
     applied: list[int] = []
     for migration in sorted(migrations, key=lambda m: m.version):
         if migration.version > current and await _apply(conn, migration):
@@ -140,12 +176,21 @@ async def migrate(
     return applied
 
 
+def _latest(migrations: tuple[Migration, ...]) -> int:
+    return max((m.version for m in migrations), default=0)
+
+
+def _refuse_newer(current: int, latest: int) -> None:
+    if current > latest:
+        raise SchemaTooNewError(
+            f"database schema is version {current}; this code knows up to {latest}"
+        )
+
+
 async def _apply(conn: aiosqlite.Connection, migration: Migration) -> bool:
-    await conn.execute("BEGIN IMMEDIATE")
-    try:
+    async with immediate_transaction(conn):
         # Another process may have migrated while we waited for the write lock.
         if await schema_version(conn) >= migration.version:
-            await conn.rollback()
             return False
         for statement in migration.statements:
             await conn.execute(statement)
@@ -153,8 +198,4 @@ async def _apply(conn: aiosqlite.Connection, migration: Migration) -> bool:
             "INSERT INTO schema_version (version, name, applied_at) VALUES (?, ?, ?)",
             (migration.version, migration.name, iso(utcnow())),
         )
-        await conn.execute("COMMIT")
-    except BaseException:
-        await conn.rollback()  # a no-op where SQLite already rolled back on its own
-        raise
     return True

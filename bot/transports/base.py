@@ -1,6 +1,10 @@
 """The transport interface: transports only parse inbound commands and send outbound messages.
 
 Sending raises one of the delivery errors below, split by what the sender must do next.
+
+Lifecycle: `start` begins receiving commands; `stop` ends receiving them but `send` keeps working,
+so the alerts still in flight at shutdown go out; `close` then releases the connection, after
+which nothing is sent.
 """
 
 from __future__ import annotations
@@ -61,7 +65,13 @@ class Transport(Protocol):
         """Begin receiving commands; each goes to `handler` and its reply is sent back."""
         ...
 
-    async def stop(self) -> None: ...
+    async def stop(self) -> None:
+        """Stop receiving commands (a command being answered may be abandoned); keep sending."""
+        ...
+
+    async def close(self) -> None:
+        """Release the connection once the sender has stopped; called after `stop`."""
+        ...
 
     async def send(self, chat_id: str, message: OutMessage) -> None:
         """Deliver one proactive message; raise a DeliveryError subclass on failure."""

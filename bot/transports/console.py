@@ -63,6 +63,9 @@ class ConsoleTransport:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
+    async def close(self) -> None:
+        """Nothing to release: the streams belong to whoever passed them in."""
+
     async def send(self, chat_id: str, message: OutMessage) -> None:
         """Show an alert or DM at once, under a banner that says which and why."""
         banner = "DM" if message.extra.get("kind") == "dm" else "ALERT"

@@ -72,6 +72,7 @@ class RulesCoordinator:
             timeframe_hours=_timeframe(confidence, assessment.high_volatility),
             position_size=_position_size(assessment, confidence),
             divergence=round(assessment.divergence, 1),
+            high_divergence=assessment.high_divergence,
             coordinator=self.name,
             clamps=(),
             as_of=as_of,
