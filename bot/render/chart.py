@@ -371,7 +371,7 @@ def _sentiment_caption(report: AgentReport) -> str:
     figures = report.features
     parts: list[str] = []
     if "reddit_mood" in figures:
-        parts.append(f"Reddit {figures['reddit_mood']:+.2f}")
+        parts.append(f"Reddit {figures['reddit_mood']:+.0f}")
     if "post_count" in figures:
         parts.append(f"{figures['post_count']:.0f} posts")
     if report.engine:
