@@ -31,6 +31,7 @@ from bot.scheduling.clock import DemoClock, MarketClock, build_market_clock
 from bot.scheduling.cycle import LAST_CYCLE_AT, LAST_CYCLE_MARKET_AT, SignalCycle, stored_time
 from bot.scheduling.scheduler import CycleScheduler, real_interval_s
 from bot.storage.base import DeliveryKind, OutboxItem, Store, StoredSignal
+from bot.storage.lock import DatabaseLock
 from bot.storage.sqlite import SqliteStore
 from bot.transports.base import CommandHandler, OutMessage, Transport
 from bot.transports.console import ConsoleTransport, greeting_text
@@ -81,10 +82,11 @@ async def run_bot(
         transports.append(chat)
     store = SqliteStore(config.storage.db_path, backoff_base_s=config.delivery.backoff_base_s,
                         backoff_max_s=config.delivery.backoff_max_s)
-    await store.open()
+    await store.open()  # first: a bad path is reported as such, not as a lock problem
     try:
-        bot = await _assemble(config, secrets, store, transports, chat)
-        await _serve(bot, Redactor(secrets.values()), stop)
+        with DatabaseLock(config.storage.db_path):
+            bot = await _assemble(config, secrets, store, transports, chat)
+            await _serve(bot, Redactor(secrets.values()), stop)
     finally:
         await store.close()
     return 0
