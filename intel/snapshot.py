@@ -37,7 +37,7 @@ from intel.sources.base import (
 from intel.textfmt import format_age
 from intel.timeutil import iso, utcnow
 
-__all__ = ["SnapshotBuilder", "SourceState", "Sources", "data_moment", "format_age"]
+__all__ = ["SnapshotBuilder", "SourceState", "Sources", "data_moment"]
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")

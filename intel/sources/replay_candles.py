@@ -24,12 +24,6 @@ class ReplayCandleSource:
         self._dir = replay_dir / "candles"
         self._loaded: dict[str, CandleSeries] = {}
 
-    def available_symbols(self) -> list[str]:
-        return sorted(
-            f"{name[:-4]}/USDT"
-            for name in (p.name.split("_", 1)[0] for p in self._dir.glob("*USDT_1h.csv.gz"))
-        )
-
     def history(self, symbol: str) -> CandleSeries:
         """The full recorded series (for backtests and range checks)."""
         series = self._loaded.get(symbol)
