@@ -79,13 +79,17 @@ class ScaledPlatform:
 
 
 def build_message(item: OutboxItem, stored: StoredSignal) -> OutMessage:
-    return OutMessage(intro=item.intro, reply=Reply(text=stored.signal.thesis),
-                      is_group=item.kind is DeliveryKind.CHANNEL)
+    return OutMessage(
+        intro=item.intro,
+        reply=Reply(text=stored.signal.thesis),
+        is_group=item.kind is DeliveryKind.CHANNEL,
+    )
 
 
 def deliveries(count: int) -> list[Delivery]:
     return [
-        Delivery(TRANSPORT, f"c{i}", DeliveryKind.CHANNEL, "BTC turned BUY") if i % 3 == 0
+        Delivery(TRANSPORT, f"c{i}", DeliveryKind.CHANNEL, "BTC turned BUY")
+        if i % 3 == 0
         else Delivery(TRANSPORT, f"dm-u{i}", DeliveryKind.DM, "above your 60", f"u{i}")
         for i in range(count)
     ]
@@ -98,11 +102,17 @@ async def benchmark(args: argparse.Namespace, directory: Path) -> dict[str, floa
         wanted = deliveries(args.recipients)
         await store.record_signal(make_signal(), None, wanted, alerted=True)
         platform = ScaledPlatform(args.rate, 1, args.latency_ms / 1000)
-        limits = TransportLimits(overall_per_s=args.rate, per_chat_per_s=1,
-                                 per_group_per_min=20 * args.rate / 30)
-        sender = OutboxSender(store, {TRANSPORT: platform}, {TRANSPORT: limits},
-                              concurrency=args.concurrency, build_message=build_message,
-                              poll_interval_s=0.05)
+        limits = TransportLimits(
+            overall_per_s=args.rate, per_chat_per_s=1, per_group_per_min=20 * args.rate / 30
+        )
+        sender = OutboxSender(
+            store,
+            {TRANSPORT: platform},
+            {TRANSPORT: limits},
+            concurrency=args.concurrency,
+            build_message=build_message,
+            poll_interval_s=0.05,
+        )
         started = time.perf_counter()
         await asyncio.wait_for(sender.drain_once(), timeout=args.timeout_s)
         elapsed = time.perf_counter() - started
@@ -122,10 +132,12 @@ async def benchmark(args: argparse.Namespace, directory: Path) -> dict[str, floa
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--recipients", type=int, default=2000, choices=range(1, 20_001),
-                        metavar="1..20000")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--recipients", type=int, default=2000, choices=range(1, 20_001), metavar="1..20000"
+    )
     parser.add_argument("--rate", type=int, default=300, help="messages per second overall")
     parser.add_argument("--concurrency", type=int, default=BotConfig().delivery.concurrency)
     parser.add_argument("--latency-ms", type=float, default=10.0, help="a send's round trip")
@@ -135,8 +147,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         result = asyncio.run(benchmark(args, Path(directory)))
     ratio = result["elapsed_s"] / result["minimum_s"]
-    print(f"fan-out of 1 alert to {args.recipients} chats, limit {args.rate}/s overall and 1/s "
-          f"per chat, concurrency {args.concurrency}, round trip {args.latency_ms:g} ms")
+    print(
+        f"fan-out of 1 alert to {args.recipients} chats, limit {args.rate}/s overall and 1/s "
+        f"per chat, concurrency {args.concurrency}, round trip {args.latency_ms:g} ms"
+    )
     print(f"  total time      {result['elapsed_s']:.2f} s")
     print(f"  minimum         {result['minimum_s']:.2f} s  (recipients / rate)")
     print(f"  ratio           {ratio:.3f}x  (target <= 1.1)")

@@ -47,8 +47,12 @@ async def in_process(runs: int) -> None:
         for moment in moments:
             t0 = time.perf_counter()
             result = await desk.signal(symbol, moment)
-            render_chart(result.signal, result.snapshot, candles=config.chart.candles,
-                         flow_hours=config.chart.flow_hours)
+            render_chart(
+                result.signal,
+                result.snapshot,
+                candles=config.chart.candles,
+                flow_hours=config.chart.flow_hours,
+            )
             charted.append((time.perf_counter() - t0) * 1000)
         print(f"{symbol} warm signal, no chart:   {percentiles(plain)}")
         print(f"{symbol} warm signal + chart PNG: {percentiles(charted)}")
@@ -60,8 +64,14 @@ def process_start(runs: int) -> None:
     with tempfile.TemporaryDirectory() as cwd:
         for _ in range(runs):
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "bot", "signal", "BTC/USDT"], cwd=cwd, env=env,
-                           check=True, capture_output=True, timeout=120)
+            subprocess.run(
+                [sys.executable, "-m", "bot", "signal", "BTC/USDT"],
+                cwd=cwd,
+                env=env,
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
             samples.append((time.perf_counter() - t0) * 1000)
     print(f"python -m bot signal BTC/USDT (fresh process): {percentiles(samples)}")
 

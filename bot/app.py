@@ -80,8 +80,11 @@ async def run_bot(
     if console and not transports:
         chat = ConsoleTransport(stdin, stdout, config.console.chart_dir, on_eof=stop.set)
         transports.append(chat)
-    store = SqliteStore(config.storage.db_path, backoff_base_s=config.delivery.backoff_base_s,
-                        backoff_max_s=config.delivery.backoff_max_s)
+    store = SqliteStore(
+        config.storage.db_path,
+        backoff_base_s=config.delivery.backoff_base_s,
+        backoff_max_s=config.delivery.backoff_max_s,
+    )
     await store.open()  # first: a bad path is reported as such, not as a lock problem
     try:
         with DatabaseLock(config.storage.db_path):
@@ -93,7 +96,10 @@ async def run_bot(
 
 
 async def _assemble(
-    config: BotConfig, secrets: Secrets, store: Store, transports: Sequence[Transport],
+    config: BotConfig,
+    secrets: Secrets,
+    store: Store,
+    transports: Sequence[Transport],
     chat: ConsoleTransport | None,
 ) -> _Bot:
     clock_ref: list[MarketClock] = []  # the desk needs the clock; the clock needs the desk's data
@@ -103,7 +109,8 @@ async def _assemble(
     clock = build_market_clock(config, data_end, resume, partial(_clock_ended, chat))
     clock_ref.append(clock)
     sender = OutboxSender(
-        store, {t.name: t for t in transports},
+        store,
+        {t.name: t for t in transports},
         {t.name: getattr(config.delivery, t.name, TransportLimits()) for t in transports},
         concurrency=config.delivery.concurrency,
         build_message=partial(build_message, Redactor(secrets.values())),
@@ -112,15 +119,17 @@ async def _assemble(
     chart = ChartRenderer.from_config(config.chart)  # one chart for alerts and `signal` alike
     cycle = SignalCycle(desk, store, config, chart, on_recorded=sender.wake)
     speed = clock.speed if clock.speed > 0 else 1.0  # a fixed clock: cycle at the market rate
-    scheduler = CycleScheduler(cycle.run_once, store,
-                               interval_s=real_interval_s(config.schedule.interval_minutes, speed))
+    scheduler = CycleScheduler(
+        cycle.run_once, store, interval_s=real_interval_s(config.schedule.interval_minutes, speed)
+    )
     return _Bot(config, store, desk, clock, chart, sender, scheduler, transports, chat)
 
 
 async def _serve(bot: _Bot, redactor: Redactor, stop: asyncio.Event) -> None:
     """Start everything, wait for `stop`, then stop everything (see `_stop_all` for the order)."""
-    router = CommandRouter(bot.desk, bot.store, bot.config, partial(_status, bot),
-                           render_chart=bot.chart)
+    router = CommandRouter(
+        bot.desk, bot.store, bot.config, partial(_status, bot), render_chart=bot.chart
+    )
     handler = _redacting(router.handle, redactor)
     loop = asyncio.get_running_loop()
     installed = _install_signal_handlers(loop, stop)
@@ -134,8 +143,11 @@ async def _serve(bot: _Bot, redactor: Redactor, stop: asyncio.Event) -> None:
         _watch_clock_end(loop, bot.clock)
         log.info("bot_started", transports=started, clock=bot.clock.describe())
         if not started:
-            log.warning("no_transport", detail="no chat transport runs: signals are computed "
-                        "and alerts wait in the outbox until one does")
+            log.warning(
+                "no_transport",
+                detail="no chat transport runs: signals are computed "
+                "and alerts wait in the outbox until one does",
+            )
         await stop.wait()
         log.info("bot_stopping")
     finally:
@@ -201,12 +213,17 @@ def _watch_clock_end(loop: asyncio.AbstractEventLoop, clock: MarketClock) -> Non
 
 
 def _clock_ended(chat: ConsoleTransport | None, end: datetime) -> None:
-    log.info("demo_clock_stopped", market_at=iso(end),
-             detail="end of the recorded data; market time stays here")
+    log.info(
+        "demo_clock_stopped",
+        market_at=iso(end),
+        detail="end of the recorded data; market time stays here",
+    )
     if chat is not None:
-        chat.notice(f"\nThe demo clock reached the end of the recorded data ({iso(end)}); "
-                    "market time stays there, so signals will not change any more. "
-                    "To replay the demo, start again with a fresh database (--db PATH).")
+        chat.notice(
+            f"\nThe demo clock reached the end of the recorded data ({iso(end)}); "
+            "market time stays there, so signals will not change any more. "
+            "To replay the demo, start again with a fresh database (--db PATH)."
+        )
 
 
 def _greeting(bot: _Bot) -> str:
@@ -221,19 +238,29 @@ def _greeting(bot: _Bot) -> str:
 def _log_later_transports(secrets: Secrets) -> None:
     for platform, attribute in LATER_TRANSPORTS:
         if getattr(secrets, attribute):
-            log.warning("transport_not_available", transport=platform.lower(),
-                        detail=f"a {platform} token is set, but the {platform} transport "
-                               "arrives in a later version; it is not started")
+            log.warning(
+                "transport_not_available",
+                transport=platform.lower(),
+                detail=f"a {platform} token is set, but the {platform} transport "
+                "arrives in a later version; it is not started",
+            )
 
 
 def build_message(redactor: Redactor, item: OutboxItem, stored: StoredSignal) -> OutMessage:
     """An outbox row as a message: the intro, the signal's text and fields, its chart."""
     signal = stored.signal
-    reply = Reply(text=redactor.redact(render_text(signal)), fields=modality_fields(signal),
-                  chart_png=stored.chart_png, signal=signal)
-    return OutMessage(intro=redactor.redact(item.intro), reply=reply,
-                      is_group=item.kind == DeliveryKind.CHANNEL,
-                      extra={"kind": item.kind.value})
+    reply = Reply(
+        text=redactor.redact(render_text(signal)),
+        fields=modality_fields(signal),
+        chart_png=stored.chart_png,
+        signal=signal,
+    )
+    return OutMessage(
+        intro=redactor.redact(item.intro),
+        reply=reply,
+        is_group=item.kind == DeliveryKind.CHANNEL,
+        extra={"kind": item.kind.value},
+    )
 
 
 def _redacting(handler: CommandHandler, redactor: Redactor) -> CommandHandler:

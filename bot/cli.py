@@ -36,8 +36,12 @@ class _Parser(argparse.ArgumentParser):
 def _global_options() -> argparse.ArgumentParser:
     # SUPPRESS as default so the options may stand before or after the command name.
     common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
-    common.add_argument("--config", type=Path, metavar="PATH",
-                        help="config file (default: ./config.yaml, else built-in defaults)")
+    common.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="config file (default: ./config.yaml, else built-in defaults)",
+    )
     common.add_argument("--db", type=Path, metavar="PATH", help="SQLite database path")
     common.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     return common
@@ -46,22 +50,27 @@ def _global_options() -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     common = _global_options()
     parser = _Parser(
-        prog="python -m bot", parents=[common],
+        prog="python -m bot",
+        parents=[common],
         description="Crypto market-intelligence signals from whale flows, order books and "
-                    "sentiment. Runs offline on recorded market data by default.",
+        "sentiment. Runs offline on recorded market data by default.",
         epilog="Not financial advice.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     signal = commands.add_parser(
-        "signal", parents=[common], help="compute one signal and print it",
+        "signal",
+        parents=[common],
+        help="compute one signal and print it",
         description="Compute one signal for SYMBOL (BTC, eth, ETH/USDT, ethusdt …) and print it.",
     )
     signal.add_argument("symbol", metavar="SYMBOL", help="e.g. BTC/USDT, btc, ethusdt")
     signal.add_argument("--json", action="store_true", help="print the signal as JSON")
     signal.add_argument("--chart", type=Path, metavar="PATH", help="write the chart PNG here")
-    signal.add_argument("--at", metavar="TIME",
-                        help="market moment to replay, ISO-8601 (UTC if no zone); "
-                             "default: config data.default_at")
+    signal.add_argument(
+        "--at",
+        metavar="TIME",
+        help="market moment to replay, ISO-8601 (UTC if no zone); default: config data.default_at",
+    )
     signal.set_defaults(handler=_cmd_signal)
     # Each further command lives in its own module with a `register(subparsers, common)`.
     from bot import cli_run, cli_status
@@ -112,8 +121,11 @@ def _fail(exc: BaseException, code: int, args: argparse.Namespace | None, prefix
     if args is not None and getattr(args, "debug", False):
         traceback.print_exception(exc, file=sys.stderr)
     message = " ".join(str(exc).split()) or type(exc).__name__
-    hint = "" if code != EXIT_INTERNAL or (args and getattr(args, "debug", False)) else \
-        " (run with --debug for details)"
+    hint = (
+        ""
+        if code != EXIT_INTERNAL or (args and getattr(args, "debug", False))
+        else " (run with --debug for details)"
+    )
     print(f"error: {prefix}{message}{hint}", file=sys.stderr)
     return code
 
@@ -145,8 +157,12 @@ def _write_chart(path: Path, result: Any, config: BotConfig) -> None:
 
     if path.parent and not path.parent.is_dir():
         raise UserInputError(f"cannot write chart to {path}: folder {path.parent} does not exist")
-    png = render_chart(result.signal, result.snapshot, candles=config.chart.candles,
-                       flow_hours=config.chart.flow_hours)
+    png = render_chart(
+        result.signal,
+        result.snapshot,
+        candles=config.chart.candles,
+        flow_hours=config.chart.flow_hours,
+    )
     try:
         path.write_bytes(png)
     except OSError as exc:

@@ -23,13 +23,18 @@ __all__ = ["register"]
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     """Add the `run` command to the CLI (called by `bot.cli.build_parser`)."""
     run = subparsers.add_parser(
-        "run", parents=[common], help="run the bot: scheduler, alerts and chat transports",
+        "run",
+        parents=[common],
+        help="run the bot: scheduler, alerts and chat transports",
         description="Run the bot: the signal scheduler, alerts, and every chat transport with a "
-                    "token in the environment; with none, an interactive console chat on "
-                    "stdin/stdout that ends at the end of input. Stop with Ctrl-C or SIGTERM.",
+        "token in the environment; with none, an interactive console chat on "
+        "stdin/stdout that ends at the end of input. Stop with Ctrl-C or SIGTERM.",
     )
-    run.add_argument("--no-console", action="store_true",
-                     help="never start the console chat (for containers and services)")
+    run.add_argument(
+        "--no-console",
+        action="store_true",
+        help="never start the console chat (for containers and services)",
+    )
     run.set_defaults(handler=_cmd_run)
 
 
@@ -38,10 +43,12 @@ def _cmd_run(args: argparse.Namespace, config: BotConfig) -> int:
 
     secrets = Secrets.from_env(os.environ)
     console = not args.no_console
-    _configure_run_logging(config, secrets, console=console,
-                           debug=bool(getattr(args, "debug", False)))
-    return asyncio.run(run_bot(config, secrets, console=console, stdin=sys.stdin,
-                               stdout=sys.stdout))
+    _configure_run_logging(
+        config, secrets, console=console, debug=bool(getattr(args, "debug", False))
+    )
+    return asyncio.run(
+        run_bot(config, secrets, console=console, stdin=sys.stdin, stdout=sys.stdout)
+    )
 
 
 def _configure_run_logging(

@@ -23,10 +23,12 @@ __all__ = ["register"]
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     status = subparsers.add_parser(
-        "status", parents=[common], help="health of each source and the bot's last cycle",
+        "status",
+        parents=[common],
+        help="health of each source and the bot's last cycle",
         description="Fetch every source for every configured symbol at the current market "
-                    "moment and report its state; with the bot's database present, also the "
-                    "last cycle and the outbox.",
+        "moment and report its state; with the bot's database present, also the "
+        "last cycle and the outbox.",
     )
     status.add_argument("--json", action="store_true", help="print the status as JSON")
     status.set_defaults(handler=_cmd_status)
@@ -54,11 +56,18 @@ async def _gather(config: BotConfig) -> BotStatus:
         try:
             last_at, last_market_at, outbox = await _bot_state(db_path)
         except SchemaTooOldError:
-            notes.append(f"Bot database {db_path}: database schema older than this version;"
-                         " run the bot once to migrate.")
+            notes.append(
+                f"Bot database {db_path}: database schema older than this version;"
+                " run the bot once to migrate."
+            )
     return BotStatus(
-        market_now=desk.now(), sources=health, last_cycle_at=last_at,
-        last_cycle_market_at=last_market_at, next_run_at=None, outbox=outbox, transports=(),
+        market_now=desk.now(),
+        sources=health,
+        last_cycle_at=last_at,
+        last_cycle_market_at=last_market_at,
+        next_run_at=None,
+        outbox=outbox,
+        transports=(),
         notes=tuple(notes),
     )
 
@@ -71,7 +80,10 @@ async def _bot_state(
     store = SqliteStore(db_path, read_only=True)
     await store.open()
     try:
-        return (await stored_time(store, LAST_CYCLE_AT),
-                await stored_time(store, LAST_CYCLE_MARKET_AT), await store.outbox_counts())
+        return (
+            await stored_time(store, LAST_CYCLE_AT),
+            await stored_time(store, LAST_CYCLE_MARKET_AT),
+            await store.outbox_counts(),
+        )
     finally:
         await store.close()

@@ -25,10 +25,12 @@ class DeliveryConfig(Frozen):
     backoff_max_s: float = Field(300.0, gt=0)
     telegram: TransportLimits = TransportLimits()
     # discord.py enforces Discord's own buckets; this only caps our burst rate.
-    discord: TransportLimits = TransportLimits(overall_per_s=45, per_chat_per_s=5,
-                                               per_group_per_min=120)
-    console: TransportLimits = TransportLimits(overall_per_s=1000, per_chat_per_s=1000,
-                                               per_group_per_min=60000)
+    discord: TransportLimits = TransportLimits(
+        overall_per_s=45, per_chat_per_s=5, per_group_per_min=120
+    )
+    console: TransportLimits = TransportLimits(
+        overall_per_s=1000, per_chat_per_s=1000, per_group_per_min=60000
+    )
 
 
 class AlertsConfig(Frozen):

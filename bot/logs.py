@@ -35,12 +35,16 @@ class Redactor:
 
 
 def configure_logging(
-    *, json_output: bool, level: str = "INFO", secrets: Iterable[str] = (),
+    *,
+    json_output: bool,
+    level: str = "INFO",
+    secrets: Iterable[str] = (),
     stream: TextIO | None = None,
 ) -> None:
     """Configure structlog once, at the composition root."""
     renderer: Any = (
-        structlog.processors.JSONRenderer() if json_output
+        structlog.processors.JSONRenderer()
+        if json_output
         else structlog.dev.ConsoleRenderer(colors=False)
     )
     structlog.configure(

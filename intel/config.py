@@ -200,8 +200,17 @@ class Secrets:
 
     def values(self) -> list[str]:
         """Every secret that is set, for redaction."""
-        return [v for v in (self.discord_token, self.telegram_token, self.groq_api_key,
-                            self.reddit_client_id, self.reddit_client_secret) if v]
+        return [
+            v
+            for v in (
+                self.discord_token,
+                self.telegram_token,
+                self.groq_api_key,
+                self.reddit_client_id,
+                self.reddit_client_secret,
+            )
+            if v
+        ]
 
     def __repr__(self) -> str:
         return "Secrets(<redacted>)"
@@ -265,7 +274,7 @@ def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     for name, value in env.items():
         if not name.startswith(ENV_PREFIX):
             continue
-        dotted = ".".join(part.lower() for part in name[len(ENV_PREFIX):].split("__"))
+        dotted = ".".join(part.lower() for part in name[len(ENV_PREFIX) :].split("__"))
         try:
             found[dotted] = yaml.safe_load(value) if value != "" else ""
         except yaml.YAMLError:

@@ -219,8 +219,14 @@ class AgentReport:
         cls, agent: str, reason: str, last_seen: datetime | None = None, now: datetime | None = None
     ) -> AgentReport:
         age = (now - last_seen).total_seconds() if (now and last_seen) else None
-        return cls(agent=agent, status=ReportStatus.UNAVAILABLE, score=None, reason=reason,
-                   as_of=last_seen, age_s=age)
+        return cls(
+            agent=agent,
+            status=ReportStatus.UNAVAILABLE,
+            score=None,
+            reason=reason,
+            as_of=last_seen,
+            age_s=age,
+        )
 
 
 @dataclass(frozen=True, slots=True)

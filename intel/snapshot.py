@@ -102,22 +102,44 @@ class SnapshotBuilder:
         windows = cfg.agents
         spoof_window = windows.orderbook.spoof_window_s
         results = await asyncio.gather(
-            self._fetch(Modality.CANDLES, symbol, now,
-                        lambda: src.candles.candles(symbol, now, cfg.pipeline.candle_lookback)),
-            self._fetch(Modality.ORDERBOOK, symbol, now,
-                        lambda: src.orderbook.books(symbol, now, spoof_window)),
-            self._fetch(Modality.WHALES, symbol, now,
-                        lambda: src.whales.flows(symbol, now, windows.whales.window_h)),
-            self._fetch(Modality.POSTS, symbol, now,
-                        lambda: _as_tuple(
-                            src.posts.posts(symbol, now, windows.sentiment.window_h))),
+            self._fetch(
+                Modality.CANDLES,
+                symbol,
+                now,
+                lambda: src.candles.candles(symbol, now, cfg.pipeline.candle_lookback),
+            ),
+            self._fetch(
+                Modality.ORDERBOOK,
+                symbol,
+                now,
+                lambda: src.orderbook.books(symbol, now, spoof_window),
+            ),
+            self._fetch(
+                Modality.WHALES,
+                symbol,
+                now,
+                lambda: src.whales.flows(symbol, now, windows.whales.window_h),
+            ),
+            self._fetch(
+                Modality.POSTS,
+                symbol,
+                now,
+                lambda: _as_tuple(src.posts.posts(symbol, now, windows.sentiment.window_h)),
+            ),
             self._fetch(Modality.FEAR_GREED, symbol, now, lambda: src.fear_greed.latest(now)),
         )
         for modality, result in zip(Modality, results, strict=True):
             self._record_health(modality, symbol, result)
         candles, orderbook, whales, posts, fear_greed = results
-        return MarketSnapshot(symbol=symbol, as_of=now, candles=candles, orderbook=orderbook,
-                              whales=whales, posts=posts, fear_greed=fear_greed)
+        return MarketSnapshot(
+            symbol=symbol,
+            as_of=now,
+            candles=candles,
+            orderbook=orderbook,
+            whales=whales,
+            posts=posts,
+            fear_greed=fear_greed,
+        )
 
     def source_health(self) -> dict[str, SourceState]:
         """The last outcome of each source (per symbol where it matters), for `status`."""

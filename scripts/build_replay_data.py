@@ -433,9 +433,9 @@ BOOKS: list[dict[str, str]] = [
         "symbol": "ETH/USD",
         "for_symbol": "ETH/USDT",
         "note": "Kraken ETH/USD book in 1-USD buckets, about every 11 min "
-                "(another venue and quote currency)",
+        "(another venue and quote currency)",
         "detail": "500 raw levels per side; bids at the bucket's lower edge, asks at its upper "
-                  "edge, so the 1 USD minimum spread is an artefact",
+        "edge, so the 1 USD minimum spread is an artefact",
         "hft": "",
     },
 ]

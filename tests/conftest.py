@@ -65,8 +65,10 @@ class NetworkGuard:
         host = address[0] if isinstance(address, tuple) and address else address
         if is_local_host(host):
             return
-        message = (f"network access blocked in tests: {what} to {address!r}; tests are offline "
-                   "(use a fake server on 127.0.0.1 or a recorded response under tests/fixtures)")
+        message = (
+            f"network access blocked in tests: {what} to {address!r}; tests are offline "
+            "(use a fake server on 127.0.0.1 or a recorded response under tests/fixtures)"
+        )
         with self._lock:
             self.blocked.append(message)
         raise NetworkBlockedError(message)

@@ -59,16 +59,20 @@ class CountingTransport:
 def recipients(count: int) -> list[Delivery]:
     """Two DMs for every channel."""
     return [
-        Delivery(TRANSPORT, f"c{i}", DeliveryKind.CHANNEL, "BTC turned BUY") if i % 3 == 0
+        Delivery(TRANSPORT, f"c{i}", DeliveryKind.CHANNEL, "BTC turned BUY")
+        if i % 3 == 0
         else Delivery(TRANSPORT, f"dm-u{i}", DeliveryKind.DM, "above your 60", f"u{i}")
         for i in range(count)
     ]
 
 
 def build_message(item: OutboxItem, stored: StoredSignal) -> OutMessage:
-    return OutMessage(intro=item.intro, reply=Reply(text=stored.signal.thesis),
-                      is_group=item.kind is DeliveryKind.CHANNEL,
-                      extra={"outbox_id": str(item.id)})
+    return OutMessage(
+        intro=item.intro,
+        reply=Reply(text=stored.signal.thesis),
+        is_group=item.kind is DeliveryKind.CHANNEL,
+        extra={"outbox_id": str(item.id)},
+    )
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -80,8 +84,12 @@ async def run(args: argparse.Namespace) -> None:
         if await store.last_signal(signal.symbol) is None:
             await store.record_signal(signal, None, recipients(args.recipients), alerted=True)
         sender = OutboxSender(
-            store, {TRANSPORT: transport}, {TRANSPORT: UNLIMITED},
-            concurrency=args.concurrency, build_message=build_message, poll_interval_s=0.05,
+            store,
+            {TRANSPORT: transport},
+            {TRANSPORT: UNLIMITED},
+            concurrency=args.concurrency,
+            build_message=build_message,
+            poll_interval_s=0.05,
         )
         while (await store.outbox_counts())["pending"]:
             await sender.drain_once()

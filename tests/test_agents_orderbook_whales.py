@@ -38,8 +38,15 @@ def snapshot_of(
     orderbook: OrderBookHistory | Unavailable = NOT_NEEDED,
     whales: WhaleFlows | Unavailable = NOT_NEEDED,
 ) -> MarketSnapshot:
-    return MarketSnapshot(symbol=symbol, as_of=now, candles=NOT_NEEDED, orderbook=orderbook,
-                          whales=whales, posts=NOT_NEEDED, fear_greed=NOT_NEEDED)
+    return MarketSnapshot(
+        symbol=symbol,
+        as_of=now,
+        candles=NOT_NEEDED,
+        orderbook=orderbook,
+        whales=whales,
+        posts=NOT_NEEDED,
+        fear_greed=NOT_NEEDED,
+    )
 
 
 async def recorded_books(symbol: str, now: datetime, window_s: float) -> MarketSnapshot:
@@ -57,6 +64,7 @@ def quote_within(levels: tuple[tuple[float, float], ...], mid: float, pct: float
 
 
 # --- order book: imbalance -------------------------------------------------------------------
+
 
 # Found by scanning every snapshot of binance_BTCUSDT_top20_1s.tsv.gz for the quote-volume
 # imbalance within 0.5 % of mid and taking the extremes: +0.90 at 00:02:24.036 ($568k bid vs $30k
@@ -93,6 +101,7 @@ async def test_recorded_one_sided_book_scores_its_side(moment: str, sign: int) -
 
 # --- order book: venue and availability ------------------------------------------------------
 
+
 async def test_kraken_book_for_eth_is_degraded_with_the_venue_note() -> None:
     snapshot = await recorded_books("ETH/USDT", KRAKEN_MOMENT, BOOK_CONFIG.spoof_window_s)
     history = snapshot.orderbook
@@ -109,18 +118,29 @@ async def test_kraken_book_for_eth_is_degraded_with_the_venue_note() -> None:
     assert report.as_of == history.latest.timestamp
     assert report.age_s == (KRAKEN_MOMENT - history.latest.timestamp).total_seconds()
     features = report.features
-    assert {"imbalance_0_1pct", "imbalance_0_5pct", "imbalance_1pct", "imbalance_2pct",
-            "spread_bps", "mid", "bid_depth_quote", "ask_depth_quote"} <= features.keys()
+    assert {
+        "imbalance_0_1pct",
+        "imbalance_0_5pct",
+        "imbalance_1pct",
+        "imbalance_2pct",
+        "spread_bps",
+        "mid",
+        "bid_depth_quote",
+        "ask_depth_quote",
+    } <= features.keys()
     assert features.get("support_price", 0) < features["mid"]
     assert features.get("resistance_price", 1e9) > features["mid"]
 
 
 async def test_btc_without_a_current_book_passes_the_snapshot_reason_through() -> None:
     replay = DEFAULT_REPLAY_DIR
-    sources = Sources(candles=ReplayCandleSource(replay),
-                      orderbook=ReplayOrderBookSource(replay),
-                      whales=ReplayWhaleSource(replay), posts=ReplayPostSource(replay),
-                      fear_greed=ReplayFearGreedSource(replay))
+    sources = Sources(
+        candles=ReplayCandleSource(replay),
+        orderbook=ReplayOrderBookSource(replay),
+        whales=ReplayWhaleSource(replay),
+        posts=ReplayPostSource(replay),
+        fear_greed=ReplayFearGreedSource(replay),
+    )
     snapshot = await SnapshotBuilder(sources, Config()).build("BTC/USDT", KRAKEN_MOMENT)
     assert isinstance(snapshot.orderbook, Unavailable)
 
@@ -134,6 +154,7 @@ async def test_btc_without_a_current_book_passes_the_snapshot_reason_through() -
 
 # --- order book: spoofing --------------------------------------------------------------------
 
+
 def ladder(best: float, step: float, walls: dict[float, float]) -> tuple[tuple[float, float], ...]:
     """20 levels of 1 unit from `best` in `step`s, with `walls` {price: quantity} put in."""
     levels = {round(best + step * i, 2): 1.0 for i in range(20)}
@@ -141,11 +162,14 @@ def ladder(best: float, step: float, walls: dict[float, float]) -> tuple[tuple[f
     return tuple(sorted(levels.items(), reverse=step < 0))
 
 
-def hand_book(second: int, best_bid: float, bid_walls: dict[float, float],
-              ask_walls: dict[float, float]) -> OrderBook:
-    return OrderBook(timestamp=from_ms(1_700_000_000_000 + second * 1000),
-                     bids=ladder(best_bid, -0.1, bid_walls),
-                     asks=ladder(round(best_bid + 0.2, 2), 0.1, ask_walls))
+def hand_book(
+    second: int, best_bid: float, bid_walls: dict[float, float], ask_walls: dict[float, float]
+) -> OrderBook:
+    return OrderBook(
+        timestamp=from_ms(1_700_000_000_000 + second * 1000),
+        bids=ladder(best_bid, -0.1, bid_walls),
+        asks=ladder(round(best_bid + 0.2, 2), 0.1, ask_walls),
+    )
 
 
 def hand_history(*books: OrderBook) -> MarketSnapshot:
@@ -224,12 +248,16 @@ async def test_one_recorded_snapshot_cannot_judge_spoofing() -> None:
 
 # --- whales ----------------------------------------------------------------------------------
 
+
 def recorded_rows(asset: str, start: datetime, end: datetime) -> list[dict[str, str]]:
     """The flow file's rows for hours starting in [start, end)."""
     path = DEFAULT_REPLAY_DIR / "whales" / f"{asset}_exchange_flows_1h.csv"
     with path.open(encoding="utf-8", newline="") as handle:
-        return [row for row in csv.DictReader(handle)
-                if to_ms(start) <= int(row["hour_start_ms"]) < to_ms(end)]
+        return [
+            row
+            for row in csv.DictReader(handle)
+            if to_ms(start) <= int(row["hour_start_ms"]) < to_ms(end)
+        ]
 
 
 def column_sum(rows: list[dict[str, str]], column: str) -> float:

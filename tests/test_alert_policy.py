@@ -34,14 +34,22 @@ SUBSCRIPTIONS = (
     Subscription("telegram", "gone-chat", (), active=False, disabled_reason="blocked"),
 )
 # user -> (threshold, watched symbols)
-USERS = {"u50": (50, {BTC, ETH}), "u65": (65, {BTC, ETH}), "u90": (90, {BTC}),
-         "off": (None, {BTC, ETH}), "eth-only": (55, {ETH})}
+USERS = {
+    "u50": (50, {BTC, ETH}),
+    "u65": (65, {BTC, ETH}),
+    "u90": (90, {BTC}),
+    "off": (None, {BTC, ETH}),
+    "eth-only": (55, {ETH}),
+}
 TRADES = (Action.BUY, Action.SELL)
 
 
 def watchers_of(symbol: str) -> list[Watcher]:
-    return [Watcher("telegram", user, f"dm-{user}", threshold)
-            for user, (threshold, symbols) in USERS.items() if symbol in symbols]
+    return [
+        Watcher("telegram", user, f"dm-{user}", threshold)
+        for user, (threshold, symbols) in USERS.items()
+        if symbol in symbols
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -67,15 +75,17 @@ class Fold:
     def step(self, signal: Signal) -> tuple[list[Delivery], bool, StoredSignal | None]:
         previous = self.alerted.get(signal.symbol)
         states = self.dm_states.setdefault(signal.symbol, {})
-        deliveries, alerted = plan_deliveries(signal, previous, SUBSCRIPTIONS,
-                                              watchers_of(signal.symbol), states, STEP)
+        deliveries, alerted = plan_deliveries(
+            signal, previous, SUBSCRIPTIONS, watchers_of(signal.symbol), states, STEP
+        )
         signal_id, self.next_id = self.next_id, self.next_id + 1
         if alerted:
             self.alerted[signal.symbol] = StoredSignal(signal_id, signal, None, True)
         for d in deliveries:
             if d.user_id is not None:
-                states[("telegram", d.user_id)] = DmState(signal.action, signal.confidence,
-                                                          signal_id)
+                states[("telegram", d.user_id)] = DmState(
+                    signal.action, signal.confidence, signal_id
+                )
         return deliveries, alerted, previous
 
 
@@ -116,8 +126,10 @@ def test_channel_alerts_follow_changes_only(day_signals, symbol):
         if intro is None:
             continue
         alerts += 1
-        expected = {("console", "all-chat"),
-                    ("discord", "btc-chat") if symbol == BTC else ("telegram", "eth-chat")}
+        expected = {
+            ("console", "all-chat"),
+            ("discord", "btc-chat") if symbol == BTC else ("telegram", "eth-chat"),
+        }
         assert {(d.transport, d.chat_id) for d in channel(deliveries)} == expected
         assert all(d.intro == intro for d in channel(deliveries))
     assert 2 <= alerts < len(day_signals[symbol]) // 2  # news, not every cycle
@@ -143,8 +155,9 @@ def test_dms_only_at_threshold_and_once_per_change(day_signals, symbol):
             before = last_dm.get(d.user_id)
             if before is not None:  # a repeat only after a real change
                 moved = abs(before.confidence - signal.confidence) >= STEP
-                came_back = previous_state is not None and previous_state.signal.action != \
-                    before.action
+                came_back = (
+                    previous_state is not None and previous_state.signal.action != before.action
+                )
                 assert before.action != signal.action or moved or came_back
             last_dm[d.user_id] = signal
     assert "off" not in last_dm
@@ -154,9 +167,15 @@ def test_dms_only_at_threshold_and_once_per_change(day_signals, symbol):
 
 def test_dm_repeats_after_the_signal_went_away_and_came_back():
     fold = Fold()
-    seen = [fold.step(make_signal(BTC, action, conf))[0]
-            for action, conf in ((Action.BUY, 70), (Action.BUY, 72), (Action.HOLD, 40),
-                                 (Action.BUY, 70))]
+    seen = [
+        fold.step(make_signal(BTC, action, conf))[0]
+        for action, conf in (
+            (Action.BUY, 70),
+            (Action.BUY, 72),
+            (Action.HOLD, 40),
+            (Action.BUY, 70),
+        )
+    ]
     assert [len(dms(d)) for d in seen] == [2, 0, 0, 2]  # u50 and u65 each time
     assert "HOLD → BUY" in dms(seen[3])[0].intro
 
@@ -174,9 +193,13 @@ async def record_hours(store: SqliteStore, signals: list[Signal]) -> list[Delive
     sent: list[Delivery] = []
     for signal in signals:
         deliveries, alerted = plan_deliveries(
-            signal, await store.last_alerted(signal.symbol),
-            await store.subscriptions_for(signal.symbol), await store.watchers(signal.symbol),
-            await store.dm_states(signal.symbol), STEP)
+            signal,
+            await store.last_alerted(signal.symbol),
+            await store.subscriptions_for(signal.symbol),
+            await store.watchers(signal.symbol),
+            await store.dm_states(signal.symbol),
+            STEP,
+        )
         await store.record_signal(signal, None, deliveries, alerted)
         sent.extend(deliveries)
     return sent

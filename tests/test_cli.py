@@ -18,16 +18,37 @@ from intel.sources.replay_candles import ReplayCandleSource
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-SIGNAL_KEYS = {"symbol", "action", "confidence", "thesis", "risk_factors", "timeframe_hours",
-               "position_size", "divergence", "coordinator", "clamps", "as_of", "created_at",
-               "reports"}
-CREDENTIALS = ("DISCORD_TOKEN", "TELEGRAM_TOKEN", "TELEGRAM_BASE_URL", "GROQ_API_KEY",
-               "GROQ_BASE_URL", "REDDIT_CLIENT_ID", "REDDIT_CLIENT_SECRET", "REDDIT_USER_AGENT")
+SIGNAL_KEYS = {
+    "symbol",
+    "action",
+    "confidence",
+    "thesis",
+    "risk_factors",
+    "timeframe_hours",
+    "position_size",
+    "divergence",
+    "coordinator",
+    "clamps",
+    "as_of",
+    "created_at",
+    "reports",
+}
+CREDENTIALS = (
+    "DISCORD_TOKEN",
+    "TELEGRAM_TOKEN",
+    "TELEGRAM_BASE_URL",
+    "GROQ_API_KEY",
+    "GROQ_BASE_URL",
+    "REDDIT_CLIENT_ID",
+    "REDDIT_CLIENT_SECRET",
+    "REDDIT_USER_AGENT",
+)
 
 
 def clean_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("BOT__") and k not in CREDENTIALS}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("BOT__") and k not in CREDENTIALS
+    }
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return env
 
@@ -77,6 +98,7 @@ def assert_one_line_error(err: str) -> str:
 
 
 # --- success ----------------------------------------------------------------------------------
+
 
 def test_signal_prints_the_call(capsys) -> None:
     code, out, err = cli(capsys, "signal", "BTC/USDT")
@@ -138,6 +160,7 @@ def test_help_exits_zero(capsys, argv) -> None:
 
 # --- bad input: exit 2, one line --------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("argv", "says"),
     [
@@ -152,9 +175,18 @@ def test_help_exits_zero(capsys, argv) -> None:
         (["--config", "missing.yaml", "signal", "btc"], "missing.yaml"),
         (["signal", "btc", "--config", "missing.yaml"], "missing.yaml"),
     ],
-    ids=["at-before-data", "at-garbage", "unknown-symbol", "malformed-symbol", "three-parts",
-         "no-symbol", "unknown-command", "unknown-option", "missing-config",
-         "missing-config-after"],
+    ids=[
+        "at-before-data",
+        "at-garbage",
+        "unknown-symbol",
+        "malformed-symbol",
+        "three-parts",
+        "no-symbol",
+        "unknown-command",
+        "unknown-option",
+        "missing-config",
+        "missing-config-after",
+    ],
 )
 def test_bad_input_exits_2_with_one_line(capsys, argv, says) -> None:
     code, out, err = cli(capsys, *argv)
@@ -200,6 +232,7 @@ def test_debug_with_bad_input_still_exits_2(capsys) -> None:
 
 # --- configuration through the command line ---------------------------------------------------
 
+
 @pytest.mark.parametrize("before", [True, False], ids=["before-command", "after-command"])
 def test_config_option_works_before_or_after_the_command(capsys, tmp_path, before) -> None:
     path = tmp_path / "x.yaml"
@@ -233,9 +266,12 @@ SUBPROCESS_CASES = {
     "signal": ["-m", "bot", "signal", "BTC/USDT"],
     "json": ["-m", "bot", "signal", "eth", "--json"],
     "unknown": ["-m", "bot", "signal", "btx"],
-    "imports": ["-c", "import json, sys, bot, bot.cli, intel.desk; "
-                      "print(json.dumps(sorted(m for m in sys.modules "
-                      "if m.split('.')[0] in ('torch', 'transformers'))))"],
+    "imports": [
+        "-c",
+        "import json, sys, bot, bot.cli, intel.desk; "
+        "print(json.dumps(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('torch', 'transformers'))))",
+    ],
 }
 
 
@@ -244,9 +280,15 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, subprocess.Compl
     """Every subprocess case, started together (each pays the interpreter start-up once)."""
     cwd = tmp_path_factory.mktemp("cli")
     started = {
-        name: subprocess.Popen([sys.executable, *argv], cwd=cwd, env=clean_env(),
-                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+        name: subprocess.Popen(
+            [sys.executable, *argv],
+            cwd=cwd,
+            env=clean_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for name, argv in SUBPROCESS_CASES.items()
     }
     done = {}

@@ -46,8 +46,13 @@ def test_status_json_reports_every_source_with_a_contract_state(
     # At the default moment (2025-10-06 16:00Z) no BTC book exists; everything else is current.
     assert sources["orderbook BTC/USDT"]["state"] == "failing"
     assert "no order book newer than" in sources["orderbook BTC/USDT"]["detail"]
-    for name in ("candles BTC/USDT", "whales ETH/USDT", "posts BTC/USDT", "fear_greed",
-                 "orderbook ETH/USDT"):
+    for name in (
+        "candles BTC/USDT",
+        "whales ETH/USDT",
+        "posts BTC/USDT",
+        "fear_greed",
+        "orderbook ETH/USDT",
+    ):
         assert sources[name]["state"] == "ok", name
     assert status["last_cycle_at"] is None
     assert not (tmp_path / "absent.db").exists(), "status must not create a database"
@@ -106,8 +111,10 @@ def test_status_on_an_older_schema_says_to_run_the_bot_and_migrates_nothing(
     asyncio.run(create_database(db, version=1))
     before = fingerprint(db)
     status = run_json(capsys, "--db", str(db))
-    assert any("database schema older than this version; run the bot once to migrate" in note
-               for note in status["notes"])
+    assert any(
+        "database schema older than this version; run the bot once to migrate" in note
+        for note in status["notes"]
+    )
     assert status["outbox"] == {}
     assert fingerprint(db) == before
     assert before[2] == [1]
@@ -124,8 +131,13 @@ def test_status_on_a_directory_exits_2_with_one_line(
 
 def test_run_on_a_path_that_cannot_hold_a_database_exits_2_with_one_line() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "bot", "run", "--db", "/proc/nope/x.db"], cwd=ROOT,
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120, check=False,
+        [sys.executable, "-m", "bot", "run", "--db", "/proc/nope/x.db"],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 2, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -43,8 +43,9 @@ class FakeClock:
 class CountingDesk:
     """Wraps the real desk: counts pipeline runs and how many overlap, optionally slowed down."""
 
-    def __init__(self, desk: SignalDesk, delay_s: float = 0.0,
-                 fail: Exception | None = None) -> None:
+    def __init__(
+        self, desk: SignalDesk, delay_s: float = 0.0, fail: Exception | None = None
+    ) -> None:
         self._desk = desk
         self._delay_s = delay_s
         self.fail = fail
@@ -114,8 +115,12 @@ async def fixed_status() -> BotStatus:
         sources=(
             SourceHealth("candles", "ok", "replay"),
             SourceHealth("whales", "failing", "HTTP 503", since=MOMENT - timedelta(minutes=12)),
-            SourceHealth("orderbook", "open", "breaker open after 5 failures",
-                         since=MOMENT - timedelta(hours=1)),
+            SourceHealth(
+                "orderbook",
+                "open",
+                "breaker open after 5 failures",
+                since=MOMENT - timedelta(hours=1),
+            ),
             SourceHealth("reddit", "not_configured", "set REDDIT_CLIENT_ID"),
         ),
         last_cycle_at=MOMENT - timedelta(minutes=5),
@@ -149,11 +154,25 @@ def router(desk, store, clock) -> CommandRouter:
     return CommandRouter(desk, store, make_config(), fixed_status, clock=clock)
 
 
-def request(line: str, *, user: str = "u1", chat: str = "c1", admin: bool = False,
-            transport: str = "console") -> Request:
+def request(
+    line: str,
+    *,
+    user: str = "u1",
+    chat: str = "c1",
+    admin: bool = False,
+    transport: str = "console",
+) -> Request:
     name, args = parse_command_line(line)
-    return Request(transport=transport, user_id=user, chat_id=chat, dm_chat_id=f"dm-{user}",
-                   command=name, args=args, is_private=not admin, is_admin=admin)
+    return Request(
+        transport=transport,
+        user_id=user,
+        chat_id=chat,
+        dm_chat_id=f"dm-{user}",
+        command=name,
+        args=args,
+        is_private=not admin,
+        is_admin=admin,
+    )
 
 
 async def ask(router: CommandRouter, line: str, **who: Any) -> Reply:
@@ -177,19 +196,25 @@ async def user_state(store: SqliteStore, user: str = "u1", chat: str = "c1") -> 
 
 # -- parsing ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ("/signal eth", ("signal", ("eth",))),
-    ("signal eth", ("signal", ("eth",))),
-    ("/Signal@SignalDeskBot ETH", ("signal", ("ETH",))),
-    ("  watch \t add   eth  ", ("watch", ("add", "eth"))),
-    ("HELP", ("help", ())),
-])
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("/signal eth", ("signal", ("eth",))),
+        ("signal eth", ("signal", ("eth",))),
+        ("/Signal@SignalDeskBot ETH", ("signal", ("ETH",))),
+        ("  watch \t add   eth  ", ("watch", ("add", "eth"))),
+        ("HELP", ("help", ())),
+    ],
+)
 def test_parse_command_line(line, expected):
     assert parse_command_line(line) == expected
 
 
-@pytest.mark.parametrize("line", ["", "   \n\t", "/", "@bot", "/@bot eth", "x" * 10_000,
-                                  "signal " + "a " * (MAX_ARGS + 1)])
+@pytest.mark.parametrize(
+    "line",
+    ["", "   \n\t", "/", "@bot", "/@bot eth", "x" * 10_000, "signal " + "a " * (MAX_ARGS + 1)],
+)
 def test_parse_command_line_rejects_unusable_input(line):
     with pytest.raises(UserInputError) as caught:
         parse_command_line(line)
@@ -204,8 +229,8 @@ def test_quote_input_is_printable_and_bounded():
     assert quote_input("abcdef", 3) == "'abc…'"
 
 
-
 # -- help and unknown commands ---------------------------------------------------------------
+
 
 async def test_help_lists_every_command_with_an_example_and_how_to_connect(router):
     reply = await ask(router, "help")
@@ -252,6 +277,7 @@ async def test_extra_commands_fill_the_slot_and_show_in_help(desk, store):
 
 # -- signal ----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("typed", ["btc", "BTC", "btcusdt", "BTC-USDT", "btc/usdt"])
 async def test_signal_accepts_symbols_as_typed(desk, store, typed):
     router = CommandRouter(desk, store, make_config(), fixed_status)
@@ -272,14 +298,17 @@ async def test_signal_reply_has_text_fields_and_chart(router):
     assert "watch add eth" in reply.extra["next"]
 
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ("signal btx", "did you mean BTC/USDT?"),
-    ("signal $$$", "malformed symbol"),
-    ("signal DOGE", "unknown symbol 'DOGE'"),
-    ("signal", "missing argument"),
-    ("signal btc eth", "too many arguments"),
-    ("signal " + "b" * 400, "malformed symbol"),
-])
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("signal btx", "did you mean BTC/USDT?"),
+        ("signal $$$", "malformed symbol"),
+        ("signal DOGE", "unknown symbol 'DOGE'"),
+        ("signal", "missing argument"),
+        ("signal btc eth", "too many arguments"),
+        ("signal " + "b" * 400, "malformed symbol"),
+    ],
+)
 async def test_signal_bad_input(router, line, expected):
     reply = await ask(router, line)
     assert reply.is_error
@@ -319,8 +348,7 @@ async def test_concurrent_requests_for_one_symbol_share_one_computation(desk, st
     assert counting.calls == 2
 
 
-async def test_concurrent_requests_share_one_computation_while_the_market_clock_moves(
-        desk, store):
+async def test_concurrent_requests_share_one_computation_while_the_market_clock_moves(desk, store):
     moving = MovingClockDesk(desk, delay_s=0.2)
     router = CommandRouter(moving, store, make_config(), fixed_status)
     replies = await asyncio.gather(
@@ -332,7 +360,8 @@ async def test_concurrent_requests_share_one_computation_while_the_market_clock_
 
 
 async def test_one_users_concurrent_duplicates_share_one_computation_and_one_cooldown(
-        desk, store, clock):
+    desk, store, clock
+):
     counting = CountingDesk(desk, delay_s=0.2)
     router = CommandRouter(counting, store, make_config(), fixed_status, clock=clock)
     replies = await asyncio.gather(*(router.handle(request("signal btc")) for _ in range(3)))
@@ -381,8 +410,9 @@ async def test_a_chart_that_cannot_be_drawn_costs_only_the_picture(desk, store):
     def broken_draw(*args: Any, **kwargs: Any) -> bytes:
         raise RuntimeError("renderer broke")
 
-    router = CommandRouter(desk, store, make_config(), fixed_status,
-                           render_chart=ChartRenderer(draw=broken_draw))
+    router = CommandRouter(
+        desk, store, make_config(), fixed_status, render_chart=ChartRenderer(draw=broken_draw)
+    )
     with capture_logs() as logs:
         reply = await ask(router, "signal eth")
     assert not reply.is_error
@@ -416,7 +446,10 @@ async def test_an_on_demand_signal_is_stored_once_however_many_asked(desk, store
     answered = replies[0].signal
     assert answered is not None
     assert (stored.signal.as_of, stored.signal.action, stored.signal.confidence) == (
-        answered.as_of, answered.action, answered.confidence)
+        answered.as_of,
+        answered.action,
+        answered.confidence,
+    )
     assert stored.chart_png is None
     assert not stored.alerted
     assert await store.last_signal("BTC/USDT") is None  # the cycle's state is untouched
@@ -436,8 +469,7 @@ async def test_a_failed_on_demand_write_still_answers(desk, store):
 @pytest.mark.parametrize("cap", [1, 2])
 async def test_concurrency_cap_is_respected(desk, store, cap):
     counting = CountingDesk(desk, delay_s=0.2)
-    router = CommandRouter(counting, store, make_config(max_concurrent_signals=cap),
-                           fixed_status)
+    router = CommandRouter(counting, store, make_config(max_concurrent_signals=cap), fixed_status)
     replies = await asyncio.gather(
         router.handle(request("signal btc", user="a")),
         router.handle(request("signal eth", user="b")),
@@ -470,8 +502,9 @@ async def test_no_signal_possible_is_a_one_line_error(desk, store):
 
 
 async def test_a_market_moment_outside_the_data_is_explained_without_cli_flags(store):
-    late = build_desk(load_config(env={}, model=BotConfig),
-                      market_clock=lambda: datetime(2031, 1, 1, tzinfo=UTC))
+    late = build_desk(
+        load_config(env={}, model=BotConfig), market_clock=lambda: datetime(2031, 1, 1, tzinfo=UTC)
+    )
     router = CommandRouter(late, store, make_config(), fixed_status)
     reply = await ask(router, "signal btc")
     assert reply.is_error
@@ -493,6 +526,7 @@ async def test_a_bug_becomes_a_short_generic_reply_and_is_logged(desk, store):
 
 
 # -- watch and alerts ------------------------------------------------------------------------
+
 
 async def test_watch_add_list_remove(router, store):
     added = await ask(router, "watch add eth")
@@ -526,15 +560,18 @@ async def test_empty_watch_list_says_what_to_do(router):
     assert "watch add btc" in (await ask(router, "watch list")).text
 
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ("watch add btx", "did you mean BTC/USDT?"),
-    ("watch add", "missing argument"),
-    ("watch add btc eth", "too many arguments"),
-    ("watch remove", "missing argument"),
-    ("watch list btc", "too many arguments"),
-    ("watch ad btc", "did you mean `watch add`"),
-    ("watch 🚀 btc", "unknown watch action"),
-])
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("watch add btx", "did you mean BTC/USDT?"),
+        ("watch add", "missing argument"),
+        ("watch add btc eth", "too many arguments"),
+        ("watch remove", "missing argument"),
+        ("watch list btc", "too many arguments"),
+        ("watch ad btc", "did you mean `watch add`"),
+        ("watch 🚀 btc", "unknown watch action"),
+    ],
+)
 async def test_watch_bad_input_changes_nothing(router, store, line, expected):
     await ask(router, "watch add eth")
     before = await user_state(store)
@@ -564,16 +601,19 @@ async def test_alerts_bounds(router, store, value, expected):
     assert await store.threshold("console", "u1") == expected
 
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ("alerts 101", "out of range"),
-    ("alerts 1000", "not a whole number"),
-    ("alerts -1", "not a whole number"),
-    ("alerts 6.5", "not a whole number"),
-    ("alerts sixty", "not a whole number"),
-    ("alerts ٦٠", "not a whole number"),
-    ("alerts 1e2", "not a whole number"),
-    ("alerts 60 70", "too many arguments"),
-])
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("alerts 101", "out of range"),
+        ("alerts 1000", "not a whole number"),
+        ("alerts -1", "not a whole number"),
+        ("alerts 6.5", "not a whole number"),
+        ("alerts sixty", "not a whole number"),
+        ("alerts ٦٠", "not a whole number"),
+        ("alerts 1e2", "not a whole number"),
+        ("alerts 60 70", "too many arguments"),
+    ],
+)
 async def test_alerts_bad_input_changes_nothing(router, store, line, expected):
     await ask(router, "alerts 40")
     before = await user_state(store)
@@ -584,6 +624,7 @@ async def test_alerts_bad_input_changes_nothing(router, store, line, expected):
 
 
 # -- subscribe -------------------------------------------------------------------------------
+
 
 async def test_subscribe_all_then_some_then_unsubscribe(router, store):
     everything = await ask(router, "subscribe", admin=True)
@@ -607,11 +648,14 @@ async def test_non_admins_are_refused(router, store, line):
     assert await user_state(store) == before
 
 
-@pytest.mark.parametrize(("line", "expected"), [
-    ("subscribe btc btx", "did you mean BTC/USDT?"),
-    ("subscribe btc ???", "malformed symbol"),
-    ("unsubscribe now", "too many arguments"),
-])
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("subscribe btc btx", "did you mean BTC/USDT?"),
+        ("subscribe btc ???", "malformed symbol"),
+        ("unsubscribe now", "too many arguments"),
+    ],
+)
 async def test_subscribe_bad_input_changes_nothing(router, store, line, expected):
     await ask(router, "subscribe eth", admin=True)
     before = await user_state(store)
@@ -622,6 +666,7 @@ async def test_subscribe_bad_input_changes_nothing(router, store, line, expected
 
 
 # -- status ----------------------------------------------------------------------------------
+
 
 async def test_status_shows_sources_cycle_and_schedule(router):
     reply = await ask(router, "status")
@@ -641,22 +686,33 @@ async def test_status_shows_sources_cycle_and_schedule(router):
 
 # -- strange input ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("arg", [
-    "x" * 10_000,
-    "\x00\x07\x1b[31m",
-    "🚀🌕",
-    "\u202eCTB",  # right-to-left override
-    "בִּיטְקוֹין",
-    "e\u0301th",
-    "ETH\u200b",
-])
+
+@pytest.mark.parametrize(
+    "arg",
+    [
+        "x" * 10_000,
+        "\x00\x07\x1b[31m",
+        "🚀🌕",
+        "\u202eCTB",  # right-to-left override
+        "בִּיטְקוֹין",
+        "e\u0301th",
+        "ETH\u200b",
+    ],
+)
 @pytest.mark.parametrize("command", ["signal", "watch", "alerts", "subscribe", "help", "sigñal"])
-async def test_strange_arguments_get_a_short_reply_and_change_nothing(router, store, command,
-                                                                      arg):
+async def test_strange_arguments_get_a_short_reply_and_change_nothing(router, store, command, arg):
     before = await user_state(store)
-    reply = await router.handle(Request("console", "u1", "c1", "dm-u1", command,
-                                        ("add", arg) if command == "watch" else (arg,),
-                                        is_admin=True))
+    reply = await router.handle(
+        Request(
+            "console",
+            "u1",
+            "c1",
+            "dm-u1",
+            command,
+            ("add", arg) if command == "watch" else (arg,),
+            is_admin=True,
+        )
+    )
     assert reply.is_error
     assert reply.text.strip()
     assert "\n" not in reply.text
@@ -667,11 +723,23 @@ async def test_strange_arguments_get_a_short_reply_and_change_nothing(router, st
 
 async def test_too_many_args_from_a_transport_that_skips_the_parser(router, store):
     before = await user_state(store)
-    reply = await router.handle(Request("console", "u1", "c1", "dm-u1", "subscribe",
-                                        ("btc",) * (MAX_ARGS + 1), is_admin=True))
+    reply = await router.handle(
+        Request(
+            "console", "u1", "c1", "dm-u1", "subscribe", ("btc",) * (MAX_ARGS + 1), is_admin=True
+        )
+    )
     assert reply.is_error
     assert "too many arguments" in reply.text
-    huge = await router.handle(Request("console", "u1", "c1", "dm-u1", "subscribe",
-                                       ("b" * MAX_INPUT_CHARS, "eth"), is_admin=True))
+    huge = await router.handle(
+        Request(
+            "console",
+            "u1",
+            "c1",
+            "dm-u1",
+            "subscribe",
+            ("b" * MAX_INPUT_CHARS, "eth"),
+            is_admin=True,
+        )
+    )
     assert huge.is_error
     assert await user_state(store) == before

@@ -40,8 +40,12 @@ CLOCK_STEP_S = 0.001  # fake seconds per input
 generated: Counter[str] = Counter()
 outcomes: Counter[str] = Counter()  # what the inputs led to, printed so the mix can be judged
 
-FUZZ = settings(deadline=None, database=None, derandomize=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    deadline=None,
+    database=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 class FuzzClock:
@@ -57,9 +61,15 @@ class FuzzClock:
 
 async def fixed_status() -> BotStatus:
     moment = datetime(2025, 10, 10, 20, 0, tzinfo=UTC)
-    return BotStatus(market_now=moment, sources=(SourceHealth("candles", "ok", "replay"),),
-                     last_cycle_at=None, last_cycle_market_at=None, next_run_at=moment,
-                     outbox={}, transports=("console",))
+    return BotStatus(
+        market_now=moment,
+        sources=(SourceHealth("candles", "ok", "replay"),),
+        last_cycle_at=None,
+        last_cycle_market_at=None,
+        next_run_at=moment,
+        outbox={},
+        transports=("console",),
+    )
 
 
 @dataclass
@@ -74,8 +84,12 @@ class Harness:
         """Every row of every table, hashed: cheaper than reading each user back through the
         Store (aiosqlite costs ~0.5 ms a call here), and it sees any write, not just some."""
         hasher = hashlib.sha256()
-        tables = [row[0] for row in self.db.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        tables = [
+            row[0]
+            for row in self.db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+            )
+        ]
         for table in tables:
             hasher.update(table.encode())
             for row in sorted(map(repr, self.db.execute(f'SELECT * FROM "{table}"'))):
@@ -170,9 +184,10 @@ def command_lines(draw: st.DrawFn) -> str:
 GRAMMAR_ARGS = {
     # Valid symbols are common here; the cooldown bounds how many reach the pipeline.
     "signal": st.tuples(st.one_of(SYMBOLISH, VALID_SYMBOL, ODD_TEXT)),
-    "watch": st.tuples(st.sampled_from(["add", "remove", "list", "ad", "LIST"]),
-                       st.lists(st.one_of(SYMBOLISH, VALID_SYMBOL, ODD_TEXT), max_size=2)
-                       ).map(lambda pair: (pair[0], *pair[1])),
+    "watch": st.tuples(
+        st.sampled_from(["add", "remove", "list", "ad", "LIST"]),
+        st.lists(st.one_of(SYMBOLISH, VALID_SYMBOL, ODD_TEXT), max_size=2),
+    ).map(lambda pair: (pair[0], *pair[1])),
     "alerts": st.lists(NUMBERISH, max_size=2).map(tuple),
     "subscribe": st.lists(st.one_of(VALID_SYMBOL, VALID_SYMBOL, SYMBOLISH), max_size=5).map(tuple),
     "unsubscribe": st.lists(WORDS, max_size=1).map(tuple),
@@ -194,6 +209,7 @@ def batch(strategy: st.SearchStrategy[Any]) -> st.SearchStrategy[list[tuple[Any,
 
 # -- the checks ------------------------------------------------------------------------------
 
+
 def check(harness: Harness, request: Request) -> None:
     reply = harness.handle(request)
     before, after = harness.state, harness.digest()
@@ -202,8 +218,9 @@ def check(harness: Harness, request: Request) -> None:
     assert reply.text.strip()
     assert reply.text != INTERNAL_ERROR, f"internal error for {request!r}"
     name = request.command.strip().lower()
-    outcomes[f"{name if name in COMMAND_NAMES else 'unknown'} "
-             f"{'rejected' if reply.is_error else 'ok'}"] += 1
+    outcomes[
+        f"{name if name in COMMAND_NAMES else 'unknown'} {'rejected' if reply.is_error else 'ok'}"
+    ] += 1
     if reply.is_error:
         assert "\n" not in reply.text
         assert after == before, f"rejected input changed the store: {request!r}"
@@ -223,8 +240,16 @@ def parse(line: str) -> tuple[str, tuple[str, ...]] | None:
 
 def make_request(who: Who, command: str, args: tuple[str, ...]) -> Request:
     transport, user, chat, admin = who
-    return Request(transport=transport, user_id=user, chat_id=chat, dm_chat_id=f"dm-{user}",
-                   command=command, args=args, is_private=not admin, is_admin=admin)
+    return Request(
+        transport=transport,
+        user_id=user,
+        chat_id=chat,
+        dm_chat_id=f"dm-{user}",
+        command=command,
+        args=args,
+        is_private=not admin,
+        is_admin=admin,
+    )
 
 
 @settings(FUZZ, max_examples=EXAMPLES["lines"])
@@ -239,8 +264,9 @@ def test_fuzz_command_lines(harness: Harness, inputs: list[tuple[str, Who]]) -> 
 
 @settings(FUZZ, max_examples=EXAMPLES["requests"])
 @given(inputs=batch(st.tuples(COMMAND, ARGS)))
-def test_fuzz_requests(harness: Harness, inputs: list[tuple[tuple[str, tuple[str, ...]], Who]]
-                       ) -> None:
+def test_fuzz_requests(
+    harness: Harness, inputs: list[tuple[tuple[str, tuple[str, ...]], Who]]
+) -> None:
     for (command, args), who in inputs:
         generated["requests"] += 1
         check(harness, make_request(who, command, args))
@@ -248,8 +274,9 @@ def test_fuzz_requests(harness: Harness, inputs: list[tuple[tuple[str, tuple[str
 
 @settings(FUZZ, max_examples=EXAMPLES["grammar"])
 @given(inputs=batch(GRAMMAR_REQUEST))
-def test_fuzz_grammar(harness: Harness, inputs: list[tuple[tuple[str, tuple[str, ...]], Who]]
-                      ) -> None:
+def test_fuzz_grammar(
+    harness: Harness, inputs: list[tuple[tuple[str, tuple[str, ...]], Who]]
+) -> None:
     for (command, args), who in inputs:
         generated["grammar"] += 1
         check(harness, make_request(who, command, args))

@@ -35,6 +35,7 @@ def _no_ambient_config(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 # --- defaults and the shipped file -----------------------------------------------------------
 
+
 @MODELS
 def test_defaults_load_with_no_file(model) -> None:
     config = load_config(env={}, model=model)
@@ -83,6 +84,7 @@ def test_the_shipped_config_yaml_documents_the_defaults() -> None:
 
 # --- environment overrides and precedence ----------------------------------------------------
 
+
 @MODELS
 def test_environment_overrides_nested_keys_with_yaml_scalars(model) -> None:
     env = {
@@ -102,8 +104,10 @@ def test_environment_overrides_nested_keys_with_yaml_scalars(model) -> None:
 
 
 def test_environment_overrides_bot_sections() -> None:
-    config = load_config(env={"BOT__DEMO__ENABLED": "false", "BOT__DELIVERY__TELEGRAM__"
-                              "PER_CHAT_PER_S": "3"}, model=BotConfig)
+    config = load_config(
+        env={"BOT__DEMO__ENABLED": "false", "BOT__DELIVERY__TELEGRAM__PER_CHAT_PER_S": "3"},
+        model=BotConfig,
+    )
     assert config.demo.enabled is False
     assert config.delivery.telegram.per_chat_per_s == 3
 
@@ -131,6 +135,7 @@ def test_an_override_keeps_the_rest_of_the_section(tmp_path) -> None:
 
 
 # --- errors: each names the key or the file --------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("text", "key"),
@@ -222,8 +227,12 @@ def test_secrets_come_from_the_environment() -> None:
     assert secrets.groq_api_key == "gsk_groq_secret"
     assert secrets.reddit_client_id == "reddit-id-42"
     assert secrets.reddit_client_secret == "reddit-secret-42"
-    assert set(secrets.values()) >= {"discord-abc-123", "12345:telegram-xyz", "gsk_groq_secret",
-                                     "reddit-secret-42"}
+    assert set(secrets.values()) >= {
+        "discord-abc-123",
+        "12345:telegram-xyz",
+        "gsk_groq_secret",
+        "reddit-secret-42",
+    }
 
 
 def test_unset_or_empty_secrets_are_none() -> None:

@@ -43,13 +43,19 @@ DEMO_ENV = {
     "BOT__DEMO__SPEED": "7200",  # one market hour every 0.5 s
     "BOT__SCHEDULE__INTERVAL_MINUTES": "60",
 }
-SECRET_NAMES = ("DISCORD_TOKEN", "TELEGRAM_TOKEN", "GROQ_API_KEY", "REDDIT_CLIENT_ID",
-                "REDDIT_CLIENT_SECRET")
+SECRET_NAMES = (
+    "DISCORD_TOKEN",
+    "TELEGRAM_TOKEN",
+    "GROQ_API_KEY",
+    "REDDIT_CLIENT_ID",
+    "REDDIT_CLIENT_SECRET",
+)
 
 
 def bot_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("BOT__") and k not in SECRET_NAMES}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("BOT__") and k not in SECRET_NAMES
+    }
     env.update(DEMO_ENV, PYTHONPATH=str(ROOT), MPLBACKEND="Agg", **extra)
     return env
 
@@ -60,8 +66,13 @@ class Session:
     def __init__(self, tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bot", "run", "--db", str(tmp_path / "bot.db"), *args],
-            cwd=tmp_path, env=env or bot_env(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True, encoding="utf-8",
+            cwd=tmp_path,
+            env=env or bot_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
         )
         self.out: list[str] = []
         self.err: list[str] = []
@@ -155,8 +166,12 @@ def test_no_console_runs_until_sigterm(tmp_path):
 
 
 def make_config(tmp_path: Path, **env: str) -> BotConfig:
-    values = {"BOT__STORAGE__DB_PATH": str(tmp_path / "bot.db"),
-              "BOT__CONSOLE__CHART_DIR": str(tmp_path / "charts"), **DEMO_ENV, **env}
+    values = {
+        "BOT__STORAGE__DB_PATH": str(tmp_path / "bot.db"),
+        "BOT__CONSOLE__CHART_DIR": str(tmp_path / "charts"),
+        **DEMO_ENV,
+        **env,
+    }
     return load_config(env=values, model=BotConfig)
 
 
@@ -164,7 +179,8 @@ async def test_run_bot_in_process_with_text_streams(tmp_path):
     stdin, stdout = io.StringIO("help\nsignal eth\nwatch add btc\nbogus\n"), io.StringIO()
     config = make_config(tmp_path)
     code = await asyncio.wait_for(
-        run_bot(config, Secrets(), console=True, stdin=stdin, stdout=stdout), timeout=60)
+        run_bot(config, Secrets(), console=True, stdin=stdin, stdout=stdout), timeout=60
+    )
     out = stdout.getvalue()
     assert code == 0
     assert "Commands:" in out
@@ -179,8 +195,7 @@ async def test_the_demo_clock_stops_at_the_end_of_the_data_and_says_so_once(tmp_
     read_fd, write_fd = os.pipe()
     stdin, stdout = os.fdopen(read_fd, "r"), io.StringIO()
     config = make_config(tmp_path, BOT__DEMO__UNTIL="2025-09-30T05:00Z")  # 1 s of real time
-    bot = asyncio.create_task(run_bot(config, Secrets(), console=True, stdin=stdin,
-                                      stdout=stdout))
+    bot = asyncio.create_task(run_bot(config, Secrets(), console=True, stdin=stdin, stdout=stdout))
     for _ in range(200):
         await asyncio.sleep(0.1)
         if "end of the recorded data" in stdout.getvalue():
@@ -204,9 +219,15 @@ class FakeChat:
         self.got_alert = asyncio.Event()
 
     async def start(self, handler: CommandHandler) -> None:
-        request = Request(transport=self.name, user_id="admin", chat_id="room",
-                          dm_chat_id="dm-admin", command="subscribe", is_private=False,
-                          is_admin=True)
+        request = Request(
+            transport=self.name,
+            user_id="admin",
+            chat_id="room",
+            dm_chat_id="dm-admin",
+            command="subscribe",
+            is_private=False,
+            is_admin=True,
+        )
         self.replies.append(await handler(request))
 
     async def stop(self) -> None:
@@ -246,8 +267,16 @@ class SlowChat(FakeChat):
 async def test_run_bot_delivers_alerts_and_stops_on_sigterm(tmp_path):
     chat = FakeChat()
     config = make_config(tmp_path)
-    bot = asyncio.create_task(run_bot(config, Secrets(), console=True, stdin=io.StringIO(),
-                                      stdout=io.StringIO(), extra_transports=[chat]))
+    bot = asyncio.create_task(
+        run_bot(
+            config,
+            Secrets(),
+            console=True,
+            stdin=io.StringIO(),
+            stdout=io.StringIO(),
+            extra_transports=[chat],
+        )
+    )
     await asyncio.wait_for(chat.got_alert.wait(), timeout=60)
     os.kill(os.getpid(), signal.SIGTERM)  # run_bot's handler turns it into a clean stop
     assert await asyncio.wait_for(bot, timeout=30) == 0
@@ -263,8 +292,16 @@ async def test_run_bot_delivers_alerts_and_stops_on_sigterm(tmp_path):
 async def test_a_send_in_flight_at_shutdown_finishes_before_the_transport_closes(tmp_path):
     chat = SlowChat()
     config = make_config(tmp_path)
-    bot = asyncio.create_task(run_bot(config, Secrets(), console=True, stdin=io.StringIO(),
-                                      stdout=io.StringIO(), extra_transports=[chat]))
+    bot = asyncio.create_task(
+        run_bot(
+            config,
+            Secrets(),
+            console=True,
+            stdin=io.StringIO(),
+            stdout=io.StringIO(),
+            extra_transports=[chat],
+        )
+    )
     await asyncio.wait_for(chat.got_alert.wait(), timeout=60)
     os.kill(os.getpid(), signal.SIGTERM)  # mid-send
     assert await asyncio.wait_for(bot, timeout=30) == 0

@@ -35,34 +35,60 @@ VOLATILE = recorded_tail("2020-03-13T00:00Z")  # the March 2020 crash, hourly σ
 def whales(score: float, net_usd: float | None = None, transfers: int = 12) -> AgentReport:
     net = score * 5_000_000 if net_usd is None else net_usd
     return AgentReport(
-        agent="whales", status=ReportStatus.OK, score=score, as_of=AS_OF, age_s=0.0,
-        features={"inflow_usd": max(0.0, -net) + 1e8, "outflow_usd": max(0.0, net) + 1e8,
-                  "net_flow_usd": net, "transfer_count": float(transfers), "window_h": 24.0},
+        agent="whales",
+        status=ReportStatus.OK,
+        score=score,
+        as_of=AS_OF,
+        age_s=0.0,
+        features={
+            "inflow_usd": max(0.0, -net) + 1e8,
+            "outflow_usd": max(0.0, net) + 1e8,
+            "net_flow_usd": net,
+            "transfer_count": float(transfers),
+            "window_h": 24.0,
+        },
     )
 
 
-def sentiment(score: float, fear_greed: int = 50, status: ReportStatus = ReportStatus.OK,
-              reason: str | None = None) -> AgentReport:
+def sentiment(
+    score: float,
+    fear_greed: int = 50,
+    status: ReportStatus = ReportStatus.OK,
+    reason: str | None = None,
+) -> AgentReport:
     return AgentReport(
-        agent="sentiment", status=status, score=score, reason=reason, as_of=AS_OF, age_s=60.0,
+        agent="sentiment",
+        status=status,
+        score=score,
+        reason=reason,
+        as_of=AS_OF,
+        age_s=60.0,
         features={"fear_greed": float(fear_greed), "reddit_mood": score, "post_count": 14.0},
         engine="lexicon",
     )
 
 
 def book(score: float) -> AgentReport:
-    return AgentReport(agent="orderbook", status=ReportStatus.OK, score=score, as_of=AS_OF,
-                       age_s=5.0, features={"spoofing_events": 0.0})
+    return AgentReport(
+        agent="orderbook",
+        status=ReportStatus.OK,
+        score=score,
+        as_of=AS_OF,
+        age_s=5.0,
+        features={"spoofing_events": 0.0},
+    )
 
 
 def missing(name: str, reason: str) -> AgentReport:
     return AgentReport.unavailable(name, reason)
 
 
-def decide(*reports: AgentReport, candles: CandleSeries = CALM,
-           rules: RulesCoordinator = RULES) -> Signal:
-    return rules.decide("BTC/USDT", AS_OF, {r.agent: r for r in reports}, candles,
-                        created_at=CREATED)
+def decide(
+    *reports: AgentReport, candles: CandleSeries = CALM, rules: RulesCoordinator = RULES
+) -> Signal:
+    return rules.decide(
+        "BTC/USDT", AS_OF, {r.agent: r for r in reports}, candles, created_at=CREATED
+    )
 
 
 def test_the_recorded_tails_are_calm_and_volatile() -> None:
@@ -71,6 +97,7 @@ def test_the_recorded_tails_are_calm_and_volatile() -> None:
 
 
 # --- the action -----------------------------------------------------------------------------
+
 
 def test_accumulation_into_fear_is_a_buy() -> None:
     signal = decide(whales(40), sentiment(-30, fear_greed=22), book(0))
@@ -94,8 +121,15 @@ def test_the_thresholds_are_inclusive() -> None:
 @pytest.mark.parametrize(
     ("whale", "mood"),
     [(40, 30), (-40, -30), (5, -60), (40, 0), (0, 0), (-5, 60), (-40, 5)],
-    ids=["accumulation+greed", "distribution+fear", "weak-whales", "neutral-mood", "flat",
-         "weak-distribution", "distribution+neutral"],
+    ids=[
+        "accumulation+greed",
+        "distribution+fear",
+        "weak-whales",
+        "neutral-mood",
+        "flat",
+        "weak-distribution",
+        "distribution+neutral",
+    ],
 )
 def test_anything_else_holds(whale, mood) -> None:
     signal = decide(whales(whale), sentiment(mood), book(0))
@@ -105,8 +139,9 @@ def test_anything_else_holds(whale, mood) -> None:
 
 def test_no_whales_means_hold_whatever_the_mood() -> None:
     for mood in (-90, 0, 90):
-        signal = decide(missing("whales", "no whale flows newer than 6 h"), sentiment(mood),
-                        book(40))
+        signal = decide(
+            missing("whales", "no whale flows newer than 6 h"), sentiment(mood), book(40)
+        )
         assert signal.action is Action.HOLD
         assert "Whale flows are unavailable." in signal.thesis
         assert "Without whale flows" in signal.thesis
@@ -119,9 +154,13 @@ def test_no_sentiment_means_hold() -> None:
 
 # --- confidence -----------------------------------------------------------------------------
 
+
 @settings(max_examples=200, deadline=None)
-@given(st.floats(CONFIG.whale_threshold, 100), st.floats(CONFIG.mood_threshold, 100),
-       st.sampled_from([1, -1]))
+@given(
+    st.floats(CONFIG.whale_threshold, 100),
+    st.floats(CONFIG.mood_threshold, 100),
+    st.sampled_from([1, -1]),
+)
 def test_high_divergence_gives_high_confidence(whale, mood, side) -> None:
     if whale + mood <= CONFIG.high_divergence:
         return
@@ -148,15 +187,16 @@ def test_the_order_book_confirms_or_opposes(side) -> None:
 
 
 def test_the_order_book_does_not_move_a_hold() -> None:
-    assert decide(whales(0), sentiment(0), book(80)).confidence == \
-        decide(whales(0), sentiment(0), book(-80)).confidence
+    assert (
+        decide(whales(0), sentiment(0), book(80)).confidence
+        == decide(whales(0), sentiment(0), book(-80)).confidence
+    )
 
 
 def test_each_missing_modality_lowers_confidence() -> None:
     full = decide(whales(0), sentiment(0), book(0))
     no_book = decide(whales(0), sentiment(0), missing("orderbook", "stale"))
-    no_book_no_mood = decide(whales(0), missing("sentiment", "down"),
-                             missing("orderbook", "stale"))
+    no_book_no_mood = decide(whales(0), missing("sentiment", "down"), missing("orderbook", "stale"))
     nothing = decide(missing("whales", "a"), missing("sentiment", "b"), missing("orderbook", "c"))
     assert full.confidence > no_book.confidence > no_book_no_mood.confidence > nothing.confidence
     assert full.confidence - no_book.confidence == CONFIG.missing_penalty
@@ -175,8 +215,11 @@ def test_an_absent_report_counts_as_missing() -> None:
 
 def test_a_degraded_modality_lowers_confidence_a_little() -> None:
     ok = decide(whales(40), sentiment(-30), book(0))
-    degraded = decide(whales(40), sentiment(-30, status=ReportStatus.DEGRADED,
-                                             reason="Reddit: only 2 posts in 24 h"), book(0))
+    degraded = decide(
+        whales(40),
+        sentiment(-30, status=ReportStatus.DEGRADED, reason="Reddit: only 2 posts in 24 h"),
+        book(0),
+    )
     assert 0 < ok.confidence - degraded.confidence < CONFIG.missing_penalty
     assert any("sentiment degraded: Reddit: only 2 posts" in r for r in degraded.risk_factors)
 
@@ -232,8 +275,10 @@ def test_position_size_follows_confidence_volatility_and_missing_data() -> None:
     assert strong.confidence >= 75
     assert strong.position_size is PositionSize.AGGRESSIVE
 
-    assert decide(whales(80), sentiment(-60), book(40), candles=VOLATILE).position_size \
+    assert (
+        decide(whales(80), sentiment(-60), book(40), candles=VOLATILE).position_size
         is PositionSize.MODERATE
+    )
     strong_no_book = decide(whales(80), sentiment(-60), missing("orderbook", "stale"))
     assert strong_no_book.confidence >= 55
     assert strong_no_book.position_size is not PositionSize.AGGRESSIVE
@@ -242,8 +287,12 @@ def test_position_size_follows_confidence_volatility_and_missing_data() -> None:
     assert 55 <= middling.confidence < 75
     assert middling.position_size is PositionSize.MODERATE
 
-    weak = decide(whales(20), sentiment(-12), book(-40), rules=RulesCoordinator(
-        CONFIG.model_copy(update={"missing_penalty": 30})))
+    weak = decide(
+        whales(20),
+        sentiment(-12),
+        book(-40),
+        rules=RulesCoordinator(CONFIG.model_copy(update={"missing_penalty": 30})),
+    )
     assert weak.action is Action.BUY
     assert weak.confidence < 55
     assert weak.position_size is PositionSize.CONSERVATIVE
@@ -251,9 +300,11 @@ def test_position_size_follows_confidence_volatility_and_missing_data() -> None:
 
 # --- thesis and risks -----------------------------------------------------------------------
 
+
 def test_the_thesis_states_the_numbers() -> None:
-    signal = decide(whales(45, net_usd=412_000_000, transfers=17), sentiment(-35, fear_greed=18),
-                    book(0))
+    signal = decide(
+        whales(45, net_usd=412_000_000, transfers=17), sentiment(-35, fear_greed=18), book(0)
+    )
     assert f"{format_usd(412_000_000)} out of exchanges" in signal.thesis
     assert "17 transfers" in signal.thesis
     assert "Fear & Greed 18" in signal.thesis
@@ -268,11 +319,16 @@ def test_distribution_is_described_as_flow_into_exchanges() -> None:
 
 
 def test_risk_factors_name_each_missing_modality_and_its_reason() -> None:
-    signal = decide(whales(40), missing("sentiment", "no Reddit posts about BTC in 24 h"),
-                    missing("orderbook", "no order book newer than 1 h (newest is 423 days old)"))
+    signal = decide(
+        whales(40),
+        missing("sentiment", "no Reddit posts about BTC in 24 h"),
+        missing("orderbook", "no order book newer than 1 h (newest is 423 days old)"),
+    )
     assert "sentiment unavailable: no Reddit posts about BTC in 24 h" in signal.risk_factors
-    assert ("orderbook unavailable: no order book newer than 1 h (newest is 423 days old)"
-            in signal.risk_factors)
+    assert (
+        "orderbook unavailable: no order book newer than 1 h (newest is 423 days old)"
+        in signal.risk_factors
+    )
     assert "Retail sentiment is unavailable." in signal.thesis
 
 

@@ -31,9 +31,19 @@ def delivered(log: Path) -> list[tuple[int, int, str]]:
 
 def start(tmp_path: Path, run_id: int, concurrency: int) -> subprocess.Popen[bytes]:
     command = [
-        sys.executable, "-m", "tests.crash_harness", "--db", str(tmp_path / "bot.db"),
-        "--log", str(tmp_path / "delivered.log"), "--run-id", str(run_id),
-        "--recipients", str(RECIPIENTS), "--concurrency", str(concurrency),
+        sys.executable,
+        "-m",
+        "tests.crash_harness",
+        "--db",
+        str(tmp_path / "bot.db"),
+        "--log",
+        str(tmp_path / "delivered.log"),
+        "--run-id",
+        str(run_id),
+        "--recipients",
+        str(RECIPIENTS),
+        "--concurrency",
+        str(concurrency),
     ]
     output = (tmp_path / f"run-{run_id}.out").open("wb")
     return subprocess.Popen(command, cwd=ROOT, stdout=output, stderr=subprocess.STDOUT)
@@ -73,12 +83,16 @@ def test_sigkill_mid_fan_out_loses_nothing(tmp_path: Path) -> None:
     expected = {f"c{i}" if i % 3 == 0 else f"dm-u{i}" for i in range(RECIPIENTS)}
     assert set(chats) == expected  # 0 lost
     duplicates_per_crash = [
-        len(rows_by_run[run_id] & set().union(*(rows_by_run[r] for r in range(run_id + 1,
-                                                                           CRASHES + 1))))
+        len(
+            rows_by_run[run_id]
+            & set().union(*(rows_by_run[r] for r in range(run_id + 1, CRASHES + 1)))
+        )
         for run_id in range(CRASHES)
     ]
     assert max(duplicates_per_crash) <= concurrency, duplicates_per_crash
     assert sum(chats.values()) - len(expected) == sum(duplicates_per_crash)
-    print(f"crashes={CRASHES} deliveries={len(lines)} recipients={len(expected)} "
-          f"duplicates={sum(duplicates_per_crash)} per crash={duplicates_per_crash} lost=0 "
-          f"concurrency={concurrency}")
+    print(
+        f"crashes={CRASHES} deliveries={len(lines)} recipients={len(expected)} "
+        f"duplicates={sum(duplicates_per_crash)} per crash={duplicates_per_crash} lost=0 "
+        f"concurrency={concurrency}"
+    )

@@ -26,6 +26,7 @@ def guard(network_guard, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
         def call(*args: object, **kwargs: object) -> object:
             reached.append(args)
             return real(*args, **kwargs)
+
         return call
 
     for name in ("real_connect", "real_connect_ex", "real_sendto", "real_create_connection"):
@@ -88,8 +89,7 @@ async def test_asyncio_connections_go_through_the_guard(guard, address) -> None:
 
 
 def test_udp_and_dns_are_refused(guard) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, \
-            pytest.raises(guard.error):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock, pytest.raises(guard.error):
         sock.sendto(b"x", ("1.1.1.1", 53))
     with pytest.raises(guard.error, match="DNS"):
         socket.getaddrinfo("example.com", 443)

@@ -53,7 +53,8 @@ ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)")
 def config() -> Config:
     cfg = Config()
     pipeline = cfg.pipeline.model_copy(
-        update={"source_timeout_s": TIMEOUT_S, "agent_timeout_s": TIMEOUT_S})
+        update={"source_timeout_s": TIMEOUT_S, "agent_timeout_s": TIMEOUT_S}
+    )
     return cfg.model_copy(update={"pipeline": pipeline})
 
 
@@ -85,6 +86,7 @@ def baseline() -> Signal:
 
 
 # --- test doubles ---------------------------------------------------------------------------
+
 
 class Failing:
     """Any source method: raises the given error, or sleeps far past the timeout."""
@@ -130,6 +132,7 @@ def assert_intact(signal: Signal, baseline: Signal, *names: str) -> None:
 
 
 # --- failure isolation ------------------------------------------------------------------------
+
 
 async def test_baseline_has_every_modality(baseline) -> None:
     assert set(baseline.reports) == {"whales", "orderbook", "sentiment"}
@@ -199,8 +202,11 @@ async def test_a_broken_agent_is_isolated(baseline, name, hang) -> None:
 
 
 async def test_several_failures_at_once_still_give_a_signal() -> None:
-    signal = await signal_with({"sentiment": BrokenAgent("sentiment", hang=True)},
-                               whales=Failing(None), orderbook=Failing(RuntimeError("x")))
+    signal = await signal_with(
+        {"sentiment": BrokenAgent("sentiment", hang=True)},
+        whales=Failing(None),
+        orderbook=Failing(RuntimeError("x")),
+    )
     assert all(r.status is ReportStatus.UNAVAILABLE for r in signal.reports.values())
     assert signal.action is Action.HOLD
     assert 0 <= signal.confidence <= 100
@@ -221,9 +227,21 @@ async def test_candles_older_than_their_maximum_age_mean_no_signal() -> None:
 
 # --- the Signal's JSON ------------------------------------------------------------------------
 
-SIGNAL_KEYS = {"symbol", "action", "confidence", "thesis", "risk_factors", "timeframe_hours",
-               "position_size", "divergence", "coordinator", "clamps", "as_of", "created_at",
-               "reports"}
+SIGNAL_KEYS = {
+    "symbol",
+    "action",
+    "confidence",
+    "thesis",
+    "risk_factors",
+    "timeframe_hours",
+    "position_size",
+    "divergence",
+    "coordinator",
+    "clamps",
+    "as_of",
+    "created_at",
+    "reports",
+}
 REPORT_KEYS = {"score", "status", "reason", "as_of", "age_s", "features"}
 
 
@@ -253,8 +271,9 @@ def check_contract(data: dict) -> None:
     assert set(data["reports"]) == {"whales", "orderbook", "sentiment"}
     for name, report in data["reports"].items():
         assert set(report) >= REPORT_KEYS, name
-        assert report["score"] is None or (is_number(report["score"])
-                                           and -100 <= report["score"] <= 100)
+        assert report["score"] is None or (
+            is_number(report["score"]) and -100 <= report["score"] <= 100
+        )
         assert report["status"] in {"ok", "degraded", "unavailable"}
         assert report["reason"] is None or isinstance(report["reason"], str)
         assert report["as_of"] is None or ISO_UTC.fullmatch(report["as_of"])
@@ -272,8 +291,9 @@ def test_signal_json_has_the_contract_keys_and_types(baseline) -> None:
 
 
 async def test_signal_json_of_a_degraded_signal_keeps_the_contract() -> None:
-    signal = await signal_with({"orderbook": BrokenAgent("orderbook", hang=False)},
-                               whales=Failing(SourceError("down")))
+    signal = await signal_with(
+        {"orderbook": BrokenAgent("orderbook", hang=False)}, whales=Failing(SourceError("down"))
+    )
     data = json.loads(json.dumps(signal_to_json(signal), allow_nan=False))
     check_contract(data)
     assert data["reports"]["whales"]["score"] is None
@@ -282,8 +302,11 @@ async def test_signal_json_of_a_degraded_signal_keeps_the_contract() -> None:
 
 
 def test_non_finite_numbers_never_reach_the_json(baseline) -> None:
-    odd = replace(baseline.reports["whales"], score=math.nan,
-                  features={"fine": 1.0, "nan": math.nan, "inf": math.inf})
+    odd = replace(
+        baseline.reports["whales"],
+        score=math.nan,
+        features={"fine": 1.0, "nan": math.nan, "inf": math.inf},
+    )
     data = signal_to_json(replace(baseline, reports={**baseline.reports, "whales": odd}))
     json.dumps(data, allow_nan=False)
     assert data["reports"]["whales"]["score"] is None

@@ -54,29 +54,45 @@ def make_candles(count: int = 120, end_price: float = 2480.0) -> CandleSeries:
 
 
 def make_book(mid: float = 2480.0) -> OrderBookHistory:
-    bids = tuple((mid - 0.5 - step * 2.0, 5.0 + (40.0 if step == 12 else step % 7)) for step in
-                 range(40))
-    asks = tuple((mid + 0.5 + step * 2.0, 4.0 + (30.0 if step == 18 else step % 5)) for step in
-                 range(40))
+    bids = tuple(
+        (mid - 0.5 - step * 2.0, 5.0 + (40.0 if step == 12 else step % 7)) for step in range(40)
+    )
+    asks = tuple(
+        (mid + 0.5 + step * 2.0, 4.0 + (30.0 if step == 18 else step % 5)) for step in range(40)
+    )
     book = OrderBook(timestamp=AS_OF - timedelta(seconds=20), bids=bids, asks=asks)
     return OrderBookHistory(exchange="Kraken", venue_symbol="ETH/USD", books=(book,))
 
 
 def make_whales() -> WhaleFlows:
     hours = tuple(
-        ExchangeFlow(hour_start=AS_OF - timedelta(hours=h), inflow_usd=(h % 5) * 4.2e6,
-                     outflow_usd=(h % 3) * 7.9e6, inflow_coins=None, outflow_coins=None,
-                     transfer_count=h % 4)
+        ExchangeFlow(
+            hour_start=AS_OF - timedelta(hours=h),
+            inflow_usd=(h % 5) * 4.2e6,
+            outflow_usd=(h % 3) * 7.9e6,
+            inflow_coins=None,
+            outflow_coins=None,
+            transfer_count=h % 4,
+        )
         for h in range(1, 60, 2)
     )
-    return WhaleFlows(asset="ETH", window_start=AS_OF - timedelta(hours=60), as_of=AS_OF,
-                      hours=hours, credit="Whale Alert (replayed)")
+    return WhaleFlows(
+        asset="ETH",
+        window_start=AS_OF - timedelta(hours=60),
+        as_of=AS_OF,
+        hours=hours,
+        credit="Whale Alert (replayed)",
+    )
 
 
 def make_snapshot() -> MarketSnapshot:
     return MarketSnapshot(
-        symbol="ETH/USDT", as_of=AS_OF, candles=make_candles(), orderbook=make_book(),
-        whales=make_whales(), posts=(),
+        symbol="ETH/USDT",
+        as_of=AS_OF,
+        candles=make_candles(),
+        orderbook=make_book(),
+        whales=make_whales(),
+        posts=(),
         fear_greed=FearGreedReading(timestamp=AS_OF, value=71, classification="Greed"),
     )
 
@@ -84,47 +100,91 @@ def make_snapshot() -> MarketSnapshot:
 def make_reports() -> dict[str, AgentReport]:
     return {
         "whales": AgentReport(
-            agent="whales", status=ReportStatus.OK, score=64.0, as_of=AS_OF, age_s=0.0,
-            features={"net_flow_usd": -182.4e6, "inflow_usd": 40.1e6, "outflow_usd": 222.5e6,
-                      "transfer_count": 37.0},
-            notes=("Whale Alert replay",)),
+            agent="whales",
+            status=ReportStatus.OK,
+            score=64.0,
+            as_of=AS_OF,
+            age_s=0.0,
+            features={
+                "net_flow_usd": -182.4e6,
+                "inflow_usd": 40.1e6,
+                "outflow_usd": 222.5e6,
+                "transfer_count": 37.0,
+            },
+            notes=("Whale Alert replay",),
+        ),
         "orderbook": AgentReport(
-            agent="orderbook", status=ReportStatus.OK, score=38.0, as_of=AS_OF, age_s=20.0,
-            features={"imbalance_0_5pct": 0.31, "imbalance_1pct": 0.12, "spread_bps": 1.2,
-                      "support_price": 2455.5, "resistance_price": 2516.5,
-                      "spoofing_events": 2.0},
-            notes=("Kraken ETH/USD book",)),
+            agent="orderbook",
+            status=ReportStatus.OK,
+            score=38.0,
+            as_of=AS_OF,
+            age_s=20.0,
+            features={
+                "imbalance_0_5pct": 0.31,
+                "imbalance_1pct": 0.12,
+                "spread_bps": 1.2,
+                "support_price": 2455.5,
+                "resistance_price": 2516.5,
+                "spoofing_events": 2.0,
+            },
+            notes=("Kraken ETH/USD book",),
+        ),
         "sentiment": AgentReport(
-            agent="sentiment", status=ReportStatus.DEGRADED, score=-12.0, reason="few posts",
-            as_of=AS_OF - timedelta(hours=3, minutes=12), age_s=3 * 3600 + 12 * 60,
+            agent="sentiment",
+            status=ReportStatus.DEGRADED,
+            score=-12.0,
+            reason="few posts",
+            as_of=AS_OF - timedelta(hours=3, minutes=12),
+            age_s=3 * 3600 + 12 * 60,
             features={"reddit_mood": -18.0, "post_count": 14.0, "fear_greed": 71.0},
-            engine="vader"),
+            engine="vader",
+        ),
     }
 
 
-def make_signal(reports: dict[str, AgentReport] | None = None,
-                action: Action = Action.BUY) -> Signal:
+def make_signal(
+    reports: dict[str, AgentReport] | None = None, action: Action = Action.BUY
+) -> Signal:
     return Signal(
-        symbol="ETH/USDT", action=action, confidence=72,
-        thesis=("Whales moved $182.4M net off exchanges in 48 h while the book leans 0.31 to "
-                "bids; Fear & Greed 71 (Greed) tempers the call."),
+        symbol="ETH/USDT",
+        action=action,
+        confidence=72,
+        thesis=(
+            "Whales moved $182.4M net off exchanges in 48 h while the book leans 0.31 to "
+            "bids; Fear & Greed 71 (Greed) tempers the call."
+        ),
         risk_factors=("Greed above 70 often precedes pullbacks", "Sentiment from few posts"),
-        timeframe_hours=24, position_size=PositionSize.MODERATE, divergence=62.0,
+        timeframe_hours=24,
+        position_size=PositionSize.MODERATE,
+        divergence=62.0,
         high_divergence=True,
-        coordinator="rules", clamps=(), as_of=AS_OF, created_at=AS_OF + timedelta(seconds=4),
-        reports=make_reports() if reports is None else reports, price=2480.0,
+        coordinator="rules",
+        clamps=(),
+        as_of=AS_OF,
+        created_at=AS_OF + timedelta(seconds=4),
+        reports=make_reports() if reports is None else reports,
+        price=2480.0,
     )
 
 
 def all_unavailable() -> tuple[Signal, MarketSnapshot]:
-    reasons = {"whales": "whale feed down", "orderbook": "no order book newer than 1 h",
-               "sentiment": "reddit unreachable"}
-    reports = {key: AgentReport.unavailable(key, reason, AS_OF - timedelta(hours=2), AS_OF)
-               for key, reason in reasons.items()}
+    reasons = {
+        "whales": "whale feed down",
+        "orderbook": "no order book newer than 1 h",
+        "sentiment": "reddit unreachable",
+    }
+    reports = {
+        key: AgentReport.unavailable(key, reason, AS_OF - timedelta(hours=2), AS_OF)
+        for key, reason in reasons.items()
+    }
     snapshot = MarketSnapshot(
-        symbol="ETH/USDT", as_of=AS_OF, candles=Unavailable("exchange timed out"),
-        orderbook=Unavailable(reasons["orderbook"]), whales=Unavailable(reasons["whales"]),
-        posts=Unavailable(reasons["sentiment"]), fear_greed=Unavailable("alternative.me 503"),
+        symbol="ETH/USDT",
+        as_of=AS_OF,
+        candles=Unavailable("exchange timed out"),
+        orderbook=Unavailable(reasons["orderbook"]),
+        whales=Unavailable(reasons["whales"]),
+        posts=Unavailable(reasons["sentiment"]),
+        fear_greed=Unavailable("alternative.me 503"),
     )
     return make_signal(reports, Action.HOLD), snapshot
 
@@ -160,8 +220,13 @@ def test_chart_with_every_modality_unavailable_still_renders() -> None:
     image = decode_png(render_chart(signal, snapshot))
     assert image.shape[:2] == (900, 1200)
     strings = " ".join(figure_strings(signal, snapshot).split())
-    for reason in ("exchange timed out", "no order book newer than 1 h", "whale feed down",
-                   "reddit unreachable", "alternative.me 503"):
+    for reason in (
+        "exchange timed out",
+        "no order book newer than 1 h",
+        "whale feed down",
+        "reddit unreachable",
+        "alternative.me 503",
+    ):
         assert reason in strings
 
 
@@ -174,30 +239,48 @@ def test_chart_shows_an_unavailable_report_even_when_data_exists() -> None:
 
 
 def test_chart_survives_empty_flows_and_features() -> None:
-    reports = {key: replace(report, features={}, notes=())
-               for key, report in make_reports().items()}
+    reports = {
+        key: replace(report, features={}, notes=()) for key, report in make_reports().items()
+    }
     snapshot = replace(make_snapshot(), whales=replace(make_whales(), hours=()))
     decode_png(render_chart(make_signal(reports), snapshot, candles=10, flow_hours=6))
 
 
 def test_chart_survives_an_empty_book_and_no_candles() -> None:
     empty_candles = make_candles().tail(0)
-    snapshot = replace(make_snapshot(), candles=empty_candles,
-                       orderbook=replace(make_book(), books=()))
+    snapshot = replace(
+        make_snapshot(), candles=empty_candles, orderbook=replace(make_book(), books=())
+    )
     strings = figure_strings(make_signal(), snapshot)
     assert "no candles" in strings
     assert "empty order book" in strings
 
 
 TEXT_FRAGMENTS = (
-    "Whales", "+64", "-$182.4M", "in $40.1M / out $222.5M", "37 transfers",
-    "Order book", "imbalance +0.31 (±0.5%)", "spread 1.2 bps", "support $2,455.50",
-    "resistance $2,516.50", "spoofing seen (2)", "Kraken ETH/USD book",
-    "Sentiment", "Reddit mood -18 over 14 posts", "Fear & Greed 71/100", "engine vader",
-    "degraded: few posts (age 3 h 12 min)", "Divergence +62 (high)",
-    "Timeframe 24 h · position moderate", "  • Sentiment from few posts",
-    "Market moment 2025-10-06 18:00 UTC", "created 2025-10-06 18:00:04 UTC",
-    "Fear & Greed: Alternative.me", "whale flows: Whale Alert",
+    "Whales",
+    "+64",
+    "-$182.4M",
+    "in $40.1M / out $222.5M",
+    "37 transfers",
+    "Order book",
+    "imbalance +0.31 (±0.5%)",
+    "spread 1.2 bps",
+    "support $2,455.50",
+    "resistance $2,516.50",
+    "spoofing seen (2)",
+    "Kraken ETH/USD book",
+    "Sentiment",
+    "Reddit mood -18 over 14 posts",
+    "Fear & Greed 71/100",
+    "engine vader",
+    "degraded: few posts (age 3 h 12 min)",
+    "Divergence +62 (high)",
+    "Timeframe 24 h · position moderate",
+    "  • Sentiment from few posts",
+    "Market moment 2025-10-06 18:00 UTC",
+    "created 2025-10-06 18:00:04 UTC",
+    "Fear & Greed: Alternative.me",
+    "whale flows: Whale Alert",
 )
 
 
@@ -215,8 +298,11 @@ def test_text_shows_reason_of_unavailable_modality() -> None:
     signal, _snapshot = all_unavailable()
     text = render_text(signal)
     assert text.startswith("⚪ HOLD")
-    for fragment in ("no order book newer than 1 h (age 2 h)", "whale feed down",
-                     "reddit unreachable"):
+    for fragment in (
+        "no order book newer than 1 h (age 2 h)",
+        "whale feed down",
+        "reddit unreachable",
+    ):
         assert fragment in text
 
 
@@ -236,8 +322,8 @@ def test_format_usd(amount: float, expected: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("age_s", "expected"), [(45, "45 s"), (720, "12 min"), (11_520, "3 h 12 min"),
-                            (7200, "2 h"), (190_800, "2 d 5 h")],
+    ("age_s", "expected"),
+    [(45, "45 s"), (720, "12 min"), (11_520, "3 h 12 min"), (7200, "2 h"), (190_800, "2 d 5 h")],
 )
 def test_format_age(age_s: float, expected: str) -> None:
     assert format_age(age_s) == expected

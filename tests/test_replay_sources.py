@@ -54,16 +54,19 @@ def moments(first: str, last: str) -> st.SearchStrategy[datetime]:
     """Any moment, to the millisecond (sub-millisecond moments have their own test)."""
     lo, hi = parse_time(first).replace(tzinfo=None), parse_time(last).replace(tzinfo=None)
     return st.datetimes(min_value=lo, max_value=hi, timezones=st.just(UTC)).map(
-        lambda moment: moment.replace(microsecond=moment.microsecond // 1000 * 1000))
+        lambda moment: moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    )
 
 
 def builder(config: Config | None = None) -> SnapshotBuilder:
-    sources = Sources(candles=CANDLES, orderbook=BOOKS, whales=WHALES, posts=POSTS,
-                      fear_greed=FEAR_GREED)
+    sources = Sources(
+        candles=CANDLES, orderbook=BOOKS, whales=WHALES, posts=POSTS, fear_greed=FEAR_GREED
+    )
     return SnapshotBuilder(sources, config or Config())
 
 
 # --- raw-file oracles --------------------------------------------------------------------------
+
 
 @cache
 def raw_book_times() -> dict[str, list[tuple[str, list[int]]]]:
@@ -110,6 +113,7 @@ def exact_ms(moment: datetime) -> int:
 
 # --- candles ---------------------------------------------------------------------------------
 
+
 def last_open(series: CandleSeries) -> datetime:
     return from_ms(int(series.open_time_ms[-1]))
 
@@ -142,7 +146,7 @@ async def test_no_candle_from_after_now(now, count) -> None:
     stop = int((history.open_time_ms == series.open_time_ms[-1]).nonzero()[0][0]) + 1
     if stop < len(history):  # the first candle not returned had not closed yet
         assert int(history.open_time_ms[stop]) + interval_ms > now_ms
-    assert list(series.open_time_ms) == list(history.open_time_ms[max(0, stop - count):stop])
+    assert list(series.open_time_ms) == list(history.open_time_ms[max(0, stop - count) : stop])
 
 
 async def test_no_candle_before_the_first_close() -> None:
@@ -154,10 +158,13 @@ async def test_no_candle_before_the_first_close() -> None:
 
 # --- Reddit posts ------------------------------------------------------------------------------
 
+
 @PROPERTY
 @given(
-    st.one_of(moments("2024-09-19T12:00Z", "2024-10-08T12:00Z"),
-              moments("2025-09-15T12:00Z", "2025-11-02T00:00Z")),
+    st.one_of(
+        moments("2024-09-19T12:00Z", "2024-10-08T12:00Z"),
+        moments("2025-09-15T12:00Z", "2025-11-02T00:00Z"),
+    ),
     st.sampled_from(["BTC/USDT", "ETH/USDT"]),
     st.sampled_from([1, 6, 24]),
 )
@@ -177,9 +184,13 @@ async def test_no_post_from_after_now(now, symbol, window_h) -> None:
 
 
 def _post(row: dict[str, str]) -> SocialPost:
-    return SocialPost(post_id=row["post_id"], community=row["subreddit"],
-                      created=from_ms(int(row["created_utc_s"]) * 1000), title=row["title"],
-                      body=row["excerpt"])
+    return SocialPost(
+        post_id=row["post_id"],
+        community=row["subreddit"],
+        created=from_ms(int(row["created_utc_s"]) * 1000),
+        title=row["title"],
+        body=row["excerpt"],
+    )
 
 
 async def test_a_post_appears_exactly_at_its_creation_second() -> None:
@@ -200,9 +211,13 @@ async def _post_ids(symbol: str, now: datetime) -> set[str]:
 
 # --- whale flows -------------------------------------------------------------------------------
 
+
 @PROPERTY
-@given(moments("2024-11-04T09:00Z", "2025-10-14T00:00Z"), st.sampled_from(["BTC", "ETH"]),
-       st.sampled_from([1, 6, 24, 168]))
+@given(
+    moments("2024-11-04T09:00Z", "2025-10-14T00:00Z"),
+    st.sampled_from(["BTC", "ETH"]),
+    st.sampled_from([1, 6, 24, 168]),
+)
 async def test_no_whale_hour_from_after_now(now, asset, window_h) -> None:
     start_ms, end_ms = whale_coverage()[asset]
     if exact_ms(now) < start_ms + HOUR_MS:
@@ -214,8 +229,11 @@ async def test_no_whale_hour_from_after_now(now, asset, window_h) -> None:
     assert flows.as_of - flows.window_start == timedelta(hours=window_h)
     now_ms = exact_ms(now)
     assert to_ms(flows.as_of) == min(now_ms - now_ms % HOUR_MS, end_ms)
-    expected = [t for t in raw_whale_hours(asset)
-                if to_ms(flows.window_start) <= t and t + HOUR_MS <= to_ms(flows.as_of)]
+    expected = [
+        t
+        for t in raw_whale_hours(asset)
+        if to_ms(flows.window_start) <= t and t + HOUR_MS <= to_ms(flows.as_of)
+    ]
     assert [to_ms(hour.hour_start) for hour in flows.hours] == expected
 
 
@@ -229,6 +247,7 @@ async def test_an_hour_of_flows_appears_when_the_hour_ends() -> None:
 
 
 # --- Fear & Greed ------------------------------------------------------------------------------
+
 
 @PROPERTY
 @given(moments("2018-02-01T00:00Z", "2026-08-30T00:00Z"))
@@ -254,17 +273,21 @@ async def test_the_new_day_appears_exactly_at_the_boundary() -> None:
 
 # --- order books ------------------------------------------------------------------------------
 
+
 @PROPERTY
 @given(
-    st.one_of(moments("2024-08-08T23:54:00Z", "2024-08-09T00:10:00Z"),
-              moments("2025-09-16T01:00Z", "2025-10-13T01:00Z")),
+    st.one_of(
+        moments("2024-08-08T23:54:00Z", "2024-08-09T00:10:00Z"),
+        moments("2025-09-16T01:00Z", "2025-10-13T01:00Z"),
+    ),
     st.sampled_from(["BTC/USDT", "ETH/USDT"]),
     st.sampled_from([1.0, 60.0, 900.0]),
 )
 async def test_no_order_book_from_after_now(now, symbol, window_s) -> None:
     now_ms = exact_ms(now)
-    known = [(file, [t for t in times if t <= now_ms], times)
-             for file, times in raw_book_times()[symbol]]
+    known = [
+        (file, [t for t in times if t <= now_ms], times) for file, times in raw_book_times()[symbol]
+    ]
     if not any(seen for _, seen, _ in known):
         with pytest.raises(SourceError):
             await BOOKS.books(symbol, now, window_s)
@@ -276,7 +299,7 @@ async def test_no_order_book_from_after_now(now, symbol, window_s) -> None:
     newest = max(seen[-1] for _, seen, _ in known if seen)
     assert stamps[-1] == newest  # the newest snapshot known at `now`, from any venue
     _, _, times = next(k for k in known if k[1] and k[1][-1] == newest)
-    following = times[times.index(newest) + 1:]
+    following = times[times.index(newest) + 1 :]
     assert not following or following[0] > now_ms
     assert all(t > now_ms - window_s * 1000 for t in stamps[:-1])
 
@@ -291,6 +314,7 @@ async def test_a_snapshot_appears_exactly_at_its_timestamp() -> None:
 
 
 # --- sub-millisecond moments ----------------------------------------------------------------
+
 
 # A moment a fraction of a millisecond before a publication must not see it: `--at` accepts
 # microseconds, and rounding `now` to the nearest millisecond would reveal the future.
@@ -316,9 +340,13 @@ async def _post_moment(now: datetime) -> datetime:
 
 def _first_post_after(moment: str) -> datetime:
     start = exact_ms(parse_time(moment))
-    return from_ms(min(int(r["created_utc_s"]) * 1000 for r in raw_posts()
-                       if int(r["created_utc_s"]) * 1000 > start
-                       and r["subreddit"].lower() == "bitcoin"))
+    return from_ms(
+        min(
+            int(r["created_utc_s"]) * 1000
+            for r in raw_posts()
+            if int(r["created_utc_s"]) * 1000 > start and r["subreddit"].lower() == "bitcoin"
+        )
+    )
 
 
 @pytest.mark.parametrize(
@@ -341,6 +369,7 @@ async def test_a_sub_millisecond_moment_sees_nothing_later(read, published, befo
 
 
 # --- maximum ages through the snapshot builder --------------------------------------------------
+
 
 async def test_the_2024_btc_book_is_unavailable_in_october_2025_with_its_age() -> None:
     snapshot = await builder().build("BTC/USDT", REPLAY_NOW)
@@ -393,8 +422,9 @@ async def test_a_lower_fear_greed_max_age_makes_it_unavailable() -> None:
     default = await builder().build("BTC/USDT", REPLAY_NOW)
     assert isinstance(default.fear_greed, FearGreedReading)
 
-    strict = Config().model_copy(update={"max_age_s": Config().max_age_s.model_copy(
-        update={"fear_greed": 3600})})
+    strict = Config().model_copy(
+        update={"max_age_s": Config().max_age_s.model_copy(update={"fear_greed": 3600})}
+    )
     reading = (await builder(strict).build("BTC/USDT", REPLAY_NOW)).fear_greed
     assert isinstance(reading, Unavailable)
     assert reading.last_seen == DAY
@@ -421,4 +451,3 @@ async def test_the_cache_never_serves_a_later_moment_to_an_earlier_one() -> None
     assert earlier.whales.as_of == REPLAY_NOW - HOUR
     assert not isinstance(earlier.posts, Unavailable)
     assert all(post.created <= REPLAY_NOW - HOUR for post in earlier.posts)
-

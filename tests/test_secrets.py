@@ -65,8 +65,11 @@ def test_secrets_repr_hides_values():
 def test_structlog_events_and_tracebacks_are_redacted(captured_logs):
     log = structlog.get_logger("test")
     token = FAKE_ENV["TELEGRAM_TOKEN"]
-    log.info("connecting", url=f"https://api.telegram.org/bot{token}/getMe", headers={
-        "Authorization": f"Bearer {FAKE_ENV['GROQ_API_KEY']}"})
+    log.info(
+        "connecting",
+        url=f"https://api.telegram.org/bot{token}/getMe",
+        headers={"Authorization": f"Bearer {FAKE_ENV['GROQ_API_KEY']}"},
+    )
     try:
         raise RuntimeError(f"login failed with {FAKE_ENV['DISCORD_TOKEN']}")
     except RuntimeError:
@@ -80,8 +83,9 @@ def test_structlog_events_and_tracebacks_are_redacted(captured_logs):
 
 def test_standard_library_records_are_redacted(captured_logs):
     token = FAKE_ENV["TELEGRAM_TOKEN"]
-    logging.getLogger("httpx").info("HTTP Request: POST https://api.telegram.org/bot%s/getMe",
-                                     token)
+    logging.getLogger("httpx").info(
+        "HTTP Request: POST https://api.telegram.org/bot%s/getMe", token
+    )
     try:
         raise ConnectionError(f"cannot reach /bot{token}/sendMessage")
     except ConnectionError:
@@ -122,14 +126,20 @@ async def test_a_failing_cycle_logs_without_secrets(tmp_path, captured_logs):
 
 
 async def test_replies_are_redacted(tmp_path, captured_logs):
-    config = load_config(env={"BOT__STORAGE__DB_PATH": str(tmp_path / "bot.db")},
-                         model=BotConfig)
-    lines = "".join(f"{line}\n" for line in (
-        f"signal {FAKE_ENV['TELEGRAM_TOKEN']}", f"watch add {FAKE_ENV['TELEGRAM_TOKEN']}",
-        f"help {FAKE_ENV['TELEGRAM_TOKEN']}", "status"))
+    config = load_config(env={"BOT__STORAGE__DB_PATH": str(tmp_path / "bot.db")}, model=BotConfig)
+    lines = "".join(
+        f"{line}\n"
+        for line in (
+            f"signal {FAKE_ENV['TELEGRAM_TOKEN']}",
+            f"watch add {FAKE_ENV['TELEGRAM_TOKEN']}",
+            f"help {FAKE_ENV['TELEGRAM_TOKEN']}",
+            "status",
+        )
+    )
     stdout = io.StringIO()
-    assert await run_bot(config, SECRETS, console=True, stdin=io.StringIO(lines),
-                         stdout=stdout) == 0
+    assert (
+        await run_bot(config, SECRETS, console=True, stdin=io.StringIO(lines), stdout=stdout) == 0
+    )
     out = stdout.getvalue()
     assert "<redacted>" in out
     assert_clean(out)
@@ -142,7 +152,12 @@ def test_run_with_tokens_never_prints_them(tmp_path):
     commands = "help\nsignal btc\nsubscribe\nwatch add eth\nalerts 50\nstatus\n"
     proc = subprocess.run(
         [sys.executable, "-m", "bot", "run", "--debug", "--db", str(tmp_path / "bot.db")],
-        input=commands, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120,
+        input=commands,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
         check=False,
     )
     assert proc.returncode == 0, proc.stderr

@@ -36,8 +36,12 @@ class FakeTransport:
     raises queued exceptions per chat first."""
 
     def __init__(
-        self, name: str = "telegram", *, send_s: float = 0.0,
-        limits: TransportLimits | None = None, retry_after_s: float | None = None,
+        self,
+        name: str = "telegram",
+        *,
+        send_s: float = 0.0,
+        limits: TransportLimits | None = None,
+        retry_after_s: float | None = None,
         failures: dict[str, list[Exception]] | None = None,
     ) -> None:
         self.name = name
@@ -76,8 +80,10 @@ class FakeTransport:
             return
         times = [t for t, _, _ in self.accepted]
         chat_times = [t for t, c, _ in self.accepted if c == chat_id]
-        windows = [(times, self.limits.overall_per_s, 1.0),
-                   (chat_times, self.limits.per_chat_per_s, 1.0)]
+        windows = [
+            (times, self.limits.overall_per_s, 1.0),
+            (chat_times, self.limits.per_chat_per_s, 1.0),
+        ]
         if is_group:
             windows.append((chat_times, self.limits.per_group_per_min, 60.0))
         for sent, limit, window_s in windows:
@@ -125,18 +131,30 @@ async def store(tmp_path: Path, clock: Clock) -> AsyncIterator[SqliteStore]:
 
 
 def sender_for(
-    store: SqliteStore, *transports: FakeTransport, concurrency: int = 4,
-    limits: TransportLimits = FAST, batch_size: int = 100,
+    store: SqliteStore,
+    *transports: FakeTransport,
+    concurrency: int = 4,
+    limits: TransportLimits = FAST,
+    batch_size: int = 100,
 ) -> OutboxSender:
     return OutboxSender(
-        store, {t.name: t for t in transports}, {t.name: limits for t in transports},
-        concurrency=concurrency, build_message=build_message, poll_interval_s=0.05,
+        store,
+        {t.name: t for t in transports},
+        {t.name: limits for t in transports},
+        concurrency=concurrency,
+        build_message=build_message,
+        poll_interval_s=0.05,
         batch_size=batch_size,
     )
 
 
-async def fan_out(store: SqliteStore, chats: Sequence[str], *, transport: str = "telegram",
-                  kind: DeliveryKind = DeliveryKind.DM) -> int:
+async def fan_out(
+    store: SqliteStore,
+    chats: Sequence[str],
+    *,
+    transport: str = "telegram",
+    kind: DeliveryKind = DeliveryKind.DM,
+) -> int:
     deliveries = [
         Delivery(transport, chat, kind, f"to {chat}", chat if kind is DeliveryKind.DM else None)
         for chat in chats
@@ -303,8 +321,14 @@ async def test_rows_for_an_absent_transport_stay_pending(store: SqliteStore) -> 
 
 async def test_run_wakes_on_demand_and_stops_letting_sends_finish(store: SqliteStore) -> None:
     transport = FakeTransport(send_s=0.3)
-    sender = OutboxSender(store, {"telegram": transport}, {"telegram": FAST}, concurrency=2,
-                          build_message=build_message, poll_interval_s=60.0)
+    sender = OutboxSender(
+        store,
+        {"telegram": transport},
+        {"telegram": FAST},
+        concurrency=2,
+        build_message=build_message,
+        poll_interval_s=60.0,
+    )
     stop = asyncio.Event()
     runner = asyncio.create_task(sender.run(stop))
     await asyncio.sleep(0.05)
@@ -332,8 +356,9 @@ async def test_stop_abandons_a_row_waiting_out_a_long_429(store: SqliteStore) ->
     assert await store.outbox_counts() == {"pending": 1, "sent": 0, "failed": 0}
 
 
-@pytest.mark.parametrize(("limit", "window_s"), [(300, 1.0), (30, 1.0), (1, 1.0), (20, 60.0),
-                                                 (0.5, 1.0), (1000, 1.0)])
+@pytest.mark.parametrize(
+    ("limit", "window_s"), [(300, 1.0), (30, 1.0), (1, 1.0), (20, 60.0), (0.5, 1.0), (1000, 1.0)]
+)
 def test_window_limiter_never_exceeds_the_limit_in_a_window(limit: float, window_s: float) -> None:
     limiter = window_limiter(limit, window_s)
     burst, leak_per_s = limiter.max_rate, limiter.max_rate / limiter.time_period

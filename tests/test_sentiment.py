@@ -35,16 +35,26 @@ def one(engine: LexiconEngine, text: str) -> SentimentScore:
 
 # --- the lexicon engine ---------------------------------------------------------------------
 
-@pytest.mark.parametrize("text", ["I got rekt on this trade", "this coin is a rug",
-                                  "got rugged again", "so much FUD today", "total FUD, ignore it"])
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I got rekt on this trade",
+        "this coin is a rug",
+        "got rugged again",
+        "so much FUD today",
+        "total FUD, ignore it",
+    ],
+)
 def test_crypto_slang_reads_more_negative_than_plain_vader(text) -> None:
     crypto, plain = one(CRYPTO, text), one(PLAIN_VADER, text)
     assert crypto.score < plain.score
     assert crypto.label == "negative"
 
 
-@pytest.mark.parametrize("text", ["hodl", "just hodl and relax", "BTC to the moon",
-                                  "Bitcoin is going to the moon!"])
+@pytest.mark.parametrize(
+    "text", ["hodl", "just hodl and relax", "BTC to the moon", "Bitcoin is going to the moon!"]
+)
 def test_crypto_slang_reads_more_positive_than_plain_vader(text) -> None:
     crypto, plain = one(CRYPTO, text), one(PLAIN_VADER, text)
     assert crypto.score > plain.score
@@ -74,9 +84,31 @@ def test_a_batch_keeps_its_order() -> None:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.text(max_size=200) | st.lists(
-    st.sampled_from(["moon", "rekt", "hodl", "fud", "rug", "great", "terrible", "the", "ETH",
-                     "not", "very", "!", "?", "🚀", "but"]), max_size=20).map(" ".join))
+@given(
+    st.text(max_size=200)
+    | st.lists(
+        st.sampled_from(
+            [
+                "moon",
+                "rekt",
+                "hodl",
+                "fud",
+                "rug",
+                "great",
+                "terrible",
+                "the",
+                "ETH",
+                "not",
+                "very",
+                "!",
+                "?",
+                "🚀",
+                "but",
+            ]
+        ),
+        max_size=20,
+    ).map(" ".join)
+)
 def test_probabilities_and_score_follow_the_contract(text) -> None:
     result = one(CRYPTO, text)
     probabilities = (result.positive, result.negative, result.neutral)
@@ -89,14 +121,18 @@ def test_probabilities_and_score_follow_the_contract(text) -> None:
     assert set(data) >= {"label", "probabilities", "score", "engine"}
     assert set(data["probabilities"]) == {"positive", "negative", "neutral"}
     assert data["score"] == pytest.approx(
-        data["probabilities"]["positive"] - data["probabilities"]["negative"], abs=1e-3)
+        data["probabilities"]["positive"] - data["probabilities"]["negative"], abs=1e-3
+    )
 
 
-@pytest.mark.parametrize(("text", "label"), [
-    ("This is wonderful, I love it", "positive"),
-    ("This is awful and I hate it", "negative"),
-    ("The transaction settled at noon", "neutral"),
-])
+@pytest.mark.parametrize(
+    ("text", "label"),
+    [
+        ("This is wonderful, I love it", "positive"),
+        ("This is awful and I hate it", "negative"),
+        ("The transaction settled at noon", "neutral"),
+    ],
+)
 def test_clear_texts_get_the_matching_label_and_sign(text, label) -> None:
     result = one(CRYPTO, text)
     assert result.label == label
@@ -105,6 +141,7 @@ def test_clear_texts_get_the_matching_label_and_sign(text, label) -> None:
 
 
 # --- the sentiment agent on recorded data ---------------------------------------------------
+
 
 def recorded_fear_greed(day: str) -> int:
     with (DEFAULT_REPLAY_DIR / "fear_greed.csv").open(newline="") as handle:
@@ -178,8 +215,9 @@ async def test_too_few_posts_are_not_counted(btc_snapshot) -> None:
 
 
 async def test_with_nothing_the_report_is_unavailable_with_the_reason(btc_snapshot) -> None:
-    snapshot = replace(btc_snapshot, posts=Unavailable("no posts"),
-                       fear_greed=Unavailable("no index"))
+    snapshot = replace(
+        btc_snapshot, posts=Unavailable("no posts"), fear_greed=Unavailable("no index")
+    )
     report = await agent().analyze(snapshot)
     assert report.status is ReportStatus.UNAVAILABLE
     assert report.score is None

@@ -165,7 +165,8 @@ async def test_thresholds_and_watchers(store: Store) -> None:
     await store.watch_add("discord", "u2", "dm-u2", BTC)
     assert await store.threshold("telegram", "u1") == 75
     assert await store.watchers(BTC) == [
-        Watcher("discord", "u2", "dm-u2", 50), Watcher("telegram", "u1", "dm-u1", 75)
+        Watcher("discord", "u2", "dm-u2", 50),
+        Watcher("telegram", "u1", "dm-u1", 75),
     ]
     await store.set_threshold("telegram", "u1", "dm-u1", None)
     assert await store.threshold("telegram", "u1") is None
@@ -192,7 +193,10 @@ async def test_record_and_load_signal_round_trip(store: Store) -> None:
     stored = await store.load_signal(signal_id)
     assert stored is not None
     assert (stored.id, stored.signal, stored.chart_png, stored.alerted) == (
-        signal_id, signal, PNG, True
+        signal_id,
+        signal,
+        PNG,
+        True,
     )
     assert await store.load_signal(signal_id + 1000) is None
     assert await store.last_signal(BTC) == stored
@@ -277,12 +281,16 @@ async def test_on_demand_signals_join_the_history_but_never_the_alert_state(
     assert alerted is not None
     assert (last.id, last.origin, alerted.id) == (cycle, "cycle", cycle)
     assert [(s.id, s.origin) for s in await store.signals(BTC)] == [
-        (cycle, SignalOrigin.CYCLE), (on_demand, SignalOrigin.ON_DEMAND)
+        (cycle, SignalOrigin.CYCLE),
+        (on_demand, SignalOrigin.ON_DEMAND),
     ]
     stored = await store.load_signal(on_demand)
     assert stored is not None
     assert (stored.signal, stored.chart_png, stored.alerted, stored.origin) == (
-        asked, PNG, False, "on_demand"
+        asked,
+        PNG,
+        False,
+        "on_demand",
     )
     assert await store.dm_states(BTC) == {("telegram", "u1"): DmState(Action.BUY, 70, cycle)}
     assert await store.outbox_counts() == {"pending": 1, "sent": 0, "failed": 0}
@@ -317,7 +325,8 @@ async def test_pending_deliveries_oldest_first_and_mark_sent(store: Store) -> No
     second = await store.record_signal(make_signal(ETH), None, [channel("c2")], True)
     pending = await store.pending_deliveries(limit=10)
     assert [(p.signal_id, p.chat_id, p.kind) for p in pending] == [
-        (first, "c1", DeliveryKind.CHANNEL), (first, "dm-u1", DeliveryKind.DM),
+        (first, "c1", DeliveryKind.CHANNEL),
+        (first, "dm-u1", DeliveryKind.DM),
         (second, "c2", DeliveryKind.CHANNEL),
     ]
     assert [p.id for p in pending] == sorted(p.id for p in pending)
@@ -446,8 +455,12 @@ async def test_sqlite_pragmas(tmp_path: Path) -> None:
                 row = await cursor.fetchone()
                 assert row is not None
                 pragmas[name] = row[0]
-        assert pragmas == {"journal_mode": "wal", "synchronous": 2, "busy_timeout": 4321,
-                           "foreign_keys": 1}
+        assert pragmas == {
+            "journal_mode": "wal",
+            "synchronous": 2,
+            "busy_timeout": 4321,
+            "foreign_keys": 1,
+        }
     finally:
         await store.close()
 
@@ -498,8 +511,11 @@ async def test_sqlite_two_stores_on_one_file_wait_for_each_other(tmp_path: Path)
 @pytest.mark.parametrize("where", ["directory", "under-a-file", "under-proc"])
 async def test_sqlite_open_on_a_bad_path_is_a_config_error(tmp_path: Path, where: str) -> None:
     (tmp_path / "file").write_text("not a folder")
-    path = {"directory": tmp_path, "under-a-file": tmp_path / "file" / "s.db",
-            "under-proc": Path("/proc/nope/s.db")}[where]
+    path = {
+        "directory": tmp_path,
+        "under-a-file": tmp_path / "file" / "s.db",
+        "under-proc": Path("/proc/nope/s.db"),
+    }[where]
     for read_only in (False, True):
         with pytest.raises(ConfigError, match=r"storage\.db_path") as raised:
             await SqliteStore(path, read_only=read_only).open()
@@ -533,13 +549,20 @@ def insert_v1_signal(path: Path, confidence: int, alerted: bool) -> int:
         cursor = conn.execute(
             "INSERT INTO signals (symbol, as_of_ms, action, confidence, alerted, payload)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            (BTC, int(signal.as_of.timestamp() * 1000), signal.action.value, confidence,
-             int(alerted), json.dumps(signal_to_json(signal))),
+            (
+                BTC,
+                int(signal.as_of.timestamp() * 1000),
+                signal.action.value,
+                confidence,
+                int(alerted),
+                json.dumps(signal_to_json(signal)),
+            ),
         )
         assert cursor.lastrowid is not None
         if alerted:
-            conn.execute("INSERT OR REPLACE INTO last_alerts VALUES (?, ?)",
-                         (BTC, cursor.lastrowid))
+            conn.execute(
+                "INSERT OR REPLACE INTO last_alerts VALUES (?, ?)", (BTC, cursor.lastrowid)
+            )
     return cursor.lastrowid
 
 
@@ -560,7 +583,8 @@ async def test_sqlite_migrates_a_v1_database_to_v2(tmp_path: Path) -> None:
         assert schema_versions(path) == [1, 2]
         history = await store.signals(BTC)
         assert [(s.id, s.origin, s.alerted) for s in history] == [
-            (alerted, "cycle", True), (newest, "cycle", False)
+            (alerted, "cycle", True),
+            (newest, "cycle", False),
         ]
         last, last_alerted = await store.last_signal(BTC), await store.last_alerted(BTC)
         assert (last and last.id, last_alerted and last_alerted.id) == (newest, alerted)
@@ -657,6 +681,7 @@ def cancelling_at(conn: aiosqlite.Connection, nth: int) -> Iterator[list[str]]:
                 assert task is not None
                 task.cancel()
             return result
+
         return call
 
     conn.execute = wrap(conn.execute)  # type: ignore[method-assign]
@@ -709,7 +734,8 @@ async def test_sqlite_record_signal_cancelled_at_any_statement(tmp_path: Path) -
     nth = 1
     try:
         while not await completes(
-            connection(store), nth,
+            connection(store),
+            nth,
             store.record_signal(make_signal(confidence=nth), PNG, deliveries, alerted=True),
         ):
             # Later writes, a transaction and a single statement, work and are kept.

@@ -15,8 +15,22 @@ SUPPORTED = ("BTC/USDT", "ETH/USDT")
 CANONICAL = re.compile(r"[A-Z0-9]+/[A-Z0-9]+")
 
 
-@pytest.mark.parametrize("typed", ["eth", "ETH", "ETH/USDT", "ethusdt", "ETH-USDT", "Eth",
-                                   " eth ", "eth/usdt", "eth_usdt", "ETH:USDT", "eth usdt"])
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "eth",
+        "ETH",
+        "ETH/USDT",
+        "ethusdt",
+        "ETH-USDT",
+        "Eth",
+        " eth ",
+        "eth/usdt",
+        "eth_usdt",
+        "ETH:USDT",
+        "eth usdt",
+    ],
+)
 def test_every_contract_form_of_eth(typed) -> None:
     assert normalize_symbol(typed) == "ETH/USDT"
 
@@ -26,8 +40,10 @@ def test_every_contract_form_of_btc(typed) -> None:
     assert normalize_symbol(typed) == "BTC/USDT"
 
 
-@pytest.mark.parametrize(("typed", "canonical"),
-                         [("ethbtc", "ETH/BTC"), ("sol/usdc", "SOL/USDC"), ("btc-eur", "BTC/EUR")])
+@pytest.mark.parametrize(
+    ("typed", "canonical"),
+    [("ethbtc", "ETH/BTC"), ("sol/usdc", "SOL/USDC"), ("btc-eur", "BTC/EUR")],
+)
 def test_other_quotes_are_kept(typed, canonical) -> None:
     assert normalize_symbol(typed) == canonical
 
@@ -35,8 +51,19 @@ def test_other_quotes_are_kept(typed, canonical) -> None:
 @pytest.mark.parametrize(
     "typed",
     ["", "   ", "x" * 40, "$$$", "ETH/", "/ETH", "a/b/c", "🚀", "eth🚀", "ETH\n/USDT", "ETH/US DT"],
-    ids=["empty", "spaces", "too-long", "dollars", "trailing-slash", "leading-slash", "three-parts",
-         "emoji", "emoji-suffix", "newline", "inner-space"],
+    ids=[
+        "empty",
+        "spaces",
+        "too-long",
+        "dollars",
+        "trailing-slash",
+        "leading-slash",
+        "three-parts",
+        "emoji",
+        "emoji-suffix",
+        "newline",
+        "inner-space",
+    ],
 )
 def test_malformed_symbols_are_user_errors(typed) -> None:
     with pytest.raises(UserInputError, match="malformed symbol"):
@@ -68,10 +95,14 @@ def test_resolve_accepts_any_typed_form() -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(
-    st.text(),
-    st.text(alphabet=st.sampled_from(list("abetcusdETHBTCUSD0129/-_: \n\t$ßſı🚀é")), max_size=30),
-))
+@given(
+    st.one_of(
+        st.text(),
+        st.text(
+            alphabet=st.sampled_from(list("abetcusdETHBTCUSD0129/-_: \n\t$ßſı🚀é")), max_size=30
+        ),
+    )
+)
 @example("ETH\n/USDT")
 @example("ſol")
 def test_normalize_returns_canonical_form_or_raises_user_error(text) -> None:

@@ -114,10 +114,19 @@ def _dm_deliveries(
         change = _dm_change(current, previous_alerted, dm_states.get(key), step)
         if change is None:
             continue
-        intro = (f"{current.symbol}: {change} · you watch {current.symbol} and your alert "
-                 f"threshold is {watcher.threshold}")
-        deliveries.append(Delivery(watcher.transport, watcher.dm_chat_id, DeliveryKind.DM, intro,
-                                   user_id=watcher.user_id))
+        intro = (
+            f"{current.symbol}: {change} · you watch {current.symbol} and your alert "
+            f"threshold is {watcher.threshold}"
+        )
+        deliveries.append(
+            Delivery(
+                watcher.transport,
+                watcher.dm_chat_id,
+                DeliveryKind.DM,
+                intro,
+                user_id=watcher.user_id,
+            )
+        )
     return deliveries
 
 

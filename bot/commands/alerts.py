@@ -42,9 +42,13 @@ class AlertsCommands:
 
     def commands(self) -> tuple[Command, ...]:
         return (
-            Command("alerts", self.alerts,
-                    "DM me when a watched symbol's signal reaches this confidence (or `off`)",
-                    "alerts 60", USAGE),
+            Command(
+                "alerts",
+                self.alerts,
+                "DM me when a watched symbol's signal reaches this confidence (or `off`)",
+                "alerts 60",
+                USAGE,
+            ),
         )
 
     async def alerts(self, request: Request) -> Reply:
@@ -67,7 +71,10 @@ class AlertsCommands:
     async def _show(self, request: Request) -> Reply:
         threshold = await self._store.threshold(request.transport, request.user_id)
         if threshold is None:
-            return Reply(text="Alerts are off. `alerts 60` sends a DM when a watched symbol's "
-                              "signal reaches 60/100 confidence.")
-        return Reply(text=f"Alerts at {threshold}/100. `alerts N` changes it, `alerts off` "
-                          f"stops them.")
+            return Reply(
+                text="Alerts are off. `alerts 60` sends a DM when a watched symbol's "
+                "signal reaches 60/100 confidence."
+            )
+        return Reply(
+            text=f"Alerts at {threshold}/100. `alerts N` changes it, `alerts off` stops them."
+        )

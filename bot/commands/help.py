@@ -14,8 +14,10 @@ __all__ = ["CONNECT_HINT", "HelpCommands"]
 
 USAGE = "help [COMMAND]"
 _FIRST_STEPS = ("signal", "watch", "alerts")
-CONNECT_HINT = ("Connect Discord or Telegram: set DISCORD_TOKEN and/or TELEGRAM_TOKEN in the "
-                "environment and restart the bot.")
+CONNECT_HINT = (
+    "Connect Discord or Telegram: set DISCORD_TOKEN and/or TELEGRAM_TOKEN in the "
+    "environment and restart the bot."
+)
 
 
 class HelpCommands:
@@ -34,14 +36,16 @@ class HelpCommands:
         if request.args:
             return Reply(text=self._one(request.args[0]))
         lines = ["Commands:"]
-        lines.extend(f"  {c.name} — {c.summary} (e.g. `{c.example}`)"
-                     for c in self._registry.values())
+        lines.extend(
+            f"  {c.name} — {c.summary} (e.g. `{c.example}`)" for c in self._registry.values()
+        )
         lines.extend(["", self._first_steps(), CONNECT_HINT])
         return Reply(text="\n".join(lines))
 
     def _first_steps(self) -> str:
-        steps = [f"`{self._registry[name].example}`" for name in _FIRST_STEPS
-                 if name in self._registry]
+        steps = [
+            f"`{self._registry[name].example}`" for name in _FIRST_STEPS if name in self._registry
+        ]
         return f"New here? Try {', then '.join(steps)}." if steps else "New here? Try `help`."
 
     def _one(self, text: str) -> str:

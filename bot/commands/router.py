@@ -117,9 +117,13 @@ class CommandRouter:
         except (UserInputError, NoSignalError) as exc:
             return error_reply(str(exc))
         except Exception:
-            log.exception("command_failed", command=quote_input(request.command),
-                          transport=request.transport, user_id=request.user_id,
-                          arg_count=len(request.args))
+            log.exception(
+                "command_failed",
+                command=quote_input(request.command),
+                transport=request.transport,
+                user_id=request.user_id,
+                arg_count=len(request.args),
+            )
             return error_reply(INTERNAL_ERROR)
 
     def _lookup(self, request: Request) -> Command:
@@ -140,5 +144,6 @@ def _check_size(request: Request) -> None:
             f"`help {request.command}` shows usage"
         )
     if sum(len(arg) for arg in request.args) > MAX_INPUT_CHARS:
-        raise UserInputError(f"input too long (at most {MAX_INPUT_CHARS} characters) — "
-                             f"try `help {request.command}`")
+        raise UserInputError(
+            f"input too long (at most {MAX_INPUT_CHARS} characters) — try `help {request.command}`"
+        )

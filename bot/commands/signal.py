@@ -53,7 +53,11 @@ class SignalGuard:
     """Cooldown per (transport, user), single flight per symbol, a concurrency cap."""
 
     def __init__(
-        self, desk: Desk, store: Store, config: CommandsConfig, render_chart: ChartFn,
+        self,
+        desk: Desk,
+        store: Store,
+        config: CommandsConfig,
+        render_chart: ChartFn,
         clock: Callable[[], float],
     ) -> None:
         self._desk = desk
@@ -66,7 +70,8 @@ class SignalGuard:
         # cachetools' TTLCache forgets a user once the cooldown has passed, so memory stays small.
         self._last_request: TTLCache[tuple[str, str], float] | None = (
             TTLCache(_MAX_TRACKED_USERS, config.signal_cooldown_s, timer=clock)
-            if config.signal_cooldown_s > 0 else None
+            if config.signal_cooldown_s > 0
+            else None
         )
         self._clock = clock
 
@@ -120,18 +125,24 @@ class SignalGuard:
     async def _keep(self, signal: Signal) -> None:
         """Store the computed signal once (not per joiner); a failed write never costs the reply."""
         try:
-            await self._store.record_signal(signal, chart_png=None, deliveries=(), alerted=False,
-                                            origin=SignalOrigin.ON_DEMAND)
+            await self._store.record_signal(
+                signal, chart_png=None, deliveries=(), alerted=False, origin=SignalOrigin.ON_DEMAND
+            )
         except Exception:
             log.exception("on_demand_signal_not_stored", symbol=signal.symbol)
 
 
 def modality_fields(signal: Signal) -> tuple[Field, ...]:
     """One field per modality, each a one-line score and its figures; missing ones say so."""
-    fields = [Field(title, _modality_value(key, signal.reports.get(key)))
-              for key, title in MODALITY_TITLES.items()]
-    fields.extend(Field(key.replace("_", " ").capitalize(), _modality_value(key, report))
-                  for key, report in signal.reports.items() if key not in MODALITY_TITLES)
+    fields = [
+        Field(title, _modality_value(key, signal.reports.get(key)))
+        for key, title in MODALITY_TITLES.items()
+    ]
+    fields.extend(
+        Field(key.replace("_", " ").capitalize(), _modality_value(key, report))
+        for key, report in signal.reports.items()
+        if key not in MODALITY_TITLES
+    )
     return tuple(fields)
 
 
@@ -153,8 +164,13 @@ class SignalCommands:
 
     def commands(self) -> tuple[Command, ...]:
         return (
-            Command("signal", self.signal, "a signal for one symbol now, with its chart",
-                    f"signal {base_asset(self._desk.symbols[0]).lower()}", USAGE),
+            Command(
+                "signal",
+                self.signal,
+                "a signal for one symbol now, with its chart",
+                f"signal {base_asset(self._desk.symbols[0]).lower()}",
+                USAGE,
+            ),
         )
 
     async def signal(self, request: Request) -> Reply:
@@ -169,8 +185,10 @@ class SignalCommands:
             return error_reply("busy computing other signals right now — try again in a minute")
         except BadTimeError:
             # The desk words this for the CLI's --at; a chat user never chose the moment.
-            return error_reply(f"no recorded {symbol} market data for the current market moment "
-                               f"({format_moment(self._desk.now())}) — try another symbol")
+            return error_reply(
+                f"no recorded {symbol} market data for the current market moment "
+                f"({format_moment(self._desk.now())}) — try another symbol"
+            )
         # Only an answer costs the cooldown; a user's concurrent duplicates joined this same
         # computation, so they cost nothing extra either.
         self._guard.start_cooldown(request.transport, request.user_id)
@@ -182,5 +200,10 @@ def signal_reply(outcome: SignalOutcome) -> Reply:
     signal = outcome.result.signal
     base = base_asset(signal.symbol).lower()
     next_step = f"`watch add {base}` to follow {signal.symbol}, then `alerts 60` for a DM"
-    return Reply(text=render_text(signal), fields=modality_fields(signal),
-                 chart_png=outcome.chart_png, signal=signal, extra={"next": next_step})
+    return Reply(
+        text=render_text(signal),
+        fields=modality_fields(signal),
+        chart_png=outcome.chart_png,
+        signal=signal,
+        extra={"next": next_step},
+    )

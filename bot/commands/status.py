@@ -15,7 +15,10 @@ __all__ = ["StatusCommands", "render_status", "source_health", "status_to_json"]
 
 USAGE = "status"
 STATE_MARKS: Mapping[str, str] = {
-    "ok": "✅", "failing": "❌", "open": "⛔", "not_configured": "➖",
+    "ok": "✅",
+    "failing": "❌",
+    "open": "⛔",
+    "not_configured": "➖",
 }
 
 
@@ -27,8 +30,13 @@ class StatusCommands:
 
     def commands(self) -> tuple[Command, ...]:
         return (
-            Command("status", self.status, "source health, breakers, last cycle and next run",
-                    "status", USAGE),
+            Command(
+                "status",
+                self.status,
+                "source health, breakers, last cycle and next run",
+                "status",
+                USAGE,
+            ),
         )
 
     async def status(self, request: Request) -> Reply:
@@ -43,6 +51,7 @@ def source_health(states: Mapping[str, SourceState]) -> tuple[SourceHealth, ...]
 
 def status_to_json(status: BotStatus) -> dict[str, object]:
     """The status JSON of the contract: {"sources": {name: {"state", "detail"}}, ...}."""
+
     def moment(value: datetime | None) -> str | None:
         return iso(value) if value is not None else None
 
@@ -67,12 +76,14 @@ def render_status(status: BotStatus) -> Reply:
     lines.extend(f"  {_source_line(source)}" for source in status.sources)
     if not status.sources:
         lines.append("  none reported")
-    lines.extend([
-        f"Last cycle: {_last_cycle(status)}",
-        f"Next run: {_moment(status.next_run_at, 'not scheduled')}",
-        f"Outbox: {_counts(status.outbox)}",
-        f"Transports: {', '.join(status.transports) or 'none'}",
-    ])
+    lines.extend(
+        [
+            f"Last cycle: {_last_cycle(status)}",
+            f"Next run: {_moment(status.next_run_at, 'not scheduled')}",
+            f"Outbox: {_counts(status.outbox)}",
+            f"Transports: {', '.join(status.transports) or 'none'}",
+        ]
+    )
     lines.extend(status.notes)
     fields = tuple(Field(source.name, _source_value(source)) for source in status.sources)
     return Reply(text="\n".join(lines), fields=fields)
@@ -94,8 +105,11 @@ def _source_value(source: SourceHealth) -> str:
 def _last_cycle(status: BotStatus) -> str:
     if status.last_cycle_at is None:
         return "none yet"
-    market = (f" for market moment {format_moment(status.last_cycle_market_at)}"
-              if status.last_cycle_market_at is not None else "")
+    market = (
+        f" for market moment {format_moment(status.last_cycle_market_at)}"
+        if status.last_cycle_market_at is not None
+        else ""
+    )
     return f"{format_moment(status.last_cycle_at)}{market}"
 
 

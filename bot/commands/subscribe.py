@@ -30,11 +30,20 @@ class SubscribeCommands:
 
     def commands(self) -> tuple[Command, ...]:
         return (
-            Command("subscribe", self.subscribe,
-                    "post alerts in this chat, for the symbols named or all (admins)",
-                    f"subscribe {base_asset(self._desk.symbols[0]).lower()}", SUBSCRIBE_USAGE),
-            Command("unsubscribe", self.unsubscribe, "stop alerts in this chat (admins)",
-                    "unsubscribe", UNSUBSCRIBE_USAGE),
+            Command(
+                "subscribe",
+                self.subscribe,
+                "post alerts in this chat, for the symbols named or all (admins)",
+                f"subscribe {base_asset(self._desk.symbols[0]).lower()}",
+                SUBSCRIBE_USAGE,
+            ),
+            Command(
+                "unsubscribe",
+                self.unsubscribe,
+                "stop alerts in this chat (admins)",
+                "unsubscribe",
+                UNSUBSCRIBE_USAGE,
+            ),
         )
 
     async def subscribe(self, request: Request) -> Reply:
@@ -43,10 +52,15 @@ class SubscribeCommands:
         check_arg_count(request.args, SUBSCRIBE_USAGE, most=MAX_ARGS)
         symbols = resolve_symbols(self._desk, request.args)
         subscription = await self._store.subscribe(request.transport, request.chat_id, symbols)
-        covered = (", ".join(subscription.symbols) if subscription.symbols
-                   else f"every symbol ({', '.join(self._desk.symbols)})")
-        return Reply(text=f"This chat now gets an alert when the signal changes for {covered}. "
-                          f"`unsubscribe` stops it; `status` shows the schedule.")
+        covered = (
+            ", ".join(subscription.symbols)
+            if subscription.symbols
+            else f"every symbol ({', '.join(self._desk.symbols)})"
+        )
+        return Reply(
+            text=f"This chat now gets an alert when the signal changes for {covered}. "
+            f"`unsubscribe` stops it; `status` shows the schedule."
+        )
 
     async def unsubscribe(self, request: Request) -> Reply:
         if not request.is_admin:

@@ -26,8 +26,13 @@ class WatchCommands:
 
     def commands(self) -> tuple[Command, ...]:
         return (
-            Command("watch", self.watch, "follow a symbol for DM alerts; `watch list` shows yours",
-                    f"watch add {base_asset(self._desk.symbols[-1]).lower()}", USAGE),
+            Command(
+                "watch",
+                self.watch,
+                "follow a symbol for DM alerts; `watch list` shows yours",
+                f"watch add {base_asset(self._desk.symbols[-1]).lower()}",
+                USAGE,
+            ),
         )
 
     async def watch(self, request: Request) -> Reply:
@@ -57,10 +62,14 @@ class WatchCommands:
         threshold = await self._store.threshold(request.transport, request.user_id)
         first = f"Now watching {symbol}." if added else f"You already watch {symbol}."
         if threshold is None:
-            return Reply(text=f"{first} Set `alerts 60` to get a DM when its signal reaches "
-                              f"60/100 confidence (any number 0–100 works).")
-        return Reply(text=f"{first} You get a DM when its signal reaches {threshold}/100 "
-                          f"(`alerts N` changes that, `alerts off` stops it).")
+            return Reply(
+                text=f"{first} Set `alerts 60` to get a DM when its signal reaches "
+                f"60/100 confidence (any number 0–100 works)."
+            )
+        return Reply(
+            text=f"{first} You get a DM when its signal reaches {threshold}/100 "
+            f"(`alerts N` changes that, `alerts off` stops it)."
+        )
 
     async def _remove(self, request: Request, symbol: str) -> Reply:
         removed = await self._store.watch_remove(request.transport, request.user_id, symbol)
@@ -72,11 +81,16 @@ class WatchCommands:
         symbols = await self._store.watchlist(request.transport, request.user_id)
         if not symbols:
             example = base_asset(self._desk.symbols[0]).lower()
-            return Reply(text=f"You watch nothing yet. Try `watch add {example}`; "
-                              f"covered: {', '.join(self._desk.symbols)}.")
+            return Reply(
+                text=f"You watch nothing yet. Try `watch add {example}`; "
+                f"covered: {', '.join(self._desk.symbols)}."
+            )
         threshold = await self._store.threshold(request.transport, request.user_id)
-        alerts = ("alerts off — `alerts 60` turns DMs on" if threshold is None
-                  else f"DM when a signal reaches {threshold}/100")
+        alerts = (
+            "alerts off — `alerts 60` turns DMs on"
+            if threshold is None
+            else f"DM when a signal reaches {threshold}/100"
+        )
         return Reply(text=f"You watch {', '.join(symbols)} · {alerts}.")
 
 

@@ -51,9 +51,15 @@ class OutboxSender:
     """Sends outbox rows with at most `concurrency` in flight; see the module docstring."""
 
     def __init__(
-        self, store: Store, transports: Mapping[str, Transport],
-        limits: Mapping[str, TransportLimits], *, concurrency: int,
-        build_message: MessageBuilder, poll_interval_s: float, batch_size: int = 100,
+        self,
+        store: Store,
+        transports: Mapping[str, Transport],
+        limits: Mapping[str, TransportLimits],
+        *,
+        concurrency: int,
+        build_message: MessageBuilder,
+        poll_interval_s: float,
+        batch_size: int = 100,
         chat_cache_size: int = 10_000,
     ) -> None:
         if concurrency < 1:
@@ -144,8 +150,13 @@ class OutboxSender:
         while True:
             rows = await self._store.pending_deliveries(limit)
             busy = set(self._tasks.values())
-            fresh = [r for r in rows if r.id not in attempted and self._is_running(r.transport)
-                     and (r.transport, r.chat_id) not in busy]
+            fresh = [
+                r
+                for r in rows
+                if r.id not in attempted
+                and self._is_running(r.transport)
+                and (r.transport, r.chat_id) not in busy
+            ]
             if fresh or len(rows) < limit:
                 return fresh
             limit *= 2  # the window is full of rows we skip: look further
@@ -156,8 +167,11 @@ class OutboxSender:
             return True
         if transport not in self._absent:
             self._absent.add(transport)
-            log.warning("transport_not_running", transport=transport,
-                        detail="its outbox rows stay pending until it runs")
+            log.warning(
+                "transport_not_running",
+                transport=transport,
+                detail="its outbox rows stay pending until it runs",
+            )
         return False
 
     async def _deliver(self, item: OutboxItem) -> bool:
@@ -167,18 +181,27 @@ class OutboxSender:
             await self._send_until_accepted(item, message)
         except PermanentDeliveryError as exc:
             self.stats.permanent_failures += 1
-            log.warning("delivery_failed_permanently", **_fields(item), reason=str(exc),
-                      action="chat disabled")
+            log.warning(
+                "delivery_failed_permanently",
+                **_fields(item),
+                reason=str(exc),
+                action="chat disabled",
+            )
             await self._store.mark_failed(item.id, _reason(exc), permanent=True)
             return False
         except Exception as exc:  # TransientDeliveryError, or anything unforeseen: retry later
             self.stats.transient_failures += 1
             if isinstance(exc, TransientDeliveryError):
-                log.warning("delivery_failed", **_fields(item), reason=str(exc),
-                            action="retry later")
+                log.warning(
+                    "delivery_failed", **_fields(item), reason=str(exc), action="retry later"
+                )
             else:  # a bug rather than a network hiccup: logged as an error, with its traceback
-                log.exception("delivery_failed_unexpectedly", **_fields(item), reason=str(exc),
-                              action="retry later")
+                log.exception(
+                    "delivery_failed_unexpectedly",
+                    **_fields(item),
+                    reason=str(exc),
+                    action="retry later",
+                )
             await self._store.mark_failed(item.id, _reason(exc), permanent=False)
             return False
         await self._store.mark_sent(item.id)
@@ -198,8 +221,12 @@ class OutboxSender:
                 # Nothing was delivered: the row may be cancelled again while it waits.
                 self._in_flight.discard(asyncio.current_task())
                 self.stats.rate_limited += 1
-                log.warning("delivery_rate_limited", **_fields(item),
-                            retry_after_s=exc.retry_after_s, action="transport paused")
+                log.warning(
+                    "delivery_rate_limited",
+                    **_fields(item),
+                    retry_after_s=exc.retry_after_s,
+                    action="transport paused",
+                )
                 give_back_turn()  # a refused message did not use up the chat's turn
                 throttle.pause(exc.retry_after_s)
 
@@ -235,16 +262,23 @@ class OutboxSender:
     async def _idle(self, stop: asyncio.Event) -> None:
         waiters = {asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())}
         try:
-            await asyncio.wait(waiters, timeout=self._poll_interval_s,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                waiters, timeout=self._poll_interval_s, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             for waiter in waiters:
                 waiter.cancel()
 
 
 def _fields(item: OutboxItem) -> dict[str, object]:
-    return {"outbox_id": item.id, "signal_id": item.signal_id, "transport": item.transport,
-            "chat_id": item.chat_id, "kind": item.kind.value, "attempts": item.attempts}
+    return {
+        "outbox_id": item.id,
+        "signal_id": item.signal_id,
+        "transport": item.transport,
+        "chat_id": item.chat_id,
+        "kind": item.kind.value,
+        "attempts": item.attempts,
+    }
 
 
 def _reason(exc: BaseException) -> str:

@@ -47,14 +47,21 @@ from intel.models import (
 __all__ = ["build_figure", "render_chart"]
 
 ACTION_COLOURS: Mapping[Action, str] = {
-    Action.BUY: "#1a9850", Action.SELL: "#d73027", Action.HOLD: "#707070",
+    Action.BUY: "#1a9850",
+    Action.SELL: "#d73027",
+    Action.HOLD: "#707070",
 }
 ACTION_MARKERS: Mapping[Action, str] = {Action.BUY: "^", Action.SELL: "v", Action.HOLD: "D"}
 ACTION_GLYPHS: Mapping[Action, str] = {Action.BUY: "▲", Action.SELL: "▼", Action.HOLD: "◆"}
 UP, DOWN, MUTED = "#26a69a", "#ef5350", "#666666"
 BOOK_RANGE_PCT = 2.0
-FEAR_GREED_BANDS = ((0, 25, "#d73027"), (25, 45, "#fc8d59"), (45, 55, "#cccccc"),
-                    (55, 75, "#91cf60"), (75, 100, "#1a9850"))
+FEAR_GREED_BANDS = (
+    (0, 25, "#d73027"),
+    (25, 45, "#fc8d59"),
+    (45, 55, "#cccccc"),
+    (55, 75, "#91cf60"),
+    (75, 100, "#1a9850"),
+)
 MS_PER_DAY = 86_400_000.0
 GAUGE_LEFT, GAUGE_RIGHT = 0.06, 0.94
 
@@ -81,39 +88,67 @@ def build_figure(
     """Lay out the chart; exposed so tests can inspect the artists before PNG encoding."""
     figure = Figure(figsize=(12, 9), dpi=100, facecolor="white")
     # Fixed margins instead of tight_layout: it costs about as much as drawing the whole chart.
-    grid = figure.add_gridspec(2, 3, height_ratios=(1.9, 1.0), left=0.07, right=0.98,
-                               top=0.87, bottom=0.09, hspace=0.3, wspace=0.28)
+    grid = figure.add_gridspec(
+        2,
+        3,
+        height_ratios=(1.9, 1.0),
+        left=0.07,
+        right=0.98,
+        top=0.87,
+        bottom=0.09,
+        hspace=0.3,
+        wspace=0.28,
+    )
     _draw_header(figure, signal)
     _draw_price_panel(figure.add_subplot(grid[0, :]), signal, snapshot.candles, candles)
     reports = signal.reports
-    _draw_orderbook_panel(figure.add_subplot(grid[1, 0]), snapshot.orderbook,
-                          reports.get("orderbook"))
-    _draw_whale_panel(figure.add_subplot(grid[1, 1]), snapshot, reports.get("whales"),
-                      flow_hours)
-    _draw_sentiment_panel(figure.add_subplot(grid[1, 2]), snapshot.fear_greed,
-                          reports.get("sentiment"))
-    figure.text(0.5, 0.015, f"{coordinator_label(signal)} · not financial advice",
-                ha="center", fontsize=9, color=MUTED)
+    _draw_orderbook_panel(
+        figure.add_subplot(grid[1, 0]), snapshot.orderbook, reports.get("orderbook")
+    )
+    _draw_whale_panel(figure.add_subplot(grid[1, 1]), snapshot, reports.get("whales"), flow_hours)
+    _draw_sentiment_panel(
+        figure.add_subplot(grid[1, 2]), snapshot.fear_greed, reports.get("sentiment")
+    )
+    figure.text(
+        0.5,
+        0.015,
+        f"{coordinator_label(signal)} · not financial advice",
+        ha="center",
+        fontsize=9,
+        color=MUTED,
+    )
     return figure
 
 
 def _draw_header(figure: Figure, signal: Signal) -> None:
     price = f" at {format_price(signal.price)}" if signal.price is not None else ""
-    title = (f"{ACTION_GLYPHS[signal.action]} {signal.action.value} {signal.symbol}{price}"
-             f" · confidence {signal.confidence}/100 · {format_moment(signal.as_of)}")
-    figure.text(0.07, 0.958, title, fontsize=17, fontweight="bold",
-                color=ACTION_COLOURS[signal.action])
+    title = (
+        f"{ACTION_GLYPHS[signal.action]} {signal.action.value} {signal.symbol}{price}"
+        f" · confidence {signal.confidence}/100 · {format_moment(signal.as_of)}"
+    )
+    figure.text(
+        0.07, 0.958, title, fontsize=17, fontweight="bold", color=ACTION_COLOURS[signal.action]
+    )
     figure.text(0.07, 0.93, _freshness_line(signal), fontsize=10, color=MUTED)
 
 
 def _freshness_line(signal: Signal) -> str:
-    missing = [title.lower() for key, title in MODALITY_TITLES.items()
-               if key not in signal.reports
-               or signal.reports[key].status is ReportStatus.UNAVAILABLE]
-    degraded = [MODALITY_TITLES.get(key, key).lower() for key, report in signal.reports.items()
-                if report.status is ReportStatus.DEGRADED]
-    parts = [f"{3 - len(missing)}/3 modalities", f"{signal.timeframe_hours} h horizon",
-             f"{signal.position_size.value} size", f"divergence {signal.divergence:+.0f}"]
+    missing = [
+        title.lower()
+        for key, title in MODALITY_TITLES.items()
+        if key not in signal.reports or signal.reports[key].status is ReportStatus.UNAVAILABLE
+    ]
+    degraded = [
+        MODALITY_TITLES.get(key, key).lower()
+        for key, report in signal.reports.items()
+        if report.status is ReportStatus.DEGRADED
+    ]
+    parts = [
+        f"{3 - len(missing)}/3 modalities",
+        f"{signal.timeframe_hours} h horizon",
+        f"{signal.position_size.value} size",
+        f"divergence {signal.divergence:+.0f}",
+    ]
     if missing:
         parts.append(f"unavailable: {', '.join(missing)}")
     if degraded:
@@ -127,8 +162,16 @@ def _show_unavailable(ax: Axes, name: str, reason: str) -> None:
     ax.set_yticks([])
     ax.set_facecolor("#f4f4f4")
     message = f"{name} unavailable\n\n" + textwrap.fill(reason, width=40)
-    ax.text(0.5, 0.5, message, transform=ax.transAxes, ha="center", va="center",
-            fontsize=10, color="#444444")
+    ax.text(
+        0.5,
+        0.5,
+        message,
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        fontsize=10,
+        color="#444444",
+    )
 
 
 def _unavailable_reason(data: object, report: AgentReport | None) -> str | None:
@@ -156,16 +199,18 @@ def _title(ax: Axes, text: str, color: str = "black") -> None:
     ax.set_title(text, loc="left", fontsize=10, color=color, y=1.0, pad=5)
 
 
-def _boxes(left: FloatArray, right: FloatArray, bottom: FloatArray, top: FloatArray,
-           colours: Sequence[str]) -> PolyCollection:
+def _boxes(
+    left: FloatArray, right: FloatArray, bottom: FloatArray, top: FloatArray, colours: Sequence[str]
+) -> PolyCollection:
     """Many rectangles as one artist: far cheaper to draw than one Rectangle each."""
     corners = ((left, bottom), (left, top), (right, top), (right, bottom))
     verts = np.stack([np.column_stack(corner) for corner in corners], axis=1)
     return PolyCollection(list(verts), facecolors=colours, edgecolors=colours, linewidths=0.5)
 
 
-def _draw_price_panel(ax: Axes, signal: Signal, series: CandleSeries | Unavailable,
-                      count: int) -> None:
+def _draw_price_panel(
+    ax: Axes, signal: Signal, series: CandleSeries | Unavailable, count: int
+) -> None:
     if isinstance(series, Unavailable) or len(series) == 0:
         reason = series.reason if isinstance(series, Unavailable) else "no candles"
         _show_unavailable(ax, f"{signal.symbol} price candles", reason)
@@ -184,8 +229,9 @@ def _draw_price_panel(ax: Axes, signal: Signal, series: CandleSeries | Unavailab
     ax.yaxis.set_major_locator(MaxNLocator(5))
     quote = signal.symbol.partition("/")[2] or "quote"
     ax.set_ylabel(f"price ({quote})")
-    _title(ax, f"last {len(recent)} × {_interval_label(recent.interval_s)} candles · UTC",
-           color=MUTED)
+    _title(
+        ax, f"last {len(recent)} × {_interval_label(recent.interval_s)} candles · UTC", color=MUTED
+    )
     ax.grid(alpha=0.25)
 
 
@@ -214,21 +260,40 @@ def _mark_signal(ax: Axes, signal: Signal, x: float, series: CandleSeries) -> No
     low, high = float(series.low.min()), float(series.high.max())
     # Put the label where there is room: below the marker when it sits high in the panel.
     high_up = (y - low) > 0.6 * (high - low)
-    ax.plot([x], [y], marker=ACTION_MARKERS[signal.action], markersize=15, color=colour,
-            markeredgecolor="black", linestyle="none", zorder=5)
+    ax.plot(
+        [x],
+        [y],
+        marker=ACTION_MARKERS[signal.action],
+        markersize=15,
+        color=colour,
+        markeredgecolor="black",
+        linestyle="none",
+        zorder=5,
+    )
     offset_y = -50 if high_up else 50
-    ax.annotate(f"{signal.action.value} {signal.confidence}/100", xy=(x, y),
-                xytext=(-70, offset_y), textcoords="offset points", ha="right", va="center",
-                fontsize=12, fontweight="bold", color=colour, zorder=6,
-                bbox={"boxstyle": "round", "fc": "white", "ec": colour},
-                arrowprops={"arrowstyle": "->", "color": colour})
+    ax.annotate(
+        f"{signal.action.value} {signal.confidence}/100",
+        xy=(x, y),
+        xytext=(-70, offset_y),
+        textcoords="offset points",
+        ha="right",
+        va="center",
+        fontsize=12,
+        fontweight="bold",
+        color=colour,
+        zorder=6,
+        bbox={"boxstyle": "round", "fc": "white", "ec": colour},
+        arrowprops={"arrowstyle": "->", "color": colour},
+    )
 
 
-def _draw_orderbook_panel(ax: Axes, book: OrderBookHistory | Unavailable,
-                          report: AgentReport | None) -> None:
+def _draw_orderbook_panel(
+    ax: Axes, book: OrderBookHistory | Unavailable, report: AgentReport | None
+) -> None:
     reason = _unavailable_reason(book, report)
-    if isinstance(book, OrderBookHistory) and not (book.books and (book.latest.bids
-                                                                     or book.latest.asks)):
+    if isinstance(book, OrderBookHistory) and not (
+        book.books and (book.latest.bids or book.latest.asks)
+    ):
         reason = reason or "empty order book"
     if reason is not None or not isinstance(book, OrderBookHistory):
         _show_unavailable(ax, "Order book", reason or "no data")
@@ -246,8 +311,9 @@ def _draw_orderbook_panel(ax: Axes, book: OrderBookHistory | Unavailable,
     ax.tick_params(labelsize=8)
 
 
-def _side_depth(levels: tuple[tuple[float, float], ...], mid: float) -> tuple[FloatArray,
-                                                                            FloatArray]:
+def _side_depth(
+    levels: tuple[tuple[float, float], ...], mid: float
+) -> tuple[FloatArray, FloatArray]:
     """Prices within range of mid and the cumulative quote-currency depth up to each."""
     if not levels:
         return np.empty(0), np.empty(0)
@@ -266,24 +332,36 @@ def _draw_depth(ax: Axes, book: OrderBook) -> None:
             ax.step(prices, depth, where="post", color=colour, linewidth=1.2)
     ax.axvline(mid, color=MUTED, linewidth=0.8, linestyle=":")
     # Two labels rather than a legend: a Legend costs as much to draw as the whole panel.
-    ax.text(mid, 0.55, "bids ◀ ", transform=ax.get_xaxis_transform(), fontsize=8, color=UP,
-            ha="right")
-    ax.text(mid, 0.55, " ▶ asks", transform=ax.get_xaxis_transform(), fontsize=8, color=DOWN,
-            ha="left")
+    ax.text(
+        mid, 0.55, "bids ◀ ", transform=ax.get_xaxis_transform(), fontsize=8, color=UP, ha="right"
+    )
+    ax.text(
+        mid, 0.55, " ▶ asks", transform=ax.get_xaxis_transform(), fontsize=8, color=DOWN, ha="left"
+    )
 
 
 def _mark_walls(ax: Axes, features: Mapping[str, float]) -> None:
-    for key, colour, label in (("support_price", UP, "support"),
-                               ("resistance_price", DOWN, "resistance")):
+    for key, colour, label in (
+        ("support_price", UP, "support"),
+        ("resistance_price", DOWN, "resistance"),
+    ):
         if key in features:
             ax.axvline(features[key], color=colour, linestyle="--", linewidth=1.2)
-            ax.text(features[key], 0.97, f" {label}\n {format_price(features[key])}",
-                    transform=ax.get_xaxis_transform(), fontsize=7, color=colour, va="top",
-                    ha="right" if key == "support_price" else "left")
+            ax.text(
+                features[key],
+                0.97,
+                f" {label}\n {format_price(features[key])}",
+                transform=ax.get_xaxis_transform(),
+                fontsize=7,
+                color=colour,
+                va="top",
+                ha="right" if key == "support_price" else "left",
+            )
 
 
-def _draw_whale_panel(ax: Axes, snapshot: MarketSnapshot, report: AgentReport | None,
-                      flow_hours: int) -> None:
+def _draw_whale_panel(
+    ax: Axes, snapshot: MarketSnapshot, report: AgentReport | None, flow_hours: int
+) -> None:
     flows = snapshot.whales
     reason = _unavailable_reason(flows, report)
     if reason is not None or not isinstance(flows, WhaleFlows):
@@ -308,21 +386,31 @@ def _draw_whale_panel(ax: Axes, snapshot: MarketSnapshot, report: AgentReport | 
 
 
 def _label_whale_panel(ax: Axes, report: AgentReport | None, net_out_m: float) -> None:
-    ax.text(0.02, 0.96, "↑ out of exchanges", transform=ax.transAxes, fontsize=7,
-            color=UP, va="top")
-    ax.text(0.02, 0.04, "↓ into exchanges", transform=ax.transAxes, fontsize=7,
-            color=DOWN, va="bottom")
+    ax.text(
+        0.02, 0.96, "↑ out of exchanges", transform=ax.transAxes, fontsize=7, color=UP, va="top"
+    )
+    ax.text(
+        0.02, 0.04, "↓ into exchanges", transform=ax.transAxes, fontsize=7, color=DOWN, va="bottom"
+    )
     direction = "off" if net_out_m >= 0 else "into"
-    ax.text(0.98, 0.96, f"net {format_usd(abs(net_out_m) * 1e6)} {direction} exchanges",
-            transform=ax.transAxes, fontsize=7, ha="right", va="top")
+    ax.text(
+        0.98,
+        0.96,
+        f"net {format_usd(abs(net_out_m) * 1e6)} {direction} exchanges",
+        transform=ax.transAxes,
+        fontsize=7,
+        ha="right",
+        va="top",
+    )
     _title(ax, _score_title("Whale flows", report))
     ax.set_ylabel("$M per hour", fontsize=8)
     ax.set_xlabel("hours before the signal · data: Whale Alert", fontsize=8)
     ax.tick_params(labelsize=8)
 
 
-def _draw_sentiment_panel(ax: Axes, reading: FearGreedReading | Unavailable,
-                          report: AgentReport | None) -> None:
+def _draw_sentiment_panel(
+    ax: Axes, reading: FearGreedReading | Unavailable, report: AgentReport | None
+) -> None:
     """Sentiment score and the Fear & Greed gauge in one tickless axes (ticks cost most)."""
     ax.set_xlim(0, 1)
     ax.set_ylim(0, 1)
@@ -340,13 +428,27 @@ def _draw_sentiment_panel(ax: Axes, reading: FearGreedReading | Unavailable,
         _centred_note(ax, 0.27, "Fear & Greed", reading.reason)
     else:
         _draw_fear_greed(ax, reading)
-    ax.text(0.98, 0.02, "Fear & Greed: Alternative.me", fontsize=6.5, color=MUTED,
-            ha="right", va="bottom")
+    ax.text(
+        0.98,
+        0.02,
+        "Fear & Greed: Alternative.me",
+        fontsize=6.5,
+        color=MUTED,
+        ha="right",
+        va="bottom",
+    )
 
 
 def _centred_note(ax: Axes, y: float, name: str, reason: str) -> None:
-    ax.text(0.5, y, f"{name} unavailable\n" + textwrap.fill(reason, width=44), ha="center",
-            va="center", fontsize=9, color="#444444")
+    ax.text(
+        0.5,
+        y,
+        f"{name} unavailable\n" + textwrap.fill(reason, width=44),
+        ha="center",
+        va="center",
+        fontsize=9,
+        color="#444444",
+    )
 
 
 def _scale_labels(ax: Axes, y: float, left: str, right: str) -> None:
@@ -358,11 +460,19 @@ def _draw_sentiment_score(ax: Axes, report: AgentReport) -> None:
     score = max(-100.0, min(100.0, float(report.score or 0.0)))
     half_width = (GAUGE_RIGHT - GAUGE_LEFT) / 2
     ax.barh([0.8], [GAUGE_RIGHT - GAUGE_LEFT], left=GAUGE_LEFT, height=0.11, color="#eeeeee")
-    ax.barh([0.8], [score / 100 * half_width], left=0.5, height=0.11,
-            color=UP if score >= 0 else DOWN)
+    ax.barh(
+        [0.8], [score / 100 * half_width], left=0.5, height=0.11, color=UP if score >= 0 else DOWN
+    )
     ax.plot([0.5, 0.5], [0.73, 0.87], color="black", linewidth=0.8)
-    ax.text(0.5 + score / 100 * half_width, 0.8, f" {score:+.0f} ", va="center", fontsize=9,
-            fontweight="bold", ha="left" if score >= 0 else "right")
+    ax.text(
+        0.5 + score / 100 * half_width,
+        0.8,
+        f" {score:+.0f} ",
+        va="center",
+        fontsize=9,
+        fontweight="bold",
+        ha="left" if score >= 0 else "right",
+    )
     _scale_labels(ax, 0.72, "−100 bearish", "bullish +100")
     ax.text(0.5, 0.6, _sentiment_caption(report), ha="center", va="center", fontsize=7.5)
 
@@ -385,8 +495,20 @@ def _draw_fear_greed(ax: Axes, reading: FearGreedReading) -> None:
     widths = [span * (high - low) / 100 for low, high, _colour in FEAR_GREED_BANDS]
     colours = [colour for _low, _high, colour in FEAR_GREED_BANDS]
     ax.barh([0.25] * len(lefts), widths, left=lefts, height=0.11, color=colours, alpha=0.85)
-    ax.plot([GAUGE_LEFT + span * reading.value / 100], [0.35], marker="v", markersize=10,
-            color="black", linestyle="none")
-    ax.text(GAUGE_LEFT, 0.47, f"Fear & Greed {reading.value}/100 · {reading.classification}",
-            fontsize=9, fontweight="bold", va="center")
+    ax.plot(
+        [GAUGE_LEFT + span * reading.value / 100],
+        [0.35],
+        marker="v",
+        markersize=10,
+        color="black",
+        linestyle="none",
+    )
+    ax.text(
+        GAUGE_LEFT,
+        0.47,
+        f"Fear & Greed {reading.value}/100 · {reading.classification}",
+        fontsize=9,
+        fontweight="bold",
+        va="center",
+    )
     _scale_labels(ax, 0.18, "0 fear", "greed 100")

@@ -42,8 +42,9 @@ class ChartRenderer:
     async def __call__(self, signal: Signal, snapshot: MarketSnapshot) -> bytes | None:
         try:
             # A chart takes a few hundred ms of CPU: the event loop must keep serving meanwhile.
-            return await asyncio.to_thread(self.draw, signal, snapshot, candles=self.candles,
-                                           flow_hours=self.flow_hours)
+            return await asyncio.to_thread(
+                self.draw, signal, snapshot, candles=self.candles, flow_hours=self.flow_hours
+            )
         except Exception:  # a chart failure costs the picture, never the signal or its alerts
             log.exception("chart_failed", symbol=signal.symbol, as_of=iso(signal.as_of))
             return None

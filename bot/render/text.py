@@ -68,8 +68,11 @@ def _whale_figures(figures: Figures) -> list[str]:
     parts: list[str] = []
     if "net_flow_usd" in figures:
         parts.append(f"net exchange flow {format_usd(figures['net_flow_usd'], signed=True)}")
-    legs = [f"{label} {format_usd(figures[key])}"
-            for key, label in (("inflow_usd", "in"), ("outflow_usd", "out")) if key in figures]
+    legs = [
+        f"{label} {format_usd(figures[key])}"
+        for key, label in (("inflow_usd", "in"), ("outflow_usd", "out"))
+        if key in figures
+    ]
     if legs:
         parts.append(" / ".join(legs))
     if "transfer_count" in figures:
@@ -78,8 +81,11 @@ def _whale_figures(figures: Figures) -> list[str]:
 
 
 def _orderbook_figures(figures: Figures) -> list[str]:
-    parts = [f"imbalance {figures[key]:+.2f} (±{band})"
-             for key, band in _IMBALANCE_BANDS if key in figures][:1]
+    parts = [
+        f"imbalance {figures[key]:+.2f} (±{band})"
+        for key, band in _IMBALANCE_BANDS
+        if key in figures
+    ][:1]
     if "spread_bps" in figures:
         parts.append(f"spread {figures['spread_bps']:.1f} bps")
     for key, label in (("support_price", "support"), ("resistance_price", "resistance")):
@@ -137,8 +143,11 @@ def _ordered_reports(reports: Mapping[str, AgentReport]) -> list[tuple[str, Agen
 
 
 def _missing_lines(reports: Mapping[str, AgentReport]) -> list[str]:
-    return [f"{title:<11}  n/a  unavailable: no report"
-            for key, title in MODALITY_TITLES.items() if key not in reports]
+    return [
+        f"{title:<11}  n/a  unavailable: no report"
+        for key, title in MODALITY_TITLES.items()
+        if key not in reports
+    ]
 
 
 def _divergence_line(signal: Signal) -> str:
@@ -160,14 +169,18 @@ def _plan_lines(signal: Signal) -> list[str]:
 
 def render_text(signal: Signal) -> str:
     """The console/CLI text of a signal: what, how sure, why and how fresh, in a few lines."""
-    header = (f"{ACTION_EMOJI.get(signal.action, '')} {signal.action.value} {signal.symbol}"
-              f" · confidence {signal.confidence}/100 · {coordinator_label(signal)}")
+    header = (
+        f"{ACTION_EMOJI.get(signal.action, '')} {signal.action.value} {signal.symbol}"
+        f" · confidence {signal.confidence}/100 · {coordinator_label(signal)}"
+    )
     lines = [header, "", signal.thesis.strip(), ""]
     lines.extend(modality_line(key, report) for key, report in _ordered_reports(signal.reports))
     lines.extend(_missing_lines(signal.reports))
     lines.append("")
     lines.extend(_plan_lines(signal))
-    lines.append(f"Market moment {format_moment(signal.as_of)}"
-                 f" · created {signal.created_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC")
+    lines.append(
+        f"Market moment {format_moment(signal.as_of)}"
+        f" · created {signal.created_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+    )
     lines.append(f"{CREDITS} · Not financial advice.")
     return "\n".join(lines)

@@ -65,7 +65,10 @@ class DemoClock(MarketClock):
     """Replayed market time running `speed` times faster than real time, up to `end`."""
 
     def __init__(
-        self, start: datetime, end: datetime, speed: float,
+        self,
+        start: datetime,
+        end: datetime,
+        speed: float,
         on_end: Callable[[datetime], None] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -99,8 +102,10 @@ class DemoClock(MarketClock):
         return max(0.0, (self._stop_at - self.start).total_seconds() / self.speed - elapsed_s)
 
     def describe(self) -> str:
-        return (f"demo clock at {self.speed:g}× real time, recorded data "
-                f"{iso(self.start)} → {iso(self._stop_at)}")
+        return (
+            f"demo clock at {self.speed:g}× real time, recorded data "
+            f"{iso(self.start)} → {iso(self._stop_at)}"
+        )
 
 
 def build_market_clock(
@@ -121,6 +126,8 @@ def build_market_clock(
     if not config.demo.enabled:
         return FixedClock(start)
     if config.demo.until <= config.data.default_at:
-        raise ConfigError(f"demo.until ({iso(config.demo.until)}) must be after "
-                          f"data.default_at ({iso(config.data.default_at)})")
+        raise ConfigError(
+            f"demo.until ({iso(config.demo.until)}) must be after "
+            f"data.default_at ({iso(config.data.default_at)})"
+        )
     return DemoClock(start, min(config.demo.until, data_end), config.demo.speed, on_end)

@@ -78,8 +78,13 @@ class SignalCycle:
         await self._store.set_meta(LAST_CYCLE_AT, iso(utcnow()))
         await self._store.set_meta(LAST_CYCLE_MARKET_AT, iso(market_at))
         result = CycleResult(market_at, tuple(computed), deliveries, tuple(failed))
-        log.info("cycle_done", market_at=iso(market_at), computed=list(computed),
-                 deliveries=deliveries, failed=list(failed))
+        log.info(
+            "cycle_done",
+            market_at=iso(market_at),
+            computed=list(computed),
+            deliveries=deliveries,
+            failed=list(failed),
+        )
         return result
 
     async def followed_symbols(self) -> set[str]:
@@ -113,8 +118,14 @@ class SignalCycle:
         if deliveries:  # the chart costs a few hundred ms; only messages need it
             chart = await self._render_chart(signal, result.snapshot)  # None when drawing failed
         await self._store.record_signal(signal, chart, deliveries, alerted)
-        log.info("signal_recorded", symbol=symbol, action=signal.action.value,
-                 confidence=signal.confidence, alerted=alerted, deliveries=len(deliveries))
+        log.info(
+            "signal_recorded",
+            symbol=symbol,
+            action=signal.action.value,
+            confidence=signal.confidence,
+            alerted=alerted,
+            deliveries=len(deliveries),
+        )
         if deliveries:
             self._on_recorded()
         return len(deliveries)

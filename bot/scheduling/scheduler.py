@@ -72,9 +72,13 @@ class CycleScheduler:
         first = await self.first_run_at()
         scheduler = AsyncIOScheduler(timezone="UTC")
         scheduler.add_job(
-            self._job, IntervalTrigger(seconds=self._interval_s, start_date=first, timezone="UTC"),
-            id=JOB_ID, name="signal cycle", next_run_time=first,
-            max_instances=1, coalesce=True,
+            self._job,
+            IntervalTrigger(seconds=self._interval_s, start_date=first, timezone="UTC"),
+            id=JOB_ID,
+            name="signal cycle",
+            next_run_time=first,
+            max_instances=1,
+            coalesce=True,
             # A late run (blocked loop, slow cycle) still runs once, up to one interval late.
             misfire_grace_time=max(1, round(self._interval_s)),
         )

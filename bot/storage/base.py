@@ -131,8 +131,12 @@ class Store(Protocol):
 
     # Signals, alert state and the outbox.
     async def record_signal(
-        self, signal: Signal, chart_png: bytes | None, deliveries: Sequence[Delivery],
-        alerted: bool, origin: str = SignalOrigin.CYCLE,
+        self,
+        signal: Signal,
+        chart_png: bytes | None,
+        deliveries: Sequence[Delivery],
+        alerted: bool,
+        origin: str = SignalOrigin.CYCLE,
     ) -> int:
         """Every signal produced is recorded. A cycle signal may alert and deliver; an
         on-demand one (origin "on_demand") may not: ValueError with deliveries or alerted."""

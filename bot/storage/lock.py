@@ -28,8 +28,7 @@ class DatabaseLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise ConfigError(
-                f"storage.db_path {self._db_path}: cannot create {self.path}: "
-                f"{exc.strerror or exc}"
+                f"storage.db_path {self._db_path}: cannot create {self.path}: {exc.strerror or exc}"
             ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -53,7 +52,9 @@ class DatabaseLock:
         return self
 
     def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None,
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
         self.release()

@@ -41,8 +41,11 @@ class SchemaTooOldError(ConfigError):
 
 
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(1, "initial schema", (
-        """CREATE TABLE subscriptions (
+    Migration(
+        1,
+        "initial schema",
+        (
+            """CREATE TABLE subscriptions (
             transport TEXT NOT NULL,
             chat_id TEXT NOT NULL,
             active INTEGER NOT NULL DEFAULT 1 CHECK (active IN (0, 1)),
@@ -50,8 +53,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             created_at TEXT NOT NULL,
             PRIMARY KEY (transport, chat_id)
         )""",
-        # No rows for a subscription means it follows every symbol.
-        """CREATE TABLE subscription_symbols (
+            # No rows for a subscription means it follows every symbol.
+            """CREATE TABLE subscription_symbols (
             transport TEXT NOT NULL,
             chat_id TEXT NOT NULL,
             symbol TEXT NOT NULL,
@@ -59,8 +62,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             FOREIGN KEY (transport, chat_id) REFERENCES subscriptions (transport, chat_id)
                 ON DELETE CASCADE
         )""",
-        "CREATE INDEX subscription_symbols_by_symbol ON subscription_symbols (symbol)",
-        """CREATE TABLE users (
+            "CREATE INDEX subscription_symbols_by_symbol ON subscription_symbols (symbol)",
+            """CREATE TABLE users (
             transport TEXT NOT NULL,
             user_id TEXT NOT NULL,
             dm_chat_id TEXT NOT NULL,
@@ -68,7 +71,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             dm_disabled_reason TEXT,
             PRIMARY KEY (transport, user_id)
         )""",
-        """CREATE TABLE watchlist (
+            """CREATE TABLE watchlist (
             transport TEXT NOT NULL,
             user_id TEXT NOT NULL,
             symbol TEXT NOT NULL,
@@ -76,8 +79,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             FOREIGN KEY (transport, user_id) REFERENCES users (transport, user_id)
                 ON DELETE CASCADE
         )""",
-        "CREATE INDEX watchlist_by_symbol ON watchlist (symbol)",
-        """CREATE TABLE signals (
+            "CREATE INDEX watchlist_by_symbol ON watchlist (symbol)",
+            """CREATE TABLE signals (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             symbol TEXT NOT NULL,
             as_of_ms INTEGER NOT NULL,
@@ -86,17 +89,17 @@ MIGRATIONS: tuple[Migration, ...] = (
             alerted INTEGER NOT NULL CHECK (alerted IN (0, 1)),
             payload TEXT NOT NULL
         )""",
-        "CREATE INDEX signals_by_symbol_time ON signals (symbol, as_of_ms)",
-        "CREATE INDEX signals_by_symbol_action ON signals (symbol, action, confidence)",
-        """CREATE TABLE charts (
+            "CREATE INDEX signals_by_symbol_time ON signals (symbol, as_of_ms)",
+            "CREATE INDEX signals_by_symbol_action ON signals (symbol, action, confidence)",
+            """CREATE TABLE charts (
             signal_id INTEGER PRIMARY KEY REFERENCES signals (id) ON DELETE CASCADE,
             png BLOB NOT NULL
         )""",
-        """CREATE TABLE last_alerts (
+            """CREATE TABLE last_alerts (
             symbol TEXT PRIMARY KEY,
             signal_id INTEGER NOT NULL REFERENCES signals (id)
         )""",
-        """CREATE TABLE dm_states (
+            """CREATE TABLE dm_states (
             transport TEXT NOT NULL,
             user_id TEXT NOT NULL,
             symbol TEXT NOT NULL,
@@ -105,7 +108,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             signal_id INTEGER NOT NULL REFERENCES signals (id),
             PRIMARY KEY (transport, user_id, symbol)
         )""",
-        """CREATE TABLE outbox (
+            """CREATE TABLE outbox (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             signal_id INTEGER NOT NULL REFERENCES signals (id),
             transport TEXT NOT NULL,
@@ -121,16 +124,21 @@ MIGRATIONS: tuple[Migration, ...] = (
             next_attempt_at REAL NOT NULL,
             finished_at REAL
         )""",
-        "CREATE INDEX outbox_by_status ON outbox (status, id)",
-        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    )),
+            "CREATE INDEX outbox_by_status ON outbox (status, id)",
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        ),
+    ),
     # On-demand signals (asked for in chat) join the history for the scorecard; alert state and
     # the cycle's "already computed" check read only the cycle's own rows.
-    Migration(2, "signal origin", (
-        "ALTER TABLE signals ADD COLUMN origin TEXT NOT NULL DEFAULT 'cycle'"
-        " CHECK (origin IN ('cycle', 'on_demand'))",
-        "CREATE INDEX signals_by_symbol_origin ON signals (symbol, origin)",
-    )),
+    Migration(
+        2,
+        "signal origin",
+        (
+            "ALTER TABLE signals ADD COLUMN origin TEXT NOT NULL DEFAULT 'cycle'"
+            " CHECK (origin IN ('cycle', 'on_demand'))",
+            "CREATE INDEX signals_by_symbol_origin ON signals (symbol, origin)",
+        ),
+    ),
 )
 
 

@@ -38,9 +38,7 @@ class SqliteStore(SqliteOutbox):
 
     # -- channel subscriptions -------------------------------------------------------------
 
-    async def subscribe(
-        self, transport: str, chat_id: str, symbols: Sequence[str]
-    ) -> Subscription:
+    async def subscribe(self, transport: str, chat_id: str, symbols: Sequence[str]) -> Subscription:
         async with self._write() as conn:
             await conn.execute(
                 "INSERT INTO subscriptions (transport, chat_id, created_at) VALUES (?, ?, ?)"
@@ -85,8 +83,10 @@ class SqliteStore(SqliteOutbox):
             f" FROM subscriptions s {where} ORDER BY s.transport, s.chat_id",
             params,
         )
-        return [Subscription(r[0], r[1], tuple(sorted(json.loads(r[4]))), bool(r[2]), r[3])
-                for r in rows]
+        return [
+            Subscription(r[0], r[1], tuple(sorted(json.loads(r[4]))), bool(r[2]), r[3])
+            for r in rows
+        ]
 
     async def disable_chat(self, transport: str, chat_id: str, reason: str) -> None:
         """Stop sending to this chat: its subscription and DMs to it, until re-enabled by use."""
@@ -164,8 +164,12 @@ class SqliteStore(SqliteOutbox):
     # -- signals and alert state -----------------------------------------------------------
 
     async def record_signal(
-        self, signal: Signal, chart_png: bytes | None, deliveries: Sequence[Delivery],
-        alerted: bool, origin: str = SignalOrigin.CYCLE,
+        self,
+        signal: Signal,
+        chart_png: bytes | None,
+        deliveries: Sequence[Delivery],
+        alerted: bool,
+        origin: str = SignalOrigin.CYCLE,
     ) -> int:
         """Write the signal, its chart, its outbox rows and the alert state in one transaction.
         An on-demand signal joins the history only: it may neither alert nor deliver."""
@@ -177,8 +181,15 @@ class SqliteStore(SqliteOutbox):
             cursor = await conn.execute(
                 "INSERT INTO signals (symbol, as_of_ms, action, confidence, alerted, payload,"
                 " origin) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (signal.symbol, to_ms(signal.as_of), signal.action.value, signal.confidence,
-                 int(alerted), json.dumps(signal_to_json(signal)), origin.value),
+                (
+                    signal.symbol,
+                    to_ms(signal.as_of),
+                    signal.action.value,
+                    signal.confidence,
+                    int(alerted),
+                    json.dumps(signal_to_json(signal)),
+                    origin.value,
+                ),
             )
             signal_id = cursor.lastrowid
             assert signal_id is not None  # an INTEGER PRIMARY KEY insert always sets it
@@ -260,27 +271,43 @@ async def _upsert_user(
 
 
 async def _insert_deliveries(
-    conn: aiosqlite.Connection, signal: Signal, signal_id: int, deliveries: Sequence[Delivery],
+    conn: aiosqlite.Connection,
+    signal: Signal,
+    signal_id: int,
+    deliveries: Sequence[Delivery],
     now_s: float,
 ) -> None:
     """The outbox rows of a signal, and each DM'd user's new alert memory."""
     await conn.executemany(
         "INSERT INTO outbox (signal_id, transport, chat_id, kind, intro, user_id,"
         " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(signal_id, d.transport, d.chat_id, str(d.kind), d.intro, d.user_id, now_s, now_s)
-         for d in deliveries],
+        [
+            (signal_id, d.transport, d.chat_id, str(d.kind), d.intro, d.user_id, now_s, now_s)
+            for d in deliveries
+        ],
     )
     await conn.executemany(
         "INSERT INTO dm_states (transport, user_id, symbol, action, confidence,"
         " signal_id) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
         " action = excluded.action, confidence = excluded.confidence,"
         " signal_id = excluded.signal_id",
-        [(d.transport, d.user_id, signal.symbol, signal.action.value, signal.confidence,
-          signal_id) for d in deliveries if d.user_id is not None],
+        [
+            (
+                d.transport,
+                d.user_id,
+                signal.symbol,
+                signal.action.value,
+                signal.confidence,
+                signal_id,
+            )
+            for d in deliveries
+            if d.user_id is not None
+        ],
     )
 
 
 def _stored_signal(row: Sequence[Any]) -> StoredSignal:
     """(id, payload, alerted, origin, chart) -> StoredSignal."""
-    return StoredSignal(row[0], signal_from_json(json.loads(row[1])), row[4], bool(row[2]),
-                        SignalOrigin(row[3]))
+    return StoredSignal(
+        row[0], signal_from_json(json.loads(row[1])), row[4], bool(row[2]), SignalOrigin(row[3])
+    )

@@ -35,7 +35,11 @@ class SqliteDatabase:
     never migrates, never changes a setting of the file, and refuses every write."""
 
     def __init__(
-        self, path: Path, *, read_only: bool = False, busy_timeout_ms: int = 5000,
+        self,
+        path: Path,
+        *,
+        read_only: bool = False,
+        busy_timeout_ms: int = 5000,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.path = path

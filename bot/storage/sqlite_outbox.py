@@ -27,8 +27,13 @@ class SqliteOutbox(SqliteDatabase):
     """The outbox methods of the `Store`; `backoff_*` schedule retries after transient failures."""
 
     def __init__(
-        self, path: Path, *, read_only: bool = False, backoff_base_s: float = 1.0,
-        backoff_max_s: float = 300.0, busy_timeout_ms: int = 5000,
+        self,
+        path: Path,
+        *,
+        read_only: bool = False,
+        backoff_base_s: float = 1.0,
+        backoff_max_s: float = 300.0,
+        busy_timeout_ms: int = 5000,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         super().__init__(path, read_only=read_only, busy_timeout_ms=busy_timeout_ms, clock=clock)
@@ -45,9 +50,19 @@ class SqliteOutbox(SqliteDatabase):
             " AND next_attempt_at <= ? ORDER BY id LIMIT ?",
             (self._now_s(), limit),
         )
-        return [OutboxItem(id=r[0], signal_id=r[1], transport=r[2], chat_id=r[3],
-                           kind=DeliveryKind(r[4]), intro=r[5], attempts=r[6],
-                           created_at=datetime.fromtimestamp(r[7], UTC)) for r in rows]
+        return [
+            OutboxItem(
+                id=r[0],
+                signal_id=r[1],
+                transport=r[2],
+                chat_id=r[3],
+                kind=DeliveryKind(r[4]),
+                intro=r[5],
+                attempts=r[6],
+                created_at=datetime.fromtimestamp(r[7], UTC),
+            )
+            for r in rows
+        ]
 
     async def mark_sent(self, item_id: int) -> None:
         """Returns once the mark is committed. Marks made while the connection is busy share

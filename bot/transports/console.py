@@ -39,8 +39,12 @@ class ConsoleTransport:
     name = CONSOLE
 
     def __init__(
-        self, input: TextIO, output: TextIO, chart_dir: Path,
-        *, on_eof: Callable[[], None] | None = None,
+        self,
+        input: TextIO,
+        output: TextIO,
+        chart_dir: Path,
+        *,
+        on_eof: Callable[[], None] | None = None,
     ) -> None:
         self._input = input
         self._output = output
@@ -52,8 +56,9 @@ class ConsoleTransport:
 
     async def start(self, handler: CommandHandler) -> None:
         loop = asyncio.get_running_loop()
-        reader = threading.Thread(target=self._read_lines, args=(loop,), name="console-stdin",
-                                  daemon=True)
+        reader = threading.Thread(
+            target=self._read_lines, args=(loop,), name="console-stdin", daemon=True
+        )
         reader.start()
         self._task = asyncio.create_task(self._serve(handler), name="console-chat")
 
@@ -104,9 +109,16 @@ class ConsoleTransport:
         except UserInputError as exc:
             self._write(f"error: {exc}\n")
             return
-        request = Request(transport=CONSOLE, user_id=CONSOLE, chat_id=CONSOLE,
-                          dm_chat_id=CONSOLE, command=command, args=args,
-                          is_private=True, is_admin=True)
+        request = Request(
+            transport=CONSOLE,
+            user_id=CONSOLE,
+            chat_id=CONSOLE,
+            dm_chat_id=CONSOLE,
+            command=command,
+            args=args,
+            is_private=True,
+            is_admin=True,
+        )
         try:
             reply = await handler(request)
         except Exception:  # the router answers every error; this is a last guard
@@ -146,15 +158,17 @@ class ConsoleTransport:
 
 def greeting_text(market_now: datetime, clock: str, cycle_every: str) -> str:
     """What a newcomer sees first: what this is, where its data comes from, what to type."""
-    return "\n".join([
-        "SignalDesk — crypto signals from whale flows, order books and sentiment.",
-        f"Running on recorded market data; market time is {format_moment(market_now)} "
-        f"({clock}).",
-        f"A signal cycle runs every {cycle_every}; alerts and DMs appear here as they happen.",
-        "Type `help` to see every command; try `signal btc`, `subscribe` for channel alerts, "
-        "`watch add eth` then `alerts 60` for DMs. Ctrl-D or Ctrl-C quits.",
-        CONNECT_HINT,
-    ])
+    return "\n".join(
+        [
+            "SignalDesk — crypto signals from whale flows, order books and sentiment.",
+            f"Running on recorded market data; market time is {format_moment(market_now)} "
+            f"({clock}).",
+            f"A signal cycle runs every {cycle_every}; alerts and DMs appear here as they happen.",
+            "Type `help` to see every command; try `signal btc`, `subscribe` for channel alerts, "
+            "`watch add eth` then `alerts 60` for DMs. Ctrl-D or Ctrl-C quits.",
+            CONNECT_HINT,
+        ]
+    )
 
 
 def _chart_name(signal: Signal | None) -> str:

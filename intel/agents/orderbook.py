@@ -57,8 +57,9 @@ class OrderBookAgent:
         books = [book for book in history.books if book.bids and book.asks]
         if not books:
             last = history.latest.timestamp
-            return AgentReport.unavailable(self.name, "the order book has an empty side",
-                                           last_seen=last, now=snapshot.as_of)
+            return AgentReport.unavailable(
+                self.name, "the order book has an empty side", last_seen=last, now=snapshot.as_of
+            )
         return self._report(snapshot, history, books)
 
     def _report(
@@ -135,8 +136,9 @@ def _score(book: OrderBook, cfg: OrderBookAgentConfig) -> float | None:
     imbalance = _imbalance(book, cfg.score_band_pct)
     if imbalance is None:
         by_distance = sorted(cfg.bands_pct, key=lambda band: abs(band - cfg.score_band_pct))
-        imbalance = next((value for band in by_distance
-                          if (value := _imbalance(book, band)) is not None), None)
+        imbalance = next(
+            (value for band in by_distance if (value := _imbalance(book, band)) is not None), None
+        )
     return None if imbalance is None else 100.0 * imbalance
 
 
@@ -169,8 +171,11 @@ def _walls(book: OrderBook, side: _Side, cfg: OrderBookAgentConfig) -> list[_Wal
         return []
     sizes = [price * qty for price, qty in near]
     threshold = cfg.wall_multiple * statistics.median(sizes)
-    return [_Wall(side, price, size)
-            for (price, _), size in zip(near, sizes, strict=True) if size >= threshold > 0]
+    return [
+        _Wall(side, price, size)
+        for (price, _), size in zip(near, sizes, strict=True)
+        if size >= threshold > 0
+    ]
 
 
 def _count_pulled_walls(books: Sequence[OrderBook], cfg: OrderBookAgentConfig) -> int:
@@ -199,22 +204,32 @@ def _was_pulled(
     book: OrderBook, old: _TrackedWall, reached: bool, cfg: OrderBookAgentConfig
 ) -> bool:
     remaining = _size_near(book, old.wall, cfg.wall_match_bps)
-    return (old.appeared and not reached
-            and old.lifetime >= cfg.spoof_min_lifetime_snapshots
-            and remaining < cfg.spoof_vanish_fraction * old.wall.size_quote
-            and _in_view(book, old.wall, cfg))
+    return (
+        old.appeared
+        and not reached
+        and old.lifetime >= cfg.spoof_min_lifetime_snapshots
+        and remaining < cfg.spoof_vanish_fraction * old.wall.size_quote
+        and _in_view(book, old.wall, cfg)
+    )
 
 
 def _size_near(book: OrderBook, wall: _Wall, match_bps: float) -> float:
     """Quote size resting within matching distance of the wall's price in `book`."""
     tolerance = max(wall.price * match_bps / 10_000, wall.price * 1e-9)
-    return sum(price * qty for price, qty in _levels(book, wall.side)
-               if abs(price - wall.price) <= tolerance)
+    return sum(
+        price * qty
+        for price, qty in _levels(book, wall.side)
+        if abs(price - wall.price) <= tolerance
+    )
 
 
 def _new_walls(
-    book: OrderBook, walls: list[_Wall], known: list[_TrackedWall], cfg: OrderBookAgentConfig,
-    *, appeared: bool,
+    book: OrderBook,
+    walls: list[_Wall],
+    known: list[_TrackedWall],
+    cfg: OrderBookAgentConfig,
+    *,
+    appeared: bool,
 ) -> list[_TrackedWall]:
     """Walls first seen in `book`; walls within matching distance of each other count once."""
     fresh: list[_TrackedWall] = []
@@ -229,8 +244,9 @@ def _new_walls(
 def _same_wall(wall: _Wall, candidates: Sequence[_Wall], match_bps: float) -> _Wall | None:
     """The candidate on the same side nearest to `wall`'s price, if within `match_bps`."""
     tolerance = max(wall.price * match_bps / 10_000, wall.price * 1e-9)
-    same_side = [c for c in candidates
-                 if c.side is wall.side and abs(c.price - wall.price) <= tolerance]
+    same_side = [
+        c for c in candidates if c.side is wall.side and abs(c.price - wall.price) <= tolerance
+    ]
     return min(same_side, key=lambda c: abs(c.price - wall.price), default=None)
 
 

@@ -47,8 +47,14 @@ class SentimentAgent:
         reasons: list[str] = []
         reddit = await self._reddit_mood(posts, snapshot.as_of, features, notes, reasons)
         fng_mood = self._fear_greed(fng, snapshot.as_of, features, notes, reasons)
-        moods = [(m, w) for m, w in ((reddit, 1 - self._config.fear_greed_weight),
-                                      (fng_mood, self._config.fear_greed_weight)) if m is not None]
+        moods = [
+            (m, w)
+            for m, w in (
+                (reddit, 1 - self._config.fear_greed_weight),
+                (fng_mood, self._config.fear_greed_weight),
+            )
+            if m is not None
+        ]
         weight = sum(w for _, w in moods) or 1.0
         score = sum(m * w for m, w in moods) / weight if moods else 0.0
         newest = _newest(posts, fng)
@@ -65,8 +71,12 @@ class SentimentAgent:
         )
 
     async def _reddit_mood(
-        self, posts: Sequence[SocialPost] | Unavailable, now: datetime,
-        features: dict[str, float], notes: list[str], reasons: list[str],
+        self,
+        posts: Sequence[SocialPost] | Unavailable,
+        now: datetime,
+        features: dict[str, float],
+        notes: list[str],
+        reasons: list[str],
     ) -> float | None:
         if isinstance(posts, Unavailable):
             reasons.append(f"Reddit: {posts.reason}")
@@ -88,8 +98,12 @@ class SentimentAgent:
         return mood
 
     def _fear_greed(
-        self, fng: FearGreedReading | Unavailable, now: datetime,
-        features: dict[str, float], notes: list[str], reasons: list[str],
+        self,
+        fng: FearGreedReading | Unavailable,
+        now: datetime,
+        features: dict[str, float],
+        notes: list[str],
+        reasons: list[str],
     ) -> float | None:
         if isinstance(fng, Unavailable):
             reasons.append(f"Fear & Greed: {fng.reason}")

@@ -23,8 +23,9 @@ class WhaleAgent:
         features = _flow_features(flows)
         notes = [f"data: {flows.credit}"]
         if features["transfer_count"] == 0:
-            notes.insert(0, "no whale transfers to or from exchanges in the last "
-                            f"{features['window_h']:g} h")
+            notes.insert(
+                0, f"no whale transfers to or from exchanges in the last {features['window_h']:g} h"
+            )
         return AgentReport(
             agent=self.name,
             status=ReportStatus.OK,

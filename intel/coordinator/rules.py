@@ -58,8 +58,12 @@ class RulesCoordinator:
         self._config = config
 
     def decide(
-        self, symbol: str, as_of: datetime, reports: dict[str, AgentReport],
-        candles: CandleSeries, created_at: datetime,
+        self,
+        symbol: str,
+        as_of: datetime,
+        reports: dict[str, AgentReport],
+        candles: CandleSeries,
+        created_at: datetime,
     ) -> Signal:
         assessment = self.assess(reports, candles)
         confidence = self._confidence(assessment)
@@ -95,12 +99,17 @@ class RulesCoordinator:
                 action = Action.SELL
         volatility = hourly_volatility_pct(candles)
         return Assessment(
-            action=action, whale_score=whale, retail_mood=mood, orderbook_score=book,
-            divergence=divergence, high_divergence=abs(divergence) > cfg.high_divergence,
+            action=action,
+            whale_score=whale,
+            retail_mood=mood,
+            orderbook_score=book,
+            divergence=divergence,
+            high_divergence=abs(divergence) > cfg.high_divergence,
             orderbook_effect=self._orderbook_effect(action, book),
             missing=tuple(n for n in AGENTS if _status(reports.get(n)) is ReportStatus.UNAVAILABLE),
             degraded=tuple(n for n in AGENTS if _status(reports.get(n)) is ReportStatus.DEGRADED),
-            volatility_pct=volatility, high_volatility=volatility > cfg.high_volatility_pct,
+            volatility_pct=volatility,
+            high_volatility=volatility > cfg.high_volatility_pct,
         )
 
     def _orderbook_effect(self, action: Action, book: float | None) -> int:
@@ -126,7 +135,7 @@ class RulesCoordinator:
 
 def hourly_volatility_pct(candles: CandleSeries, hours: int = 24) -> float:
     """Standard deviation of the last `hours` hourly log returns, in percent."""
-    closes = candles.close[-(hours + 1):]
+    closes = candles.close[-(hours + 1) :]
     if len(closes) < 3:
         return 0.0
     returns = np.diff(np.log(closes))

@@ -37,8 +37,10 @@ def risk_factors(a: Assessment, reports: dict[str, AgentReport]) -> list[str]:
         risks.append("The order book leans against the call")
     book = reports.get("orderbook")
     if book and book.features.get("spoofing_events", 0) > 0:
-        risks.append(f"Possible spoofing: {int(book.features['spoofing_events'])} wall(s) "
-                     "vanished before price reached them")
+        risks.append(
+            f"Possible spoofing: {int(book.features['spoofing_events'])} wall(s) "
+            "vanished before price reached them"
+        )
     if a.action is not Action.HOLD and not a.high_divergence:
         risks.append("Divergence is moderate, not high: a weaker setup")
     if not risks:
@@ -57,8 +59,10 @@ def _whale_sentence(report: AgentReport | None) -> str:
         return f"No whale transfers to or from exchanges in the last {hours} h."
     direction = "out of" if net >= 0 else "into"
     stance = "accumulation" if net >= 0 else "distribution"
-    return (f"Whales moved a net {format_usd(abs(net))} {direction} exchanges over {hours} h "
-            f"({count} transfers, {stance} score {format_signed(report.score)}).")
+    return (
+        f"Whales moved a net {format_usd(abs(net))} {direction} exchanges over {hours} h "
+        f"({count} transfers, {stance} score {format_signed(report.score)})."
+    )
 
 
 def _mood_sentence(report: AgentReport | None) -> str:
@@ -69,8 +73,10 @@ def _mood_sentence(report: AgentReport | None) -> str:
     if "fear_greed" in f:
         parts.append(f"Fear & Greed {int(f['fear_greed'])}")
     if "reddit_mood" in f:
-        parts.append(f"Reddit mood {format_signed(f['reddit_mood'])} "
-                     f"over {int(f.get('post_count', 0))} posts")
+        parts.append(
+            f"Reddit mood {format_signed(f['reddit_mood'])} "
+            f"over {int(f.get('post_count', 0))} posts"
+        )
     tone = "fearful" if report.score <= -10 else "greedy" if report.score >= 10 else "neutral"
     detail = f" ({'; '.join(parts)})" if parts else ""
     return f"Retail is {tone}: mood {format_signed(report.score)}{detail}."
@@ -79,15 +85,21 @@ def _mood_sentence(report: AgentReport | None) -> str:
 def _verdict_sentence(a: Assessment) -> str:
     level = "high" if a.high_divergence else "moderate" if abs(a.divergence) > 20 else "low"
     if a.action is Action.BUY:
-        return (f"Smart money accumulating into retail fear: divergence "
-                f"{format_signed(a.divergence)} ({level}).")
+        return (
+            f"Smart money accumulating into retail fear: divergence "
+            f"{format_signed(a.divergence)} ({level})."
+        )
     if a.action is Action.SELL:
-        return (f"Smart money distributing into retail greed: divergence "
-                f"{format_signed(a.divergence)} ({level}).")
+        return (
+            f"Smart money distributing into retail greed: divergence "
+            f"{format_signed(a.divergence)} ({level})."
+        )
     if a.whale_score is None:
         return "Without whale flows there is no divergence to act on."
-    return (f"Whales and retail do not diverge in a tradeable way: divergence "
-            f"{format_signed(a.divergence)} ({level}).")
+    return (
+        f"Whales and retail do not diverge in a tradeable way: divergence "
+        f"{format_signed(a.divergence)} ({level})."
+    )
 
 
 def _book_sentence(a: Assessment, report: AgentReport | None) -> str:

@@ -33,7 +33,10 @@ class ReplayFearGreedSource:
         for row in rows:
             ms = int(row["timestamp"]) * 1000
             self._times_ms.append(ms)
-            self._readings.append(FearGreedReading(
-                timestamp=from_ms(ms), value=int(float(row["value"])),
-                classification=row["classification"],
-            ))
+            self._readings.append(
+                FearGreedReading(
+                    timestamp=from_ms(ms),
+                    value=int(float(row["value"])),
+                    classification=row["classification"],
+                )
+            )

@@ -77,5 +77,3 @@ def _parse(row: dict[str, str]) -> ExchangeFlow:
         outflow_coins=coins(row["outflow_coins"]),
         transfer_count=int(float(row["transfer_count"])),
     )
-
-
