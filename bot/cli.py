@@ -33,9 +33,9 @@ class _Parser(argparse.ArgumentParser):
         raise UserInputError(f"{message} (see {self.prog} --help)")
 
 
-def _global_options() -> argparse.ArgumentParser:
+def _global_options() -> _Parser:
     # SUPPRESS as default so the options may stand before or after the command name.
-    common = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    common = _Parser(add_help=False, argument_default=argparse.SUPPRESS)
     common.add_argument(
         "--config",
         type=Path,

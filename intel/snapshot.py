@@ -71,7 +71,7 @@ def data_moment(value: object) -> datetime | None:
     if isinstance(value, FearGreedReading):
         return value.timestamp
     if isinstance(value, list | tuple) and value and isinstance(value[-1], SocialPost):
-        return max(post.created for post in value)
+        return max(post.created for post in value if isinstance(post, SocialPost))
     return None
 
 
