@@ -8,8 +8,9 @@ from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
 
 import structlog
+from structlog.typing import Processor
 
-__all__ = ["Redactor", "StructlogHandler", "configure_logging"]
+__all__ = ["Redactor", "configure_logging"]
 
 
 class Redactor:
@@ -41,46 +42,49 @@ def configure_logging(
     secrets: Iterable[str] = (),
     stream: TextIO | None = None,
 ) -> None:
-    """Configure structlog once, at the composition root."""
-    renderer: Any = (
+    """Configure structlog and the standard library's logging once, at the composition root.
+
+    Both end in the same processors: the redactor, then one renderer. Standard-library records
+    (APScheduler, aiosqlite, HTTP clients) go through structlog's `ProcessorFormatter`, so a
+    token inside a library's URL never reaches the log either.
+    """
+    output = stream or sys.stderr
+    numeric_level = logging.getLevelName(level.upper())
+    renderer: Processor = (
         structlog.processors.JSONRenderer()
         if json_output
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+    ]
+    redactor = Redactor(secrets)
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            Redactor(secrets),
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
+        processors=[*shared, redactor, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
+        logger_factory=structlog.PrintLoggerFactory(output),
         cache_logger_on_first_use=False,
     )
-    _route_stdlib_logging(level)
-
-
-def _route_stdlib_logging(level: str) -> None:
-    """Send standard-library records (APScheduler, aiosqlite, HTTP clients) through structlog,
-    and so through the Redactor: a token inside a library's URL never reaches the log."""
+    handler = logging.StreamHandler(output)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[_add_logger_name, *shared],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                redactor,
+                renderer,
+            ],
+        )
+    )
     root = logging.getLogger()
-    root.handlers[:] = [StructlogHandler()]
-    root.setLevel(logging.getLevelName(level.upper()))
+    root.handlers[:] = [handler]
+    root.setLevel(numeric_level)
 
 
-class StructlogHandler(logging.Handler):
-    """Forwards standard-library log records to structlog."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            logger = structlog.get_logger(record.name)
-            method = getattr(logger, record.levelname.lower(), logger.info)
-            if record.exc_info:
-                method(record.getMessage(), logger_name=record.name, exc_info=record.exc_info)
-            else:
-                method(record.getMessage(), logger_name=record.name)
-        except Exception:
-            self.handleError(record)
+def _add_logger_name(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> Any:
+    """The library's logger under `logger_name`, the key these log lines have always carried."""
+    event["logger_name"] = event["_record"].name
+    return event
