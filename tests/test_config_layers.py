@@ -53,7 +53,7 @@ def load(tmp_path: Path, layers: set[str], model: type[BotConfig] = BotConfig) -
         ({"file"}, FROM_FILE),
         (set(), DEFAULT),
     ],
-    ids=lambda v: "+".join(sorted(v)) if isinstance(v, set) else None,
+    ids=lambda v: ("+".join(sorted(v)) or "none") if isinstance(v, set) else None,
 )
 def test_each_layer_beats_the_ones_below_it(tmp_path, layers, expected) -> None:
     assert load(tmp_path, layers).delivery.telegram.per_chat_per_s == expected
