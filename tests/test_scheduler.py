@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import structlog
@@ -20,7 +19,6 @@ from bot.render.chart_task import ChartFn, ChartRenderer
 from bot.scheduling.clock import DemoClock, FixedClock, build_market_clock
 from bot.scheduling.cycle import LAST_CYCLE_AT, LAST_CYCLE_MARKET_AT, SignalCycle
 from bot.scheduling.scheduler import CycleScheduler, real_interval_s
-from bot.storage.sqlite import SqliteStore
 from intel.config import load_config
 from intel.desk import SignalDesk, build_desk
 from intel.errors import ConfigError
@@ -37,14 +35,6 @@ def _fresh_structlog() -> None:
 
 BTC, ETH = "BTC/USDT", "ETH/USDT"
 START = datetime(2025, 10, 6, 16, tzinfo=UTC)
-
-
-@pytest.fixture
-async def store(tmp_path: Path):
-    store = SqliteStore(tmp_path / "bot.db")
-    await store.open()
-    yield store
-    await store.close()
 
 
 class Counter:
@@ -128,26 +118,18 @@ def test_demo_interval_is_market_time_over_speed():
     assert real_interval_s(60, 1) == pytest.approx(3600.0)
 
 
-class FakeMonotonic:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_demo_clock_advances_then_stops_and_says_so_once():
-    ticks, ended = FakeMonotonic(), []
-    clock = DemoClock(START, START + timedelta(hours=2), 360, ended.append, ticks)
-    assert clock.now() == START
-    ticks.now += 10
-    assert clock.now() == START + timedelta(hours=1)
-    assert clock.real_seconds_to_end() == pytest.approx(10)
-    ticks.now += 1000
-    assert clock.now() == START + timedelta(hours=2)  # not wrapped, not re-dated
-    assert clock.now() == START + timedelta(hours=2)
+def test_demo_clock_advances_then_stops_and_says_so_once(clock):
+    ended = []
+    demo = DemoClock(START, START + timedelta(hours=2), 360, ended.append, clock.monotonic)
+    assert demo.now() == START
+    clock.advance(10)
+    assert demo.now() == START + timedelta(hours=1)
+    assert demo.real_seconds_to_end() == pytest.approx(10)
+    clock.advance(1000)
+    assert demo.now() == START + timedelta(hours=2)  # not wrapped, not re-dated
+    assert demo.now() == START + timedelta(hours=2)
     assert ended == [START + timedelta(hours=2)]
-    assert clock.ended
+    assert demo.ended
 
 
 def config_with(**env: str) -> BotConfig:

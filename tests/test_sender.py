@@ -8,7 +8,7 @@ import bisect
 import itertools
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from structlog.testing import capture_logs
@@ -51,12 +51,8 @@ async def eventually(predicate: Callable[[], bool], timeout_s: float = 2.0) -> N
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(datetime(2025, 10, 10, 20, tzinfo=UTC))
-
-
-@pytest.fixture
 async def store(clock: ManualClock) -> AsyncIterator[MemoryStore]:
+    """The shared fixture's store, with a 30 s backoff base."""
     opened = MemoryStore(backoff_base_s=30.0, clock=clock)
     await opened.open()
     yield opened

@@ -7,7 +7,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -67,11 +67,6 @@ BACKENDS = [
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> Backend:
     return request.param
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock(datetime(2025, 10, 10, 20, 0, 5, tzinfo=UTC))
 
 
 @pytest.fixture
