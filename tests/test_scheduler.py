@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 import structlog
@@ -193,14 +194,16 @@ async def fixed_chart(signal: Signal, snapshot: MarketSnapshot) -> bytes | None:
     return b"PNG"
 
 
-def make_cycle(desk, store, woken: list[int], render_chart: ChartFn = fixed_chart) -> SignalCycle:
+def make_cycle(
+    desk, store, woken: list[int], render_chart: ChartFn = fixed_chart, wall_clock=utcnow
+) -> SignalCycle:
     config = load_config(env={}, model=BotConfig)
-    return SignalCycle(desk, store, config, render_chart, on_recorded=lambda: woken.append(1))
+    return SignalCycle(desk, store, config, render_chart, partial(woken.append, 1), wall_clock)
 
 
-async def test_cycle_computes_followed_symbols_once_and_isolates_failures(real_desk, store):
+async def test_cycle_computes_followed_symbols_once_and_isolates_failures(real_desk, store, clock):
     desk, woken = MomentDesk(real_desk, fail={BTC}), []
-    cycle = make_cycle(desk, store, woken)
+    cycle = make_cycle(desk, store, woken, wall_clock=clock)
     assert (await cycle.run_once()).computed == ()  # nobody follows anything yet
     assert desk.computed == []
     await store.subscribe("console", "console", ())  # all symbols
@@ -209,7 +212,7 @@ async def test_cycle_computes_followed_symbols_once_and_isolates_failures(real_d
     assert result.failed == (BTC,)
     assert result.computed == (ETH,)
     assert await store.get_meta(LAST_CYCLE_MARKET_AT) == iso(desk.moment)
-    assert await store.get_meta(LAST_CYCLE_AT) is not None
+    assert await store.get_meta(LAST_CYCLE_AT) == iso(clock())  # the wall clock, not market's
     desk.computed.clear()
     await cycle.run_once()  # the same market moment again: ETH is not recomputed
     assert desk.computed == [BTC]
