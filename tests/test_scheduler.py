@@ -254,3 +254,14 @@ async def test_a_chart_that_cannot_be_drawn_costs_the_picture_not_the_alert(real
     (failure,) = [e for e in logs if e["event"] == "chart_failed"]
     assert failure["symbol"] == BTC
     assert failure["exc_info"] is True
+
+
+async def test_first_run_is_now_when_overdue_else_one_interval_after_the_last(store, clock):
+    scheduler = CycleScheduler(Counter(), store, interval_s=3600, wall_clock=clock)
+    assert await scheduler.first_run_at() == clock()  # never ran
+    await store.set_meta(LAST_CYCLE_AT, iso(clock() - timedelta(minutes=20)))
+    assert await scheduler.first_run_at() == clock() + timedelta(minutes=40)
+    clock.advance(40 * 60)
+    assert await scheduler.first_run_at() == clock()  # due exactly now
+    clock.advance(3 * 86400)
+    assert await scheduler.first_run_at() == clock()  # days overdue: now, once

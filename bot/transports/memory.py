@@ -100,6 +100,7 @@ class MemoryTransport:
         self.events.append("send")
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        self._changed.set()
         try:
             await asyncio.sleep(self.latency_s / 2)
             try:
@@ -120,6 +121,12 @@ class MemoryTransport:
         if self._handler is None:
             raise RuntimeError(f"transport {self.name} is not started")
         return await self._handler(request)
+
+    async def wait_calls(self, count: int = 1) -> None:
+        """Return once `send` was called at least `count` times (wrap it in a timeout)."""
+        while len(self.calls) < count:
+            self._changed.clear()
+            await self._changed.wait()
 
     async def wait_accepted(self, count: int = 1) -> None:
         """Return once at least `count` messages were accepted (wrap it in a timeout)."""
