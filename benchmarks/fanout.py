@@ -3,10 +3,11 @@ scaled rate limit and answers 429 + retry_after when it is exceeded.
 
     .venv/bin/python benchmarks/fanout.py [--recipients 2000] [--rate 300] [--concurrency N]
 
-Uses the real SqliteStore (a temporary file, WAL, synchronous=FULL) and the real OutboxSender
-(concurrency from the default config unless given).
-The platform sees a message `latency_ms / 2` after send() is called and answers after the other
-half; it allows `--rate` messages in any sliding second overall and one per second per chat.
+Uses the real SqliteStore (a temporary file, WAL, synchronous=FULL), the real OutboxSender
+(concurrency from the default config unless given) and a real signal: BTC/USDT computed once by
+the desk at the configured default moment. The platform is the shared `MemoryTransport`: it sees
+a message `latency_ms / 2` after send() is called and answers after the other half; it allows
+`--rate` messages in any sliding second overall and one per second per chat.
 Prints the total time against the limit's minimum (recipients / rate; target <= 1.1x), the 429s
 received, lost messages (target 0) and duplicates.
 """
@@ -15,11 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
-import sys
 import tempfile
 import time
-from collections import deque
 from pathlib import Path
 
 import structlog
@@ -29,53 +27,21 @@ from bot.config import BotConfig, TransportLimits
 from bot.delivery import OutboxSender
 from bot.storage.base import Delivery, DeliveryKind, OutboxItem, StoredSignal
 from bot.storage.sqlite import SqliteStore
-from bot.transports.base import CommandHandler, OutMessage, RateLimitedError
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.factories import make_signal
+from bot.transports.base import OutMessage
+from bot.transports.memory import MemoryTransport, PlatformLimits
+from intel.config import load_config
+from intel.desk import build_desk
+from intel.models import Signal
 
 TRANSPORT = "platform"
+SYMBOL = "BTC/USDT"
 
 
-class ScaledPlatform:
-    """A fake transport enforcing sliding-window limits the way a chat platform does."""
-
-    name = TRANSPORT
-
-    def __init__(self, overall_per_s: int, per_chat_per_s: int, latency_s: float) -> None:
-        self._overall_per_s = overall_per_s
-        self._per_chat_per_s = per_chat_per_s
-        self._latency_s = latency_s
-        self._recent: deque[float] = deque()  # acceptance times within the last second
-        self._per_chat: dict[str, deque[float]] = {}
-        self.accepted: list[tuple[float, str]] = []
-        self.rejected = 0
-
-    async def start(self, handler: CommandHandler) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
-
-    async def send(self, chat_id: str, message: OutMessage) -> None:
-        await asyncio.sleep(self._latency_s / 2)
-        try:
-            self._admit(chat_id, asyncio.get_running_loop().time())
-        finally:
-            await asyncio.sleep(self._latency_s / 2)
-
-    def _admit(self, chat_id: str, now: float) -> None:
-        chat = self._per_chat.setdefault(chat_id, deque())
-        for window, limit in ((self._recent, self._overall_per_s), (chat, self._per_chat_per_s)):
-            while window and window[0] <= now - 1.0:
-                window.popleft()
-            if len(window) >= limit:
-                self.rejected += 1
-                retry_after = math.ceil((window[0] + 1.0 - now) * 100) / 100  # 10 ms steps
-                raise RateLimitedError(retry_after)
-        self._recent.append(now)
-        chat.append(now)
-        self.accepted.append((now, chat_id))
+async def real_signal() -> Signal:
+    """The desk's BTC/USDT signal at the configured default moment (recorded data)."""
+    config = load_config(env={}, model=BotConfig)
+    result = await build_desk(config).signal(SYMBOL, config.data.default_at)
+    return result.signal
 
 
 def build_message(item: OutboxItem, stored: StoredSignal) -> OutMessage:
@@ -100,8 +66,12 @@ async def benchmark(args: argparse.Namespace, directory: Path) -> dict[str, floa
     await store.open()
     try:
         wanted = deliveries(args.recipients)
-        await store.record_signal(make_signal(), None, wanted, alerted=True)
-        platform = ScaledPlatform(args.rate, 1, args.latency_ms / 1000)
+        await store.record_signal(await real_signal(), None, wanted, alerted=True)
+        platform = MemoryTransport(
+            TRANSPORT,
+            latency_s=args.latency_ms / 1000,
+            limits=PlatformLimits(overall_per_s=args.rate, per_chat_per_s=1),
+        )
         limits = TransportLimits(
             overall_per_s=args.rate, per_chat_per_s=1, per_group_per_min=20 * args.rate / 30
         )
@@ -119,7 +89,7 @@ async def benchmark(args: argparse.Namespace, directory: Path) -> dict[str, floa
         counts = await store.outbox_counts()
     finally:
         await store.close()
-    chats = [chat for _, chat in platform.accepted]
+    chats = platform.chats()
     return {
         "elapsed_s": elapsed,
         "minimum_s": args.recipients / args.rate,

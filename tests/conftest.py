@@ -6,6 +6,7 @@ fixtures. It checks every address (connect, connect_ex, sendto, create_connectio
 `socket.connect`.
 Allowed: 127.0.0.0/8, ::1, "localhost" and unix sockets. An autouse fixture also fails any test
 whose blocked attempt was swallowed by an `except Exception` on the way up.
+The shared fakes come as fixtures: `clock` (a ManualClock) and `store` (an open MemoryStore on it).
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ import ipaddress
 import os
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import structlog
+
+from bot.scheduling.manual_clock import ManualClock
+from bot.storage.memory import MemoryStore
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -120,6 +125,21 @@ def _is_ip_literal(host: Any) -> bool:
 
 # Installed once per process, even if this module is imported a second time under another name.
 NETWORK_GUARD: NetworkGuard = getattr(socket, "_network_guard", None) or NetworkGuard().install()
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """Wall, market and monotonic time that move only when the test says so."""
+    return ManualClock(datetime(2025, 10, 10, 20, tzinfo=UTC))
+
+
+@pytest.fixture
+async def store(clock: ManualClock) -> AsyncIterator[MemoryStore]:
+    """An open, empty in-memory store on the test's clock."""
+    opened = MemoryStore(clock=clock)
+    await opened.open()
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture

@@ -1,11 +1,11 @@
-"""The transport-neutral commands through CommandRouter, over the real replay desk and SQLite."""
+"""The transport-neutral commands through CommandRouter, over the real replay desk and the
+in-memory store (the store contract itself is tested over SQLite and memory in test_store.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +18,7 @@ from bot.config import BotConfig
 from bot.render.chart_task import ChartRenderer
 from bot.render.text import render_text
 from bot.storage.base import SignalOrigin
-from bot.storage.sqlite import SqliteStore
+from bot.storage.memory import MemoryStore
 from intel.config import load_config
 from intel.desk import SignalDesk, build_desk
 from intel.errors import NoSignalError, UserInputError
@@ -28,16 +28,6 @@ from intel.textfmt import quote_input
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MOMENT = datetime(2025, 10, 10, 20, 0, tzinfo=UTC)
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class CountingDesk:
@@ -94,7 +84,7 @@ class MovingClockDesk(CountingDesk):
 class BrokenStore:
     """A store whose every write fails, for the on-demand record."""
 
-    def __init__(self, store: SqliteStore) -> None:
+    def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
     def __getattr__(self, name: str) -> Any:
@@ -137,21 +127,8 @@ def desk() -> SignalDesk:
 
 
 @pytest.fixture
-async def store(tmp_path: Path):
-    sqlite = SqliteStore(tmp_path / "t.db")
-    await sqlite.open()
-    yield sqlite
-    await sqlite.close()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
 def router(desk, store, clock) -> CommandRouter:
-    return CommandRouter(desk, store, make_config(), fixed_status, clock=clock)
+    return CommandRouter(desk, store, make_config(), fixed_status, clock=clock.monotonic)
 
 
 def request(
@@ -184,7 +161,7 @@ async def ask(router: CommandRouter, line: str, **who: Any) -> Reply:
     return reply
 
 
-async def user_state(store: SqliteStore, user: str = "u1", chat: str = "c1") -> tuple:
+async def user_state(store: MemoryStore, user: str = "u1", chat: str = "c1") -> tuple:
     symbols = ("BTC/USDT", "ETH/USDT")
     return (
         await store.watchlist("console", user),
@@ -318,13 +295,13 @@ async def test_signal_bad_input(router, line, expected):
 
 async def test_signal_cooldown_per_user_with_seconds_left(router, clock):
     assert not (await ask(router, "signal btc")).is_error
-    clock.now += 3
+    clock.advance(3)
     again = await ask(router, "signal eth")
     assert again.is_error
     assert "7 s" in again.text
     assert not (await ask(router, "signal btc", user="u2")).is_error
     assert not (await ask(router, "signal btc", transport="telegram")).is_error
-    clock.now += 7
+    clock.advance(7)
     assert not (await ask(router, "signal eth")).is_error
 
 
@@ -363,7 +340,7 @@ async def test_one_users_concurrent_duplicates_share_one_computation_and_one_coo
     desk, store, clock
 ):
     counting = CountingDesk(desk, delay_s=0.2)
-    router = CommandRouter(counting, store, make_config(), fixed_status, clock=clock)
+    router = CommandRouter(counting, store, make_config(), fixed_status, clock=clock.monotonic)
     replies = await asyncio.gather(*(router.handle(request("signal btc")) for _ in range(3)))
     assert counting.calls == 1
     assert all(not r.is_error for r in replies)
@@ -375,7 +352,7 @@ async def test_one_users_concurrent_duplicates_share_one_computation_and_one_coo
 async def test_a_busy_answer_does_not_cost_the_cooldown(desk, store, clock):
     counting = CountingDesk(desk, delay_s=0.5)
     config = make_config(max_concurrent_signals=1, signal_wait_s=0.05)
-    router = CommandRouter(counting, store, config, fixed_status, clock=clock)
+    router = CommandRouter(counting, store, config, fixed_status, clock=clock.monotonic)
     _first, busy = await asyncio.gather(
         router.handle(request("signal btc", user="a")),
         router.handle(request("signal eth", user="b")),
@@ -387,7 +364,7 @@ async def test_a_busy_answer_does_not_cost_the_cooldown(desk, store, clock):
 
 async def test_an_error_does_not_cost_the_cooldown(desk, store, clock):
     failing = CountingDesk(desk, fail=NoSignalError("no signal for BTC/USDT: no candles"))
-    router = CommandRouter(failing, store, make_config(), fixed_status, clock=clock)
+    router = CommandRouter(failing, store, make_config(), fixed_status, clock=clock.monotonic)
     assert (await ask(router, "signal btc")).is_error
     failing.fail = None
     assert not (await ask(router, "signal btc")).is_error

@@ -27,6 +27,7 @@ from bot.commands.base import BotStatus, Reply, Request, SourceHealth
 from bot.commands.registry import MAX_ARGS
 from bot.commands.router import INTERNAL_ERROR, CommandRouter, parse_command_line
 from bot.config import BotConfig
+from bot.scheduling.manual_clock import ManualClock
 from bot.storage.sqlite import SqliteStore
 from intel.config import load_config
 from intel.desk import build_desk
@@ -48,17 +49,6 @@ FUZZ = settings(
 )
 
 
-class FuzzClock:
-    """The router's monotonic clock: moved on by a fixed step per input, so each sender's signal
-    cooldown (10 s) reopens every 10,000 inputs or so and valid signals stay few."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def fixed_status() -> BotStatus:
     moment = datetime(2025, 10, 10, 20, 0, tzinfo=UTC)
     return BotStatus(
@@ -77,7 +67,7 @@ class Harness:
     loop: asyncio.AbstractEventLoop
     router: CommandRouter
     db: sqlite3.Connection
-    clock: FuzzClock
+    clock: ManualClock  # moved on by CLOCK_STEP_S per input
     state: str = ""  # the digest after the last input
 
     def digest(self) -> str:
@@ -97,7 +87,7 @@ class Harness:
         return hasher.hexdigest()
 
     def handle(self, request: Request) -> Reply:
-        self.clock.now += CLOCK_STEP_S
+        self.clock.advance(CLOCK_STEP_S)
         return self.loop.run_until_complete(self.router.handle(request))
 
 
@@ -108,8 +98,10 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Harness]:
     loop = asyncio.new_event_loop()
     store = SqliteStore(path)
     loop.run_until_complete(store.open())
-    clock = FuzzClock()
-    router = CommandRouter(build_desk(config), store, config, fixed_status, clock=clock)
+    # Moved on by a fixed step per input, so each sender's signal cooldown (10 s) reopens every
+    # 10,000 inputs or so and valid signals stay few.
+    clock = ManualClock(datetime(2025, 10, 10, 20, tzinfo=UTC), monotonic_s=0.0)
+    router = CommandRouter(build_desk(config), store, config, fixed_status, clock=clock.monotonic)
     db = sqlite3.connect(path)
     try:
         harness = Harness(loop, router, db, clock)

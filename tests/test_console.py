@@ -25,7 +25,7 @@ from bot.app import run_bot
 from bot.commands.base import Reply, Request
 from bot.config import BotConfig
 from bot.storage.sqlite import SqliteStore
-from bot.transports.base import CommandHandler, OutMessage, TransientDeliveryError
+from bot.transports.memory import MemoryTransport
 from intel.config import Secrets, load_config
 
 
@@ -208,64 +208,25 @@ async def test_the_demo_clock_stops_at_the_end_of_the_data_and_says_so_once(tmp_
     assert "(2025-09-30T05:00:00Z)" in stdout.getvalue()
 
 
-class FakeChat:
-    """A chat transport that subscribes its admin channel and collects what the bot sends."""
-
-    name = "console"
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[str, OutMessage]] = []
-        self.replies: list[Reply] = []
-        self.got_alert = asyncio.Event()
-
-    async def start(self, handler: CommandHandler) -> None:
-        request = Request(
-            transport=self.name,
-            user_id="admin",
-            chat_id="room",
-            dm_chat_id="dm-admin",
-            command="subscribe",
-            is_private=False,
-            is_admin=True,
-        )
-        self.replies.append(await handler(request))
-
-    async def stop(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    async def send(self, chat_id: str, message: OutMessage) -> None:
-        self.sent.append((chat_id, message))
-        self.got_alert.set()
+SUBSCRIBE = Request(
+    transport="console",
+    user_id="admin",
+    chat_id="room",
+    dm_chat_id="dm-admin",
+    command="subscribe",
+    is_private=False,
+    is_admin=True,
+)
 
 
-class SlowChat(FakeChat):
-    """A chat whose sends take a platform's round trip, and which notes its lifecycle in order."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.events: list[str] = []
-
-    async def stop(self) -> None:
-        self.events.append("stop")
-
-    async def close(self) -> None:
-        self.events.append("close")
-
-    async def send(self, chat_id: str, message: OutMessage) -> None:
-        self.events.append("send")
-        self.got_alert.set()
-        await asyncio.sleep(0.5)
-        if "close" in self.events:
-            raise TransientDeliveryError("sent through a closed connection")
-        self.events.append("sent")
-        self.sent.append((chat_id, message))
+async def subscribe_when_started(chat: MemoryTransport) -> Reply:
+    """The chat's admin subscribes the room once the bot has started the chat."""
+    await asyncio.wait_for(chat.started.wait(), timeout=60)
+    return await chat.command(SUBSCRIBE)
 
 
 async def test_run_bot_delivers_alerts_and_stops_on_sigterm(tmp_path):
-    chat = FakeChat()
+    chat = MemoryTransport("console")
     config = make_config(tmp_path)
     bot = asyncio.create_task(
         run_bot(
@@ -277,10 +238,11 @@ async def test_run_bot_delivers_alerts_and_stops_on_sigterm(tmp_path):
             extra_transports=[chat],
         )
     )
-    await asyncio.wait_for(chat.got_alert.wait(), timeout=60)
+    assert "now gets an alert" in (await subscribe_when_started(chat)).text
+    await asyncio.wait_for(chat.wait_accepted(), timeout=60)
     os.kill(os.getpid(), signal.SIGTERM)  # run_bot's handler turns it into a clean stop
     assert await asyncio.wait_for(bot, timeout=30) == 0
-    chat_id, message = chat.sent[0]
+    chat_id, message = chat.accepted[0].chat_id, chat.accepted[0].message
     assert chat_id == "room"
     assert message.extra["kind"] == "channel"
     assert message.intro.startswith("BTC/USDT: ")
@@ -290,7 +252,7 @@ async def test_run_bot_delivers_alerts_and_stops_on_sigterm(tmp_path):
 
 
 async def test_a_send_in_flight_at_shutdown_finishes_before_the_transport_closes(tmp_path):
-    chat = SlowChat()
+    chat = MemoryTransport("console", latency_s=1.0)  # a platform's (slow) round trip
     config = make_config(tmp_path)
     bot = asyncio.create_task(
         run_bot(
@@ -302,17 +264,19 @@ async def test_a_send_in_flight_at_shutdown_finishes_before_the_transport_closes
             extra_transports=[chat],
         )
     )
-    await asyncio.wait_for(chat.got_alert.wait(), timeout=60)
+    await subscribe_when_started(chat)
+    await asyncio.wait_for(chat.wait_calls(), timeout=60)
     os.kill(os.getpid(), signal.SIGTERM)  # mid-send
     assert await asyncio.wait_for(bot, timeout=30) == 0
-    # No more commands first, then the send finishes, and only then the connection goes.
-    assert chat.events[:3] == ["send", "stop", "sent"]
+    # No more commands first, then the send finishes, and only then the connection goes (a send
+    # still in flight at close would raise instead of being answered: no "sent").
+    assert chat.events[:4] == ["start", "send", "stop", "sent"]
     assert chat.events.count("send") == chat.events.count("sent")  # every send finished
     assert chat.events.index("close") == len(chat.events) - 1
     store = SqliteStore(config.storage.db_path)
     await store.open()
     try:
-        assert (await store.outbox_counts())["sent"] == len(chat.sent) >= 1
+        assert (await store.outbox_counts())["sent"] == len(chat.accepted) >= 1
     finally:
         await store.close()
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from functools import partial
 
 import pytest
 import structlog
@@ -20,7 +20,6 @@ from bot.render.chart_task import ChartFn, ChartRenderer
 from bot.scheduling.clock import DemoClock, FixedClock, build_market_clock
 from bot.scheduling.cycle import LAST_CYCLE_AT, LAST_CYCLE_MARKET_AT, SignalCycle
 from bot.scheduling.scheduler import CycleScheduler, real_interval_s
-from bot.storage.sqlite import SqliteStore
 from intel.config import load_config
 from intel.desk import SignalDesk, build_desk
 from intel.errors import ConfigError
@@ -37,14 +36,6 @@ def _fresh_structlog() -> None:
 
 BTC, ETH = "BTC/USDT", "ETH/USDT"
 START = datetime(2025, 10, 6, 16, tzinfo=UTC)
-
-
-@pytest.fixture
-async def store(tmp_path: Path):
-    store = SqliteStore(tmp_path / "bot.db")
-    await store.open()
-    yield store
-    await store.close()
 
 
 class Counter:
@@ -128,26 +119,18 @@ def test_demo_interval_is_market_time_over_speed():
     assert real_interval_s(60, 1) == pytest.approx(3600.0)
 
 
-class FakeMonotonic:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_demo_clock_advances_then_stops_and_says_so_once():
-    ticks, ended = FakeMonotonic(), []
-    clock = DemoClock(START, START + timedelta(hours=2), 360, ended.append, ticks)
-    assert clock.now() == START
-    ticks.now += 10
-    assert clock.now() == START + timedelta(hours=1)
-    assert clock.real_seconds_to_end() == pytest.approx(10)
-    ticks.now += 1000
-    assert clock.now() == START + timedelta(hours=2)  # not wrapped, not re-dated
-    assert clock.now() == START + timedelta(hours=2)
+def test_demo_clock_advances_then_stops_and_says_so_once(clock):
+    ended = []
+    demo = DemoClock(START, START + timedelta(hours=2), 360, ended.append, clock.monotonic)
+    assert demo.now() == START
+    clock.advance(10)
+    assert demo.now() == START + timedelta(hours=1)
+    assert demo.real_seconds_to_end() == pytest.approx(10)
+    clock.advance(1000)
+    assert demo.now() == START + timedelta(hours=2)  # not wrapped, not re-dated
+    assert demo.now() == START + timedelta(hours=2)
     assert ended == [START + timedelta(hours=2)]
-    assert clock.ended
+    assert demo.ended
 
 
 def config_with(**env: str) -> BotConfig:
@@ -211,14 +194,16 @@ async def fixed_chart(signal: Signal, snapshot: MarketSnapshot) -> bytes | None:
     return b"PNG"
 
 
-def make_cycle(desk, store, woken: list[int], render_chart: ChartFn = fixed_chart) -> SignalCycle:
+def make_cycle(
+    desk, store, woken: list[int], render_chart: ChartFn = fixed_chart, wall_clock=utcnow
+) -> SignalCycle:
     config = load_config(env={}, model=BotConfig)
-    return SignalCycle(desk, store, config, render_chart, on_recorded=lambda: woken.append(1))
+    return SignalCycle(desk, store, config, render_chart, partial(woken.append, 1), wall_clock)
 
 
-async def test_cycle_computes_followed_symbols_once_and_isolates_failures(real_desk, store):
+async def test_cycle_computes_followed_symbols_once_and_isolates_failures(real_desk, store, clock):
     desk, woken = MomentDesk(real_desk, fail={BTC}), []
-    cycle = make_cycle(desk, store, woken)
+    cycle = make_cycle(desk, store, woken, wall_clock=clock)
     assert (await cycle.run_once()).computed == ()  # nobody follows anything yet
     assert desk.computed == []
     await store.subscribe("console", "console", ())  # all symbols
@@ -227,7 +212,7 @@ async def test_cycle_computes_followed_symbols_once_and_isolates_failures(real_d
     assert result.failed == (BTC,)
     assert result.computed == (ETH,)
     assert await store.get_meta(LAST_CYCLE_MARKET_AT) == iso(desk.moment)
-    assert await store.get_meta(LAST_CYCLE_AT) is not None
+    assert await store.get_meta(LAST_CYCLE_AT) == iso(clock())  # the wall clock, not market's
     desk.computed.clear()
     await cycle.run_once()  # the same market moment again: ETH is not recomputed
     assert desk.computed == [BTC]
@@ -269,3 +254,14 @@ async def test_a_chart_that_cannot_be_drawn_costs_the_picture_not_the_alert(real
     (failure,) = [e for e in logs if e["event"] == "chart_failed"]
     assert failure["symbol"] == BTC
     assert failure["exc_info"] is True
+
+
+async def test_first_run_is_now_when_overdue_else_one_interval_after_the_last(store, clock):
+    scheduler = CycleScheduler(Counter(), store, interval_s=3600, wall_clock=clock)
+    assert await scheduler.first_run_at() == clock()  # never ran
+    await store.set_meta(LAST_CYCLE_AT, iso(clock() - timedelta(minutes=20)))
+    assert await scheduler.first_run_at() == clock() + timedelta(minutes=40)
+    clock.advance(40 * 60)
+    assert await scheduler.first_run_at() == clock()  # due exactly now
+    clock.advance(3 * 86400)
+    assert await scheduler.first_run_at() == clock()  # days overdue: now, once

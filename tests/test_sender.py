@@ -1,4 +1,5 @@
-"""The outbox sender against fake transports: limits, 429s, failures, absent transports, stop."""
+"""The outbox sender against the shared fakes (MemoryTransport, MemoryStore, ManualClock): limits,
+429s, failures, absent transports, stop."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import bisect
 import itertools
 import random
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 
 import pytest
 from structlog.testing import capture_logs
@@ -16,93 +16,26 @@ from structlog.testing import capture_logs
 from bot.commands.base import Reply
 from bot.config import TransportLimits
 from bot.delivery import ChatPacer, OutboxSender, window_limiter
+from bot.scheduling.manual_clock import ManualClock
 from bot.storage.base import Delivery, DeliveryKind, OutboxItem, StoredSignal
-from bot.storage.sqlite import SqliteStore
-from bot.transports.base import (
-    CommandHandler,
-    OutMessage,
-    PermanentDeliveryError,
-    RateLimitedError,
-    TransientDeliveryError,
-)
+from bot.storage.memory import MemoryStore
+from bot.transports.base import OutMessage, RateLimitedError, TransientDeliveryError
+from bot.transports.memory import MemoryTransport, PlatformLimits
 from tests.factories import make_signal
 
 FAST = TransportLimits(overall_per_s=1000, per_chat_per_s=1000, per_group_per_min=60000)
 TOLERANCE_S = 0.002  # a platform measures arrival times; ours are a few microseconds apart
 
 
-class FakeTransport:
-    """Accepts messages after `send_s`; enforces sliding-window limits with 429s like a platform;
-    raises queued exceptions per chat first."""
-
-    def __init__(
-        self,
-        name: str = "telegram",
-        *,
-        send_s: float = 0.0,
-        limits: TransportLimits | None = None,
-        retry_after_s: float | None = None,
-        failures: dict[str, list[Exception]] | None = None,
-    ) -> None:
-        self.name = name
-        self.send_s = send_s
-        self.limits = limits
-        self.retry_after_s = retry_after_s  # answer this instead of the computed wait
-        self.failures = failures or {}
-        self.accepted: list[tuple[float, str, OutMessage]] = []
-        self.calls: list[tuple[float, str]] = []
-        self.rejected = 0
-        self.in_flight = 0
-        self.max_in_flight = 0
-
-    async def start(self, handler: CommandHandler) -> None:
-        pass
-
-    async def stop(self) -> None:
-        pass
-
-    async def send(self, chat_id: str, message: OutMessage) -> None:
-        now = asyncio.get_running_loop().time()
-        self.calls.append((now, chat_id))
-        self.in_flight += 1
-        self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            if self.failures.get(chat_id):
-                raise self.failures[chat_id].pop(0)
-            self._enforce_limits(now, chat_id, message.is_group)
-            await asyncio.sleep(self.send_s)
-            self.accepted.append((now, chat_id, message))
-        finally:
-            self.in_flight -= 1
-
-    def _enforce_limits(self, now: float, chat_id: str, is_group: bool) -> None:
-        if self.limits is None:
-            return
-        times = [t for t, _, _ in self.accepted]
-        chat_times = [t for t, c, _ in self.accepted if c == chat_id]
-        windows = [
-            (times, self.limits.overall_per_s, 1.0),
-            (chat_times, self.limits.per_chat_per_s, 1.0),
-        ]
-        if is_group:
-            windows.append((chat_times, self.limits.per_group_per_min, 60.0))
-        for sent, limit, window_s in windows:
-            recent = [t for t in sent if t > now - window_s + TOLERANCE_S]
-            if len(recent) >= limit:
-                self.rejected += 1
-                wait = self.retry_after_s or (recent[-int(limit)] + window_s - now)
-                raise RateLimitedError(wait)
-
-    def chats(self) -> list[str]:
-        return [chat for _, chat, _ in self.accepted]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2025, 10, 10, 20, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
+def platform(limits: TransportLimits, **options: float) -> PlatformLimits:
+    """The same limits, enforced by the fake platform with a 429 when exceeded."""
+    return PlatformLimits(
+        overall_per_s=limits.overall_per_s,
+        per_chat_per_s=limits.per_chat_per_s,
+        per_group_per_min=limits.per_group_per_min,
+        tolerance_s=TOLERANCE_S,
+        **options,
+    )
 
 
 def build_message(item: OutboxItem, stored: StoredSignal) -> OutMessage:
@@ -118,21 +51,17 @@ async def eventually(predicate: Callable[[], bool], timeout_s: float = 2.0) -> N
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def store(tmp_path: Path, clock: Clock) -> AsyncIterator[SqliteStore]:
-    opened = SqliteStore(tmp_path / "s.db", backoff_base_s=30.0, clock=clock)
+async def store(clock: ManualClock) -> AsyncIterator[MemoryStore]:
+    """The shared fixture's store, with a 30 s backoff base."""
+    opened = MemoryStore(backoff_base_s=30.0, clock=clock)
     await opened.open()
     yield opened
     await opened.close()
 
 
 def sender_for(
-    store: SqliteStore,
-    *transports: FakeTransport,
+    store: MemoryStore,
+    *transports: MemoryTransport,
     concurrency: int = 4,
     limits: TransportLimits = FAST,
     batch_size: int = 100,
@@ -149,7 +78,7 @@ def sender_for(
 
 
 async def fan_out(
-    store: SqliteStore,
+    store: MemoryStore,
     chats: Sequence[str],
     *,
     transport: str = "telegram",
@@ -162,29 +91,29 @@ async def fan_out(
     return await store.record_signal(make_signal(), None, deliveries, alerted=True)
 
 
-async def test_drain_sends_every_row_once_and_marks_it_sent(store: SqliteStore) -> None:
-    transport = FakeTransport()
+async def test_drain_sends_every_row_once_and_marks_it_sent(store: MemoryStore) -> None:
+    transport = MemoryTransport("telegram")
     chats = [f"u{i}" for i in range(25)]
     await fan_out(store, chats)
     sender = sender_for(store, transport)
     assert await sender.drain_once() == 25
     assert sorted(transport.chats()) == sorted(chats)
-    assert transport.accepted[0][2].reply.signal == make_signal()
-    assert transport.accepted[0][2].intro == "to u0"
+    assert transport.accepted[0].message.reply.signal == make_signal()
+    assert transport.accepted[0].message.intro == "to u0"
     assert await store.outbox_counts() == {"pending": 0, "sent": 25, "failed": 0}
     assert await sender.drain_once() == 0
 
 
-async def test_concurrency_bound_is_respected(store: SqliteStore) -> None:
-    transport = FakeTransport(send_s=0.02)
+async def test_concurrency_bound_is_respected(store: MemoryStore) -> None:
+    transport = MemoryTransport("telegram", latency_s=0.02)
     await fan_out(store, [f"u{i}" for i in range(30)])
     assert await sender_for(store, transport, concurrency=3).drain_once() == 30
     assert transport.max_in_flight == 3
 
 
-async def test_overall_and_per_chat_limits_are_honoured(store: SqliteStore) -> None:
+async def test_overall_and_per_chat_limits_are_honoured(store: MemoryStore) -> None:
     limits = TransportLimits(overall_per_s=40, per_chat_per_s=4, per_group_per_min=60000)
-    transport = FakeTransport(limits=limits)
+    transport = MemoryTransport("telegram", limits=platform(limits))
     for _ in range(3):  # three alerts to one chat: the per-chat limit binds
         await fan_out(store, ["busy"])
     await fan_out(store, [f"u{i}" for i in range(24)])
@@ -193,15 +122,15 @@ async def test_overall_and_per_chat_limits_are_honoured(store: SqliteStore) -> N
     elapsed = asyncio.get_running_loop().time() - started
     assert transport.rejected == 0
     assert 26 / 40 - 0.02 <= elapsed < 1.5  # paced at 40 per second (upper bound: slow CI)
-    busy = [t for t, chat, _ in transport.accepted if chat == "busy"]
+    busy = [sent.at_s for sent in transport.accepted if sent.chat_id == "busy"]
     assert min(b - a for a, b in itertools.pairwise(busy)) >= 0.25 - TOLERANCE_S
 
 
 async def test_a_chat_waiting_for_its_turn_does_not_hold_up_the_others(
-    store: SqliteStore,
+    store: MemoryStore,
 ) -> None:
     limits = TransportLimits(overall_per_s=1000, per_chat_per_s=2, per_group_per_min=60000)
-    transport = FakeTransport(limits=limits)
+    transport = MemoryTransport("telegram", limits=platform(limits))
     for _ in range(3):
         await fan_out(store, ["busy"])
     await fan_out(store, [f"u{i}" for i in range(10)])
@@ -211,10 +140,10 @@ async def test_a_chat_waiting_for_its_turn_does_not_hold_up_the_others(
     assert transport.rejected == 0
 
 
-async def test_group_limit_per_minute_is_honoured(store: SqliteStore) -> None:
+async def test_group_limit_per_minute_is_honoured(store: MemoryStore) -> None:
     # 240 a minute: a burst of 3, then about 4 a second; a DM to the same chat is not paced.
     limits = TransportLimits(overall_per_s=1000, per_chat_per_s=1000, per_group_per_min=240)
-    transport = FakeTransport(limits=limits)
+    transport = MemoryTransport("telegram", limits=platform(limits))
     for _ in range(5):
         await fan_out(store, ["group"], kind=DeliveryKind.CHANNEL)
     sender = sender_for(store, transport, limits=limits)
@@ -230,10 +159,12 @@ async def test_group_limit_per_minute_is_honoured(store: SqliteStore) -> None:
     assert asyncio.get_running_loop().time() - started < 0.4
 
 
-async def test_429_pauses_the_transport_and_retries_the_same_row(store: SqliteStore) -> None:
+async def test_429_pauses_the_transport_and_retries_the_same_row(store: MemoryStore) -> None:
     limits = TransportLimits(overall_per_s=1000, per_chat_per_s=1000, per_group_per_min=60000)
     strict = TransportLimits(overall_per_s=5, per_chat_per_s=1000, per_group_per_min=60000)
-    transport = FakeTransport(limits=strict, retry_after_s=0.3)  # stricter than we think
+    transport = MemoryTransport(
+        "telegram", limits=platform(strict, retry_after_s=0.3)
+    )  # stricter than we think
     await fan_out(store, [f"u{i}" for i in range(8)])
     sender = sender_for(store, transport, concurrency=1, limits=limits)
     with capture_logs() as logs:
@@ -249,9 +180,9 @@ async def test_429_pauses_the_transport_and_retries_the_same_row(store: SqliteSt
     assert await store.outbox_counts() == {"pending": 0, "sent": 8, "failed": 0}
 
 
-async def test_a_refused_send_does_not_use_up_the_chats_turn(store: SqliteStore) -> None:
+async def test_a_refused_send_does_not_use_up_the_chats_turn(store: MemoryStore) -> None:
     limits = TransportLimits(overall_per_s=1000, per_chat_per_s=1, per_group_per_min=60000)
-    transport = FakeTransport(failures={"u1": [RateLimitedError(0.05)]})
+    transport = MemoryTransport("telegram", failures={"u1": [RateLimitedError(0.05)]})
     await fan_out(store, ["u1"])
     started = asyncio.get_running_loop().time()
     assert await sender_for(store, transport, limits=limits).drain_once() == 1
@@ -259,41 +190,40 @@ async def test_a_refused_send_does_not_use_up_the_chats_turn(store: SqliteStore)
 
 
 async def test_permanent_failure_disables_the_chat_and_is_not_retried(
-    store: SqliteStore, clock: Clock
+    store: MemoryStore, clock: ManualClock
 ) -> None:
     await store.subscribe("telegram", "kicked", [])
     await store.subscribe("telegram", "fine", [])
-    gone = PermanentDeliveryError("Forbidden: bot was kicked from the group chat")
-    transport = FakeTransport(failures={"kicked": [gone]})
+    transport = MemoryTransport("telegram", blocked_chats={"kicked"})
     await fan_out(store, ["kicked", "fine"], kind=DeliveryKind.CHANNEL)
     sender = sender_for(store, transport)
     with capture_logs() as logs:
         assert await sender.drain_once() == 1
-    clock.now += timedelta(days=1)
+    clock.advance(timedelta(days=1).total_seconds())
     assert await sender.drain_once() == 0
     assert [chat for _, chat in transport.calls].count("kicked") == 1
     sub = await store.subscription("telegram", "kicked")
     assert sub is not None
     assert not sub.active
-    assert "bot was kicked" in (sub.disabled_reason or "")
+    assert "bot was blocked" in (sub.disabled_reason or "")
     assert await store.outbox_counts() == {"pending": 0, "sent": 1, "failed": 1}
     (event,) = [e for e in logs if e["event"] == "delivery_failed_permanently"]
     assert event["chat_id"] == "kicked"
-    assert "bot was kicked" in event["reason"]
+    assert "bot was blocked" in event["reason"]
 
 
 @pytest.mark.parametrize("error", [TransientDeliveryError("HTTP 502"), ValueError("bug")])
 async def test_transient_failure_backs_off_then_succeeds(
-    store: SqliteStore, clock: Clock, error: Exception
+    store: MemoryStore, clock: ManualClock, error: Exception
 ) -> None:
-    transport = FakeTransport(failures={"u1": [error]})
+    transport = MemoryTransport("telegram", failures={"u1": [error]})
     await fan_out(store, ["u1", "u2"])
     sender = sender_for(store, transport)
     with capture_logs() as logs:
         assert await sender.drain_once() == 1
     assert await sender.drain_once() == 0  # not due before its backoff
     assert await store.pending_deliveries(10) == []
-    clock.now += timedelta(seconds=31)
+    clock.advance(31)
     assert await sender.drain_once() == 1
     assert sorted(transport.chats()) == ["u1", "u2"]
     assert sender.stats.transient_failures == 1
@@ -305,8 +235,8 @@ async def test_transient_failure_backs_off_then_succeeds(
     assert await store.outbox_counts() == {"pending": 0, "sent": 2, "failed": 0}
 
 
-async def test_rows_for_an_absent_transport_stay_pending(store: SqliteStore) -> None:
-    transport = FakeTransport("telegram")
+async def test_rows_for_an_absent_transport_stay_pending(store: MemoryStore) -> None:
+    transport = MemoryTransport("telegram")
     await fan_out(store, [f"d{i}" for i in range(12)], transport="discord")
     await fan_out(store, ["t1", "t2", "t3"])
     sender = sender_for(store, transport, batch_size=5)  # absent rows fill the first windows
@@ -319,8 +249,8 @@ async def test_rows_for_an_absent_transport_stay_pending(store: SqliteStore) -> 
     assert [e["transport"] for e in warnings] == ["discord"]  # logged once
 
 
-async def test_run_wakes_on_demand_and_stops_letting_sends_finish(store: SqliteStore) -> None:
-    transport = FakeTransport(send_s=0.3)
+async def test_run_wakes_on_demand_and_stops_letting_sends_finish(store: MemoryStore) -> None:
+    transport = MemoryTransport("telegram", latency_s=0.3)
     sender = OutboxSender(
         store,
         {"telegram": transport},
@@ -343,8 +273,8 @@ async def test_run_wakes_on_demand_and_stops_letting_sends_finish(store: SqliteS
     assert await store.outbox_counts() == {"pending": 8, "sent": 2, "failed": 0}
 
 
-async def test_stop_abandons_a_row_waiting_out_a_long_429(store: SqliteStore) -> None:
-    transport = FakeTransport(failures={"u1": [RateLimitedError(30.0)]})
+async def test_stop_abandons_a_row_waiting_out_a_long_429(store: MemoryStore) -> None:
+    transport = MemoryTransport("telegram", failures={"u1": [RateLimitedError(30.0)]})
     sender = sender_for(store, transport)
     await fan_out(store, ["u1"])
     stop = asyncio.Event()

@@ -6,7 +6,7 @@ import re
 
 from bot.commands.base import Reply, Request
 from bot.commands.registry import Command, Desk, check_arg_count
-from bot.storage.base import Store
+from bot.storage.base import WatchlistStore
 from intel.errors import UserInputError
 from intel.symbols import base_asset
 from intel.textfmt import quote_input
@@ -36,7 +36,7 @@ def parse_threshold(text: str) -> int | None:
 class AlertsCommands:
     """The `alerts` command group."""
 
-    def __init__(self, desk: Desk, store: Store) -> None:
+    def __init__(self, desk: Desk, store: WatchlistStore) -> None:
         self._desk = desk
         self._store = store
 

@@ -11,6 +11,7 @@ import difflib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
+from typing import Protocol
 
 import structlog
 
@@ -30,15 +31,19 @@ from bot.commands.subscribe import SubscribeCommands
 from bot.commands.watch import WatchCommands
 from bot.config import BotConfig
 from bot.render.chart_task import ChartFn, ChartRenderer
-from bot.storage.base import Store
+from bot.storage.base import SignalLog, SubscriptionStore, WatchlistStore
 from intel.errors import NoSignalError, UserInputError
 from intel.textfmt import quote_input
 
-__all__ = ["INTERNAL_ERROR", "CommandRouter", "parse_command_line"]
+__all__ = ["INTERNAL_ERROR", "CommandRouter", "CommandStore", "parse_command_line"]
 
 log = structlog.get_logger(__name__)
 
 INTERNAL_ERROR = "internal error — sorry, please try again in a moment"
+
+
+class CommandStore(SubscriptionStore, WatchlistStore, SignalLog, Protocol):
+    """What the command groups read and write: no outbox, no meta."""
 
 
 def parse_command_line(text: str) -> tuple[str, tuple[str, ...]]:
@@ -70,7 +75,7 @@ class CommandRouter:
     def __init__(
         self,
         desk: Desk,
-        store: Store,
+        store: CommandStore,
         config: BotConfig,
         status: StatusProvider,
         clock: Callable[[], float] = time.monotonic,

@@ -22,7 +22,7 @@ from bot.commands.registry import Command, Desk, check_arg_count, error_reply
 from bot.config import CommandsConfig
 from bot.render.chart_task import ChartFn
 from bot.render.text import MODALITY_TITLES, format_moment, modality_line, render_text
-from bot.storage.base import SignalOrigin, Store
+from bot.storage.base import SignalLog, SignalOrigin
 from intel.errors import BadTimeError
 from intel.models import AgentReport, Signal
 from intel.pipeline import SignalResult
@@ -55,7 +55,7 @@ class SignalGuard:
     def __init__(
         self,
         desk: Desk,
-        store: Store,
+        store: SignalLog,
         config: CommandsConfig,
         render_chart: ChartFn,
         clock: Callable[[], float],

@@ -11,7 +11,7 @@ from bot.commands.registry import (
     error_reply,
     resolve_symbols,
 )
-from bot.storage.base import Store
+from bot.storage.base import SubscriptionStore
 from intel.symbols import base_asset
 
 __all__ = ["SubscribeCommands"]
@@ -24,7 +24,7 @@ _REFUSAL = "only an admin of this chat can change its subscription"
 class SubscribeCommands:
     """The `subscribe` / `unsubscribe` command group."""
 
-    def __init__(self, desk: Desk, store: Store) -> None:
+    def __init__(self, desk: Desk, store: SubscriptionStore) -> None:
         self._desk = desk
         self._store = store
 

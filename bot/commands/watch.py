@@ -6,7 +6,7 @@ import difflib
 
 from bot.commands.base import Reply, Request
 from bot.commands.registry import Command, Desk, check_arg_count
-from bot.storage.base import Store
+from bot.storage.base import WatchlistStore
 from intel.errors import UnknownSymbolError, UserInputError
 from intel.symbols import base_asset, normalize_symbol
 from intel.textfmt import quote_input
@@ -20,7 +20,7 @@ _ACTIONS = ("add", "remove", "list")
 class WatchCommands:
     """The `watch` command group."""
 
-    def __init__(self, desk: Desk, store: Store) -> None:
+    def __init__(self, desk: Desk, store: WatchlistStore) -> None:
         self._desk = desk
         self._store = store
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import structlog
 from cachetools import LRUCache
 
 from bot.config import TransportLimits
 from bot.delivery.limits import TransportThrottle
-from bot.storage.base import OutboxItem, Store, StoredSignal
+from bot.storage.base import OutboxItem, OutboxStore, SignalLog, StoredSignal
 from bot.transports.base import (
     OutMessage,
     PermanentDeliveryError,
@@ -30,11 +31,15 @@ from bot.transports.base import (
     Transport,
 )
 
-__all__ = ["MessageBuilder", "OutboxSender", "SenderStats"]
+__all__ = ["MessageBuilder", "OutboxSender", "SenderStats", "SenderStore"]
 
 log = structlog.get_logger(__name__)
 
 MessageBuilder = Callable[[OutboxItem, StoredSignal], OutMessage]
+
+
+class SenderStore(OutboxStore, SignalLog, Protocol):
+    """The outbox, and the signal log to load each row's signal from."""
 
 
 @dataclass(slots=True)
@@ -52,7 +57,7 @@ class OutboxSender:
 
     def __init__(
         self,
-        store: Store,
+        store: SenderStore,
         transports: Mapping[str, Transport],
         limits: Mapping[str, TransportLimits],
         *,

@@ -12,13 +12,13 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
 from bot.alerts.policy import plan_deliveries
 from bot.config import BotConfig
-from bot.storage.base import Store
+from bot.storage.base import MetaStore, SignalLog, SubscriptionStore, WatchlistStore
 from intel.desk import SignalDesk
 from intel.errors import UserInputError
 from intel.timeutil import iso, parse_time, utcnow
@@ -26,12 +26,24 @@ from intel.timeutil import iso, parse_time, utcnow
 if TYPE_CHECKING:  # at run time it would load matplotlib into `status`, which reads this module
     from bot.render.chart_task import ChartFn
 
-__all__ = ["LAST_CYCLE_AT", "LAST_CYCLE_MARKET_AT", "CycleResult", "SignalCycle", "stored_time"]
+__all__ = [
+    "LAST_CYCLE_AT",
+    "LAST_CYCLE_MARKET_AT",
+    "CycleResult",
+    "CycleStore",
+    "SignalCycle",
+    "stored_time",
+]
 
 LAST_CYCLE_AT = "last_cycle_at"  # wall-clock time the last cycle finished (ISO-8601 UTC)
 LAST_CYCLE_MARKET_AT = "last_cycle_market_at"  # the market moment it computed
 
 log = structlog.get_logger(__name__)
+
+
+class CycleStore(SubscriptionStore, WatchlistStore, SignalLog, MetaStore, Protocol):
+    """What the cycle reads and writes: everything but the outbox, which it fills only through
+    `record_signal`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,16 +60,18 @@ class SignalCycle:
     def __init__(
         self,
         desk: SignalDesk,
-        store: Store,
+        store: CycleStore,
         config: BotConfig,
         render_chart: ChartFn,
         on_recorded: Callable[[], None],
+        wall_clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._desk = desk
         self._store = store
         self._config = config
         self._render_chart = render_chart
         self._on_recorded = on_recorded
+        self._wall_clock = wall_clock
 
     async def run_once(self) -> CycleResult:
         """Compute every followed symbol once at the current market moment; never raises."""
@@ -75,7 +89,7 @@ class SignalCycle:
             if sent is not None:
                 computed.append(symbol)
                 deliveries += sent
-        await self._store.set_meta(LAST_CYCLE_AT, iso(utcnow()))
+        await self._store.set_meta(LAST_CYCLE_AT, iso(self._wall_clock()))
         await self._store.set_meta(LAST_CYCLE_MARKET_AT, iso(market_at))
         result = CycleResult(market_at, tuple(computed), deliveries, tuple(failed))
         log.info(
@@ -131,7 +145,7 @@ class SignalCycle:
         return len(deliveries)
 
 
-async def stored_time(store: Store, key: str) -> datetime | None:
+async def stored_time(store: MetaStore, key: str) -> datetime | None:
     """A time kept in the store's meta table; None when absent or unreadable (logged)."""
     value = await store.get_meta(key)
     if value is None:

@@ -17,7 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.scheduling.cycle import LAST_CYCLE_AT
-from bot.storage.base import Store
+from bot.storage.base import MetaStore
 from intel.timeutil import iso, parse_time, utcnow
 
 __all__ = ["CycleScheduler", "real_interval_s"]
@@ -37,7 +37,7 @@ class CycleScheduler:
     def __init__(
         self,
         run_cycle: Callable[[], Awaitable[object]],
-        store: Store,
+        store: MetaStore,
         interval_s: float,
         wall_clock: Callable[[], datetime] = utcnow,
     ) -> None:

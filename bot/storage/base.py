@@ -1,9 +1,10 @@
-"""The store interface: chats, subscriptions, watchlists, thresholds, signals and the outbox.
+"""The store interface, split by consumer: subscriptions, watchlists, signal log, outbox, meta.
 
-One backend today (SQLite through aiosqlite); another SQL backend implements this same Protocol
-and runs the same contract tests. Every method is atomic, even when its caller is cancelled.
-`record_signal` writes a signal, its chart, the alert state and all the deliveries it causes in
-ONE transaction, so that a crash can neither lose an alert nor announce one twice.
+`Store` is their composition. Backends: SQLite (`bot.storage.sqlite`) and in memory
+(`bot.storage.memory`, for tests); both run one contract suite. Every method is atomic, even when
+its caller is cancelled. `record_signal` writes a signal, its chart, the alert state and all the
+deliveries it causes in ONE transaction, so that a crash can neither lose an alert nor announce
+one twice. Each consumer asks for the narrowest protocol it uses.
 """
 
 from __future__ import annotations
@@ -20,12 +21,17 @@ __all__ = [
     "Delivery",
     "DeliveryKind",
     "DmState",
+    "MetaStore",
     "OutboxItem",
+    "OutboxStore",
+    "SignalLog",
     "SignalOrigin",
     "Store",
     "StoredSignal",
     "Subscription",
+    "SubscriptionStore",
     "Watcher",
+    "WatchlistStore",
 ]
 
 
@@ -99,20 +105,31 @@ class StoredSignal:
     origin: str = SignalOrigin.CYCLE
 
 
-class Store(Protocol):
-    async def open(self) -> None: ...
-    async def close(self) -> None: ...
+class SubscriptionStore(Protocol):
+    """Channel subscriptions (channel admins only; checked by the command layer)."""
 
-    # Channel subscriptions (channel admins only; checked by the command layer).
     async def subscribe(
         self, transport: str, chat_id: str, symbols: Sequence[str]
     ) -> Subscription: ...
     async def unsubscribe(self, transport: str, chat_id: str) -> bool: ...
     async def subscription(self, transport: str, chat_id: str) -> Subscription | None: ...
-    async def subscriptions_for(self, symbol: str) -> list[Subscription]: ...
-    async def disable_chat(self, transport: str, chat_id: str, reason: str) -> None: ...
 
-    # Watchlists and alert thresholds.
+    async def subscriptions_for(self, symbol: str) -> list[Subscription]:
+        """Active subscriptions that follow `symbol`, including every all-symbol one."""
+        ...
+
+    async def disable_chat(self, transport: str, chat_id: str, reason: str) -> None:
+        """Stop sending to this chat: its subscription and DMs to it, until re-enabled by use."""
+        ...
+
+    async def followed_symbols(self) -> set[str]:
+        """Symbols in any active subscription or watchlist (all-symbol subscriptions excluded)."""
+        ...
+
+
+class WatchlistStore(Protocol):
+    """Users' watchlists, their alert thresholds and what each was last DM'd (DM state)."""
+
     async def watch_add(
         self, transport: str, user_id: str, dm_chat_id: str, symbol: str
     ) -> bool: ...
@@ -122,14 +139,17 @@ class Store(Protocol):
         self, transport: str, user_id: str, dm_chat_id: str, threshold: int | None
     ) -> None: ...
     async def threshold(self, transport: str, user_id: str) -> int | None: ...
-    async def watchers(self, symbol: str) -> list[Watcher]: ...
-    async def dm_states(self, symbol: str) -> dict[tuple[str, str], DmState]: ...
 
-    async def followed_symbols(self) -> set[str]:
-        """Symbols in any active subscription or watchlist (all-symbol subscriptions excluded)."""
+    async def watchers(self, symbol: str) -> list[Watcher]:
+        """Users watching `symbol` whose DMs are not disabled (threshold None: alerts off)."""
         ...
 
-    # Signals, alert state and the outbox.
+    async def dm_states(self, symbol: str) -> dict[tuple[str, str], DmState]: ...
+
+
+class SignalLog(Protocol):
+    """Every signal produced, its chart and the channel alert state."""
+
     async def record_signal(
         self,
         signal: Signal,
@@ -138,8 +158,9 @@ class Store(Protocol):
         alerted: bool,
         origin: str = SignalOrigin.CYCLE,
     ) -> int:
-        """Every signal produced is recorded. A cycle signal may alert and deliver; an
-        on-demand one (origin "on_demand") may not: ValueError with deliveries or alerted."""
+        """Every signal produced is recorded, with its outbox rows and each DM'd user's new
+        DM state, in one transaction. A cycle signal may alert and deliver; an on-demand one
+        (origin "on_demand") may not: ValueError with deliveries or alerted."""
         ...
 
     async def last_signal(self, symbol: str) -> StoredSignal | None:
@@ -155,11 +176,32 @@ class Store(Protocol):
         """The history, oldest first: cycle and on-demand signals alike (see `origin`)."""
         ...
 
-    async def pending_deliveries(self, limit: int) -> list[OutboxItem]: ...
+
+class OutboxStore(Protocol):
+    """The deliveries `record_signal` queued: due rows, sent marks, failures with backoff."""
+
+    async def pending_deliveries(self, limit: int) -> list[OutboxItem]:
+        """Unsent, unfailed rows due now, oldest first."""
+        ...
+
     async def mark_sent(self, item_id: int) -> None: ...
-    async def mark_failed(self, item_id: int, reason: str, permanent: bool) -> None: ...
+
+    async def mark_failed(self, item_id: int, reason: str, permanent: bool) -> None:
+        """Permanent: fail the row and disable its chat. Transient: retry later, with backoff."""
+        ...
+
     async def outbox_counts(self) -> dict[str, int]: ...
 
-    # Small key/value state (the last cycle's market and wall-clock times).
+
+class MetaStore(Protocol):
+    """Small key/value state (the last cycle's market and wall-clock times)."""
+
     async def get_meta(self, key: str) -> str | None: ...
     async def set_meta(self, key: str, value: str) -> None: ...
+
+
+class Store(SubscriptionStore, WatchlistStore, SignalLog, OutboxStore, MetaStore, Protocol):
+    """The whole store, opened once by the composition root and closed last."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...

@@ -1,7 +1,7 @@
-"""The SQLite connection under `SqliteStore`: open (read-write or read-only), serialised access,
-cancellation-safe write transactions.
+"""The SQLite connection shared by the parts of `SqliteStore`: open (read-write or read-only),
+serialised access, cancellation-safe write transactions.
 
-Every public store method takes one lock, so statements of concurrent callers never interleave
+Every store method takes this one lock, so statements of concurrent callers never interleave
 inside a transaction on the shared connection; writes start with BEGIN IMMEDIATE so that a second
 process on the same file waits for the write lock (busy_timeout) instead of failing halfway.
 """
@@ -45,7 +45,7 @@ class SqliteDatabase:
         self.path = path
         self.read_only = read_only
         self._busy_timeout_ms = busy_timeout_ms
-        self._clock = clock
+        self.clock = clock  # wall time, for row timestamps and the outbox's backoff
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
 
@@ -99,7 +99,7 @@ class SqliteDatabase:
                 await conn.close()
 
     @asynccontextmanager
-    async def _exclusive(self, *, write: bool = False) -> AsyncIterator[aiosqlite.Connection]:
+    async def exclusive(self, *, write: bool = False) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
             if self._conn is None:
                 raise RuntimeError("SqliteStore is not open")
@@ -108,30 +108,30 @@ class SqliteDatabase:
             yield self._conn
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
         """A write transaction: all of the body commits or none, even if the caller is
         cancelled at any await inside it."""
-        async with self._exclusive(write=True) as conn, immediate_transaction(conn):
+        async with self.exclusive(write=True) as conn, immediate_transaction(conn):
             yield conn
 
-    async def _write_one(self, sql: str, params: Iterable[Any]) -> int:
+    async def write_one(self, sql: str, params: Iterable[Any]) -> int:
         """One statement is its own write transaction in SQLite: one round trip, not three
         (the outbox's hot path), and nothing left open if the caller is cancelled. Returns the
         number of rows changed."""
-        async with self._exclusive(write=True) as conn:
+        async with self.exclusive(write=True) as conn:
             cursor = await conn.execute(sql, tuple(params))
             return cursor.rowcount
 
-    async def _all(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
-        async with self._exclusive() as conn, conn.execute(sql, tuple(params)) as cursor:
+    async def fetch_all(self, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+        async with self.exclusive() as conn, conn.execute(sql, tuple(params)) as cursor:
             return list(await cursor.fetchall())
 
-    async def _one(self, sql: str, params: Iterable[Any] = ()) -> Any | None:
-        rows = await self._all(sql, params)
+    async def fetch_one(self, sql: str, params: Iterable[Any] = ()) -> Any | None:
+        rows = await self.fetch_all(sql, params)
         return rows[0] if rows else None
 
-    def _now_s(self) -> float:
-        return self._clock().timestamp()
+    def now_s(self) -> float:
+        return self.clock().timestamp()
 
 
 def _try_connect(target: str, uri: bool) -> None:

@@ -1,42 +1,32 @@
-"""The outbox half of `SqliteStore`: due rows, group-committed sent marks, failures with backoff.
+"""The outbox part of `SqliteStore`: due rows, group-committed sent marks, failures with backoff.
 
-Rows are written by `SqliteStore.record_signal` in the signal's own transaction; this module only
-reads them and moves them to 'sent' or 'failed'.
+Rows are written by `SqliteSignalLog.record_signal` in the signal's own transaction; this module
+only reads them and moves them to 'sent' or 'failed'.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
-
-import aiosqlite
 
 from bot.storage.base import DeliveryKind, OutboxItem
 from bot.storage.sqlite_db import SqliteDatabase
-from intel.timeutil import utcnow
+from bot.storage.sqlite_subscriptions import disable_chat
 
-__all__ = ["SqliteOutbox", "disable_chat"]
+__all__ = ["SqliteOutbox"]
 
 _OUTBOX_COLUMNS = "id, signal_id, transport, chat_id, kind, intro, attempts, created_at"
 
 
-class SqliteOutbox(SqliteDatabase):
-    """The outbox methods of the `Store`; `backoff_*` schedule retries after transient failures."""
+class SqliteOutbox:
+    """`OutboxStore` on the shared database; `backoff_*` schedule retries after transient
+    failures."""
 
     def __init__(
-        self,
-        path: Path,
-        *,
-        read_only: bool = False,
-        backoff_base_s: float = 1.0,
-        backoff_max_s: float = 300.0,
-        busy_timeout_ms: int = 5000,
-        clock: Callable[[], datetime] = utcnow,
+        self, db: SqliteDatabase, *, backoff_base_s: float = 1.0, backoff_max_s: float = 300.0
     ) -> None:
-        super().__init__(path, read_only=read_only, busy_timeout_ms=busy_timeout_ms, clock=clock)
+        self._db = db
         self._backoff_base_s = backoff_base_s
         self._backoff_max_s = backoff_max_s
         # Rows sent since the last commit of sent marks, and the future of that next commit.
@@ -45,10 +35,10 @@ class SqliteOutbox(SqliteDatabase):
 
     async def pending_deliveries(self, limit: int) -> list[OutboxItem]:
         """Unsent, unfailed rows due now, oldest first."""
-        rows = await self._all(
+        rows = await self._db.fetch_all(
             f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE status = 'pending'"
             " AND next_attempt_at <= ? ORDER BY id LIMIT ?",
-            (self._now_s(), limit),
+            (self._db.now_s(), limit),
         )
         return [
             OutboxItem(
@@ -78,12 +68,12 @@ class SqliteOutbox(SqliteDatabase):
 
     async def _flush_sent(self, item_ids: list[int], committed: asyncio.Future[None]) -> None:
         try:
-            async with self._exclusive(write=True) as conn:
+            async with self._db.exclusive(write=True) as conn:
                 self._sent_batch = None  # marks from now on go to the next commit
                 await conn.execute(  # one statement: one implicit transaction
                     "UPDATE outbox SET status = 'sent', finished_at = ?"
                     " WHERE id IN (SELECT value FROM json_each(?))",
-                    (self._now_s(), json.dumps(item_ids)),
+                    (self._db.now_s(), json.dumps(item_ids)),
                 )
         except BaseException as exc:
             if self._sent_batch is not None and self._sent_batch[1] is committed:
@@ -98,16 +88,16 @@ class SqliteOutbox(SqliteDatabase):
 
     async def mark_failed(self, item_id: int, reason: str, permanent: bool) -> None:
         """Permanent: fail the row and disable its chat. Transient: retry later, with backoff."""
-        now_s = self._now_s()
+        now_s = self._db.now_s()
         if not permanent:
-            await self._write_one(
+            await self._db.write_one(
                 "UPDATE outbox SET attempts = attempts + 1, last_error = ?,"
                 " next_attempt_at = ? + min(?, ? * (1 << min(attempts, 30)))"
                 " WHERE id = ? AND status = 'pending'",
                 (reason, now_s, self._backoff_max_s, self._backoff_base_s, item_id),
             )
             return
-        async with self._write() as conn:
+        async with self._db.write() as conn:
             async with conn.execute(
                 "UPDATE outbox SET status = 'failed', attempts = attempts + 1, last_error = ?,"
                 " finished_at = ? WHERE id = ? AND status = 'pending'"
@@ -119,20 +109,5 @@ class SqliteOutbox(SqliteDatabase):
                 await disable_chat(conn, row[0], row[1], reason)
 
     async def outbox_counts(self) -> dict[str, int]:
-        rows = await self._all("SELECT status, count(*) FROM outbox GROUP BY status")
+        rows = await self._db.fetch_all("SELECT status, count(*) FROM outbox GROUP BY status")
         return {"pending": 0, "sent": 0, "failed": 0} | {row[0]: row[1] for row in rows}
-
-
-async def disable_chat(
-    conn: aiosqlite.Connection, transport: str, chat_id: str, reason: str
-) -> None:
-    """Inside a write transaction: stop the chat's subscription and DMs to it."""
-    await conn.execute(
-        "UPDATE subscriptions SET active = 0, disabled_reason = ?"
-        " WHERE transport = ? AND chat_id = ?",
-        (reason, transport, chat_id),
-    )
-    await conn.execute(
-        "UPDATE users SET dm_disabled_reason = ? WHERE transport = ? AND dm_chat_id = ?",
-        (reason, transport, chat_id),
-    )
