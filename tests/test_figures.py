@@ -25,6 +25,7 @@ from tests.replay_truth import (
     desk_signal,
     fear_greed_at,
     half_life_balance,
+    last_book_time,
     posts_about,
     whale_totals,
 )
@@ -202,11 +203,17 @@ def test_book_figures_in_the_text_and_the_chat() -> None:
 
 def test_a_stale_book_is_unavailable_with_its_age_everywhere() -> None:
     report = signal_at("BTC/USDT", NOW)[0]["reports"]["orderbook"]
+    newest = last_book_time(BINANCE_FILE)
+    days, hours = divmod(int((NOW - newest).total_seconds()) // 3600, 24)
+    reason = f"no order book newer than 1 h (newest is {days} d {hours} h old)"
     assert report["status"] == "unavailable"
     assert report["score"] is None
     assert report["features"] == {}
-    assert "Order book" in render_text(signal_at("BTC/USDT", NOW)[1].signal)
-    assert "unavailable: no order book newer than 1 h" in chat_field("BTC/USDT", NOW, "Order book")
+    assert report["reason"] == reason
+    assert report["as_of"] == newest.strftime("%Y-%m-%dT%H:%M:%SZ")
+    shown = f"unavailable: {reason} (age {days} d {hours} h)"
+    assert text_line("BTC/USDT", NOW, "Order book").endswith(f"n/a  {shown}")
+    assert chat_field("BTC/USDT", NOW, "Order book") == f"n/a · {shown}"
 
 
 # --- sentiment -------------------------------------------------------------------------------
