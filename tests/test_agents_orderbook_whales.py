@@ -229,7 +229,7 @@ async def test_spoofing_on_recorded_kraken_books_is_structurally_sound() -> None
 
     pulled = report.features["spoofing_events"]
     assert report.features["snapshots"] == len(history.books)
-    assert pulled >= 0
+    assert pulled > 0  # walls do appear and vanish in this recording; 0 would mean no detection
     assert pulled == int(pulled)
     spoof_notes = [note for note in report.notes if note.startswith("spoofing")]
     expected = [f"spoofing: {int(pulled)} wall(s) vanished unreached"] if pulled else []
