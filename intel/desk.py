@@ -26,6 +26,7 @@ from intel.pipeline import SignalPipeline, SignalResult
 from intel.sentiment.base import SentimentEngine
 from intel.sentiment.lexicon import LexiconEngine
 from intel.snapshot import SnapshotBuilder, Sources, SourceState
+from intel.sources.base import CandleSource
 from intel.sources.replay_candles import ReplayCandleSource
 from intel.sources.replay_fear_greed import ReplayFearGreedSource
 from intel.sources.replay_files import DEFAULT_REPLAY_DIR
@@ -39,17 +40,22 @@ __all__ = ["DeskFactory", "SignalDesk", "build_desk", "replay_sources"]
 
 
 class SignalDesk:
+    """Signals on demand over `components`, which `async with desk:` keeps open.
+
+    Replay parts hold nothing, so an unopened desk still answers; live parts need opening.
+    """
+
     def __init__(
         self,
         config: Config,
         pipeline: SignalPipeline,
-        sources: Sources,
+        candles: CandleSource,
         components: tuple[Lifecycle, ...],
         market_clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.config = config
         self._pipeline = pipeline
-        self._candles = sources.candles
+        self._candles = candles
         self._components = components
         self._market_clock = market_clock or (lambda: config.data.default_at)
         self._opened: AsyncExitStack | None = None
@@ -171,7 +177,7 @@ def build_desk(
     )
     # Opened in this order, closed in reverse: data first, the fallback before the coordinator.
     components = (*_source_parts(sources), engine, rules, coordinator)
-    return SignalDesk(config, pipeline, sources, components, market_clock)
+    return SignalDesk(config, pipeline, sources.candles, components, market_clock)
 
 
 def _sources_for(config: Config) -> Sources:

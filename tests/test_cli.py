@@ -234,6 +234,13 @@ def test_live_mode_is_refused_at_start_as_bad_config(capsys, monkeypatch, comman
     assert not Path("bot.db").exists()  # refused before anything was created
 
 
+def test_a_coordinator_this_version_lacks_is_bad_config(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("BOT__COORDINATOR__KIND", "llm")
+    code, _, err = cli(capsys, "signal", "btc")
+    assert code == 2
+    assert "coordinator.kind" in assert_one_line_error(err)
+
+
 def test_debug_with_bad_input_still_exits_2(capsys) -> None:
     code, _, err = cli(capsys, "--debug", "signal", "btx")
     assert code == 2

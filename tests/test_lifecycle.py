@@ -31,8 +31,8 @@ from intel.sentiment.lexicon import LexiconEngine
 from intel.snapshot import Sources
 from intel.timeutil import parse_time
 
-SOURCE_ROLES = ("candles", "orderbook", "whales", "posts", "fear_greed")
-ORDER = (*SOURCE_ROLES, "engine", "coordinator")
+ROLES = ("candles", "orderbook", "whales", "posts", "fear_greed")  # the sources, in order
+ORDER = (*ROLES, "engine", "coordinator")
 OPENED = [f"start {part}" for part in ORDER]
 CLOSED = [f"close {part}" for part in reversed(ORDER)]
 ENGINE = LexiconEngine()
@@ -79,9 +79,8 @@ def recorded_factory(
     """`build_desk` with every part recorded; `fail` maps a part to "start" or "close"."""
     fail = fail or {}
     real = replay_sources()
-    sources = Sources(
-        **{role: Recording(role, getattr(real, role), log, fail.get(role)) for role in SOURCE_ROLES}  # type: ignore[arg-type]
-    )
+    recorded = {role: Recording(role, getattr(real, role), log, fail.get(role)) for role in ROLES}
+    sources = Sources(**recorded)  # type: ignore[arg-type]
     fake = FakeCoordinator(RulesCoordinator(config.coordinator), name="llm", delay_s=delay_s)
     factory = partial(
         build_desk,
