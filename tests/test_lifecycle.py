@@ -24,7 +24,7 @@ from bot.config import BotConfig
 from intel.config import Secrets, load_config
 from intel.coordinator.fake import FakeCoordinator
 from intel.coordinator.rules import RulesCoordinator
-from intel.desk import build_desk, replay_sources
+from intel.desk import SignalDesk, build_desk, replay_sources
 from intel.errors import BadTimeError
 from intel.lifecycle import enter_all
 from intel.sentiment.lexicon import LexiconEngine
@@ -75,7 +75,7 @@ def make_config(tmp_path: Path, **env: str) -> BotConfig:
 
 def recorded_factory(
     log: list[str], config: BotConfig, fail: dict[str, str] | None = None, delay_s: float = 0.0
-) -> tuple[partial[object], FakeCoordinator]:
+) -> tuple[partial[SignalDesk], FakeCoordinator]:
     """`build_desk` with every part recorded; `fail` maps a part to "start" or "close"."""
     fail = fail or {}
     real = replay_sources()
@@ -214,3 +214,13 @@ async def test_the_default_desk_opens_and_closes_its_replay_parts(tmp_path) -> N
         result = await desk.signal("BTC/USDT")
     assert result.signal.coordinator == "rules"
     assert result.signal.notes == ()  # the rules answered themselves: no fallback
+
+
+async def test_a_desk_started_twice_refuses_instead_of_opening_its_parts_again(tmp_path) -> None:
+    log: list[str] = []
+    config = make_config(tmp_path)
+    factory, _ = recorded_factory(log, config)
+    async with factory(config) as desk:
+        with pytest.raises(RuntimeError, match="already started"):
+            await desk.start()
+    assert log == OPENED + CLOSED
