@@ -20,7 +20,7 @@ from datetime import timedelta
 from bot.config import BotConfig
 from bot.render.chart import render_chart
 from intel.config import load_config
-from intel.desk import build_desk
+from intel.desk import SignalDesk, build_desk
 
 
 def percentiles(samples_ms: list[float]) -> str:
@@ -31,7 +31,11 @@ def percentiles(samples_ms: list[float]) -> str:
 
 async def in_process(runs: int) -> None:
     config = load_config(env={}, model=BotConfig)
-    desk = build_desk(config)
+    async with build_desk(config) as desk:  # opened and closed as the composition roots do
+        await measure(desk, config, runs)
+
+
+async def measure(desk: SignalDesk, config: BotConfig, runs: int) -> None:
     start = config.data.default_at
     # Each run asks for a different hour, so every run reads the sources (no cache hit).
     moments = [start - timedelta(hours=i) for i in range(runs)]

@@ -2,7 +2,7 @@
 scheduler and transports, starts them, waits for a stop (SIGINT/SIGTERM, end of console input), and
 stops them in an order that loses nothing in flight: transports stop receiving commands, the
 scheduler lets a running cycle finish, the sender lets sends in flight finish (through transports
-still open), then transports close and last the store.
+still open), then transports close, then the desk's sources, engine and coordinator, last the store.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from bot.storage.sqlite import SqliteStore
 from bot.transports.base import CommandHandler, OutMessage, Transport
 from bot.transports.console import ConsoleTransport, greeting_text
 from intel.config import Secrets
-from intel.desk import SignalDesk, build_desk
+from intel.desk import DeskFactory, SignalDesk, build_desk
 from intel.timeutil import iso
 
 __all__ = ["build_message", "run_bot"]
@@ -71,10 +71,13 @@ async def run_bot(
     stdin: TextIO,
     stdout: TextIO,
     extra_transports: Sequence[Transport] = (),
+    desk_factory: DeskFactory = build_desk,
 ) -> int:
     """Run the bot until SIGINT/SIGTERM or the end of console input; returns the exit status."""
     stop = asyncio.Event()
     _log_later_transports(secrets)
+    clock_ref: list[MarketClock] = []  # the desk needs the clock; the clock needs the desk's data
+    desk = desk_factory(config, market_clock=lambda: clock_ref[0].now())  # refuses a bad mode
     transports = list(extra_transports)
     chat: ConsoleTransport | None = None
     if console and not transports:
@@ -88,8 +91,9 @@ async def run_bot(
     await store.open()  # first: a bad path is reported as such, not as a lock problem
     try:
         with DatabaseLock(config.storage.db_path):
-            bot = await _assemble(config, secrets, store, transports, chat)
-            await _serve(bot, Redactor(secrets.values()), stop)
+            async with desk:  # sources, engine, coordinator: open in order, close in reverse
+                bot = await _assemble(config, secrets, store, desk, clock_ref, transports, chat)
+                await _serve(bot, Redactor(secrets.values()), stop)
     finally:
         await store.close()
     return 0
@@ -99,12 +103,12 @@ async def _assemble(
     config: BotConfig,
     secrets: Secrets,
     store: Store,
+    desk: SignalDesk,
+    clock_ref: list[MarketClock],
     transports: Sequence[Transport],
     chat: ConsoleTransport | None,
 ) -> _Bot:
-    clock_ref: list[MarketClock] = []  # the desk needs the clock; the clock needs the desk's data
-    desk = build_desk(config, market_clock=lambda: clock_ref[0].now())
-    data_end = min(desk.coverage(symbol)[1] for symbol in desk.symbols)
+    data_end = min([(await desk.coverage(symbol))[1] for symbol in desk.symbols])
     resume = await stored_time(store, LAST_CYCLE_MARKET_AT)
     clock = build_market_clock(config, data_end, resume, partial(_clock_ended, chat))
     clock_ref.append(clock)

@@ -13,15 +13,20 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from bot.config import BotConfig
 from intel.config import Secrets, load_config
 from intel.errors import ConfigError, NoSignalError, UserInputError
 from intel.timeutil import parse_time
 
-__all__ = ["main"]
+if TYPE_CHECKING:
+    from intel.desk import DeskFactory
+    from intel.pipeline import SignalResult
+
+__all__ = ["compute_signal", "main"]
 
 EXIT_OK, EXIT_INTERNAL, EXIT_BAD_INPUT, EXIT_NO_SIGNAL = 0, 1, 2, 3
 
@@ -131,12 +136,8 @@ def _fail(exc: BaseException, code: int, args: argparse.Namespace | None, prefix
 
 
 def _cmd_signal(args: argparse.Namespace, config: BotConfig) -> int:
-    from intel.desk import build_desk
-
-    desk = build_desk(config)
-    symbol = desk.resolve(args.symbol)
     at = parse_time(args.at) if args.at is not None else None
-    result = asyncio.run(desk.signal(symbol, at))
+    result = asyncio.run(compute_signal(config, args.symbol, at))
     if args.chart is not None:
         _write_chart(args.chart, result, config)
     if args.json:
@@ -150,6 +151,21 @@ def _cmd_signal(args: argparse.Namespace, config: BotConfig) -> int:
         if args.chart is not None:
             print(f"\nChart written to {args.chart}")
     return EXIT_OK
+
+
+async def compute_signal(
+    config: BotConfig,
+    symbol_text: str,
+    at: datetime | None,
+    desk_factory: DeskFactory | None = None,
+) -> SignalResult:
+    """The `signal` command's composition root: the desk's parts are open only while it works."""
+    from intel.desk import build_desk
+
+    desk = (desk_factory or build_desk)(config)
+    symbol = desk.resolve(symbol_text)
+    async with desk:
+        return await desk.signal(symbol, at)
 
 
 def _write_chart(path: Path, result: Any, config: BotConfig) -> None:

@@ -16,7 +16,7 @@ from bot.config import BotConfig
 from bot.scheduling.cycle import LAST_CYCLE_AT, LAST_CYCLE_MARKET_AT, stored_time
 from bot.storage.migrations import SchemaTooOldError
 from bot.storage.sqlite import SqliteStore
-from intel.desk import build_desk
+from intel.desk import DeskFactory, build_desk
 
 __all__ = ["register"]
 
@@ -43,9 +43,10 @@ def _cmd_status(args: argparse.Namespace, config: BotConfig) -> int:
     return 0
 
 
-async def _gather(config: BotConfig) -> BotStatus:
-    desk = build_desk(config)
-    health = source_health(await desk.probe_sources())
+async def _gather(config: BotConfig, desk_factory: DeskFactory = build_desk) -> BotStatus:
+    desk = desk_factory(config)
+    async with desk:  # the sources are open only while they are probed
+        health = source_health(await desk.probe_sources())
     last_at = last_market_at = None
     outbox: dict[str, int] = {}
     notes = []

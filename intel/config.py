@@ -44,7 +44,7 @@ UtcDatetime = Annotated[datetime, BeforeValidator(_to_utc)]
 
 
 class DataConfig(Frozen):
-    mode: Literal["replay"] = "replay"
+    mode: Literal["replay", "live"] = "replay"
     replay_dir: Path | None = None
     default_at: UtcDatetime = Field(default_factory=lambda: parse_time("2025-10-06T16:00Z"))
 
@@ -66,6 +66,8 @@ class CacheTtlConfig(Frozen):
 
 
 class PipelineConfig(Frozen):
+    # The outer deadline of the coordinator's decision; past it the rules decide.
+    coordinator_timeout_s: float = Field(20, gt=0)
     source_timeout_s: float = Field(10, gt=0)
     agent_timeout_s: float = Field(10, gt=0)
     candle_lookback: int = Field(240, ge=24, le=5000)
@@ -108,6 +110,7 @@ class AgentsConfig(Frozen):
 
 
 class CoordinatorConfig(Frozen):
+    kind: Literal["rules"] = "rules"  # which coordinator decides; the rules are also the fallback
     whale_threshold: float = Field(15, ge=0, le=100)
     mood_threshold: float = Field(10, ge=0, le=100)
     high_divergence: float = Field(50, ge=0, le=200)

@@ -1,25 +1,32 @@
 """The signal desk: the one object the bot talks to — symbols, the market clock, signals.
 
-`build_desk(config)` composes the replay sources, the agents and the rules coordinator (the
-embedded default, needing no credentials).
+`build_desk(config)` composes the sources for `data.mode`, the agents and the coordinator named by
+`coordinator.kind`; any source, the sentiment engine or the coordinator can be injected instead.
+The desk owns their lifecycle: `async with desk:` starts them in order and closes them in reverse.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AsyncExitStack
 from datetime import datetime
 from pathlib import Path
+from types import TracebackType
+from typing import Protocol
 
 from intel.agents.orderbook import OrderBookAgent
 from intel.agents.sentiment import SentimentAgent
 from intel.agents.whales import WhaleAgent
 from intel.config import Config
+from intel.coordinator.base import Coordinator
 from intel.coordinator.rules import RulesCoordinator
-from intel.errors import BadTimeError
+from intel.errors import BadTimeError, ConfigError
+from intel.lifecycle import Lifecycle, enter_all
 from intel.pipeline import SignalPipeline, SignalResult
 from intel.sentiment.base import SentimentEngine
 from intel.sentiment.lexicon import LexiconEngine
 from intel.snapshot import SnapshotBuilder, Sources, SourceState
+from intel.sources.base import CandleSource
 from intel.sources.replay_candles import ReplayCandleSource
 from intel.sources.replay_fear_greed import ReplayFearGreedSource
 from intel.sources.replay_files import DEFAULT_REPLAY_DIR
@@ -29,21 +36,55 @@ from intel.sources.replay_whales import ReplayWhaleSource
 from intel.symbols import resolve_symbol
 from intel.timeutil import iso
 
-__all__ = ["SignalDesk", "build_desk"]
+__all__ = ["DeskFactory", "SignalDesk", "build_desk", "replay_sources"]
 
 
 class SignalDesk:
+    """Signals on demand over `components`, which `async with desk:` keeps open.
+
+    Replay parts hold nothing, so an unopened desk still answers; live parts need opening.
+    """
+
     def __init__(
         self,
         config: Config,
         pipeline: SignalPipeline,
-        candles: ReplayCandleSource,
+        candles: CandleSource,
+        components: tuple[Lifecycle, ...],
         market_clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.config = config
         self._pipeline = pipeline
         self._candles = candles
+        self._components = components
         self._market_clock = market_clock or (lambda: config.data.default_at)
+        self._opened: AsyncExitStack | None = None
+
+    async def start(self) -> None:
+        """Start every component in order; if one fails, those already started are closed."""
+        if self._opened is not None:
+            raise RuntimeError("the desk is already started")
+        async with AsyncExitStack() as stack:
+            await enter_all(stack, self._components)
+            self._opened = stack.pop_all()
+
+    async def close(self) -> None:
+        """Close the started components in reverse order (a second call does nothing)."""
+        opened, self._opened = self._opened, None
+        if opened is not None:
+            await opened.aclose()
+
+    async def __aenter__(self) -> SignalDesk:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -57,11 +98,12 @@ class SignalDesk:
         """The current market moment (replay: the replay clock)."""
         return self._market_clock()
 
-    def coverage(self, symbol: str) -> tuple[datetime, datetime]:
-        return self._candles.coverage(symbol)
+    async def coverage(self, symbol: str) -> tuple[datetime, datetime]:
+        """The moments the candle source can answer for (replay: recorded; live: up to now)."""
+        return await self._candles.coverage(symbol)
 
-    def check_moment(self, symbol: str, at: datetime) -> None:
-        first, last = self.coverage(symbol)
+    async def check_moment(self, symbol: str, at: datetime) -> None:
+        first, last = await self.coverage(symbol)
         if not first <= at <= last:
             raise BadTimeError(
                 f"--at {iso(at)} is outside the recorded {symbol} candles "
@@ -80,34 +122,77 @@ class SignalDesk:
 
     async def signal(self, symbol: str, at: datetime | None = None) -> SignalResult:
         moment = self.now() if at is None else at
-        self.check_moment(symbol, moment)
+        await self.check_moment(symbol, moment)
         return await self._pipeline.run(symbol, moment)
+
+
+class DeskFactory(Protocol):
+    """How a composition root gets its desk: `build_desk`, or a `partial` of it with parts."""
+
+    def __call__(
+        self, config: Config, *, market_clock: Callable[[], datetime] | None = None
+    ) -> SignalDesk: ...
+
+
+def replay_sources(replay_dir: Path = DEFAULT_REPLAY_DIR) -> Sources:
+    """Every modality served from recorded data laid out like `intel/data/replay`."""
+    return Sources(
+        candles=ReplayCandleSource(replay_dir),
+        orderbook=ReplayOrderBookSource(replay_dir),
+        whales=ReplayWhaleSource(replay_dir),
+        posts=ReplayPostSource(replay_dir),
+        fear_greed=ReplayFearGreedSource(replay_dir),
+    )
 
 
 def build_desk(
     config: Config,
-    replay_dir: Path | None = None,
+    *,
+    sources: Sources | None = None,
     engine: SentimentEngine | None = None,
+    coordinator: Coordinator | None = None,
     market_clock: Callable[[], datetime] | None = None,
 ) -> SignalDesk:
-    root = replay_dir or config.data.replay_dir or DEFAULT_REPLAY_DIR
-    candles = ReplayCandleSource(root)
-    sources = Sources(
-        candles=candles,
-        orderbook=ReplayOrderBookSource(root),
-        whales=ReplayWhaleSource(root),
-        posts=ReplayPostSource(root),
-        fear_greed=ReplayFearGreedSource(root),
-    )
+    """The desk `config` describes; injected parts replace what `config` would build.
+
+    ConfigError for `data.mode: live`, which arrives with the live-data release.
+    """
+    if sources is None:
+        sources = _sources_for(config)
+    engine = engine or LexiconEngine()
+    rules = RulesCoordinator(config.coordinator)
+    coordinator = coordinator or _coordinator_for(config, rules)
     agents = (
         WhaleAgent(config.agents.whales),
         OrderBookAgent(config.agents.orderbook),
-        SentimentAgent(config.agents.sentiment, engine or LexiconEngine()),
+        SentimentAgent(config.agents.sentiment, engine),
     )
     pipeline = SignalPipeline(
         SnapshotBuilder(sources, config),
         agents,
-        RulesCoordinator(config.coordinator),
+        coordinator,
+        fallback=rules,
         agent_timeout_s=config.pipeline.agent_timeout_s,
+        coordinator_timeout_s=config.pipeline.coordinator_timeout_s,
     )
-    return SignalDesk(config, pipeline, candles, market_clock)
+    # Opened in this order, closed in reverse: data first, the fallback before the coordinator.
+    components = (*_source_parts(sources), engine, rules, coordinator)
+    return SignalDesk(config, pipeline, sources.candles, components, market_clock)
+
+
+def _sources_for(config: Config) -> Sources:
+    match config.data.mode:
+        case "replay":
+            return replay_sources(config.data.replay_dir or DEFAULT_REPLAY_DIR)
+        case "live":
+            raise ConfigError("data.mode: live mode is not available in this version")
+
+
+def _coordinator_for(config: Config, rules: RulesCoordinator) -> Coordinator:
+    match config.coordinator.kind:
+        case "rules":
+            return rules
+
+
+def _source_parts(sources: Sources) -> tuple[Lifecycle, ...]:
+    return (sources.candles, sources.orderbook, sources.whales, sources.posts, sources.fear_greed)

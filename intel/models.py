@@ -248,3 +248,5 @@ class Signal:
     reports: dict[str, AgentReport]
     price: float | None = None
     high_divergence: bool = False  # |divergence| above the coordinator's configured bound
+    # How this signal was made, for the reader: a fallback (the coordinator was late), a proxy.
+    notes: tuple[str, ...] = ()

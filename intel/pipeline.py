@@ -1,12 +1,15 @@
 """One signal cycle: sources gathered concurrently, agents run concurrently, each with a timeout.
 
 A failing source or agent yields a Signal with that modality unavailable and the reason: never a
-crash, never a silent omission. Only missing price candles make a signal impossible.
+crash, never a silent omission. Only missing price candles make a signal impossible. The
+coordinator runs under an outer deadline; if it fails or is late, the rules decide and the
+Signal's `notes` say why.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,9 +17,10 @@ from datetime import datetime
 import structlog
 
 from intel.agents.base import Agent
+from intel.coordinator.base import Coordinator
 from intel.coordinator.rules import RulesCoordinator
 from intel.errors import NoSignalError
-from intel.models import AgentReport, MarketSnapshot, Signal, Unavailable
+from intel.models import AgentReport, CandleSeries, MarketSnapshot, Signal, Unavailable
 from intel.snapshot import SnapshotBuilder, SourceState
 from intel.timeutil import utcnow
 
@@ -38,14 +42,19 @@ class SignalPipeline:
         self,
         builder: SnapshotBuilder,
         agents: Sequence[Agent],
-        coordinator: RulesCoordinator,
+        coordinator: Coordinator,
+        fallback: RulesCoordinator,
+        *,
         agent_timeout_s: float,
+        coordinator_timeout_s: float,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._builder = builder
         self._agents = tuple(agents)
         self._coordinator = coordinator
+        self._fallback = fallback
         self._agent_timeout_s = agent_timeout_s
+        self._coordinator_timeout_s = coordinator_timeout_s
         self._clock = clock
 
     def source_health(self) -> dict[str, SourceState]:
@@ -60,10 +69,29 @@ class SignalPipeline:
         if isinstance(snapshot.candles, Unavailable):
             raise NoSignalError(f"no signal for {symbol}: {snapshot.candles.reason}")
         reports = await asyncio.gather(*(self._run_agent(a, snapshot) for a in self._agents))
-        signal = self._coordinator.decide(
-            symbol, now, {r.agent: r for r in reports}, snapshot.candles, created_at=self._clock()
-        )
+        signal = await self._decide(symbol, now, {r.agent: r for r in reports}, snapshot.candles)
         return SignalResult(signal=signal, snapshot=snapshot)
+
+    async def _decide(
+        self, symbol: str, now: datetime, reports: dict[str, AgentReport], candles: CandleSeries
+    ) -> Signal:
+        """The coordinator's signal, or the rules' with a note when it fails or is late."""
+        coordinator = self._coordinator
+        created_at = self._clock()
+        try:
+            return await asyncio.wait_for(
+                coordinator.decide(symbol, now, reports, candles, created_at),
+                timeout=self._coordinator_timeout_s,
+            )
+        except TimeoutError:
+            why = f"did not answer within {self._coordinator_timeout_s:g} s"
+        except Exception as exc:  # the coordinator's failure must not cost the signal
+            log.exception("coordinator_failed", coordinator=coordinator.name, symbol=symbol)
+            why = f"failed ({type(exc).__name__})"
+        log.warning("coordinator_fallback", coordinator=coordinator.name, symbol=symbol, why=why)
+        signal = await self._fallback.decide(symbol, now, reports, candles, created_at)
+        note = f"Fell back to the rules: the {coordinator.name} coordinator {why}"
+        return dataclasses.replace(signal, notes=(*signal.notes, note))
 
     async def _run_agent(self, agent: Agent, snapshot: MarketSnapshot) -> AgentReport:
         try:

@@ -24,6 +24,7 @@ def signal_to_json(signal: Signal) -> dict[str, Any]:
         "high_divergence": signal.high_divergence,
         "coordinator": signal.coordinator,
         "clamps": list(signal.clamps),
+        "notes": list(signal.notes),
         "as_of": iso(signal.as_of),
         "created_at": iso(signal.created_at),
         "price": signal.price,
@@ -66,6 +67,7 @@ def signal_from_json(data: dict[str, Any]) -> Signal:
         high_divergence=bool(data.get("high_divergence", False)),
         coordinator=data["coordinator"],
         clamps=tuple(data["clamps"]),
+        notes=tuple(data.get("notes", ())),  # signals stored before notes existed have none
         as_of=parse_time(data["as_of"]),
         created_at=parse_time(data["created_at"]),
         reports={name: _report_from_json(name, r) for name, r in data["reports"].items()},

@@ -10,6 +10,7 @@ import pytest
 from intel.agents.orderbook import OrderBookAgent
 from intel.agents.whales import WhaleAgent
 from intel.config import Config, OrderBookAgentConfig, WhalesAgentConfig
+from intel.desk import replay_sources
 from intel.models import (
     MarketSnapshot,
     OrderBook,
@@ -18,12 +19,9 @@ from intel.models import (
     Unavailable,
     WhaleFlows,
 )
-from intel.snapshot import SnapshotBuilder, Sources
-from intel.sources.replay_candles import ReplayCandleSource
-from intel.sources.replay_fear_greed import ReplayFearGreedSource
+from intel.snapshot import SnapshotBuilder
 from intel.sources.replay_files import DEFAULT_REPLAY_DIR
 from intel.sources.replay_orderbook import ReplayOrderBookSource
-from intel.sources.replay_reddit import ReplayPostSource
 from intel.sources.replay_whales import ReplayWhaleSource
 from intel.timeutil import from_ms, parse_time, to_ms
 
@@ -133,15 +131,7 @@ async def test_kraken_book_for_eth_is_degraded_with_the_venue_note() -> None:
 
 
 async def test_btc_without_a_current_book_passes_the_snapshot_reason_through() -> None:
-    replay = DEFAULT_REPLAY_DIR
-    sources = Sources(
-        candles=ReplayCandleSource(replay),
-        orderbook=ReplayOrderBookSource(replay),
-        whales=ReplayWhaleSource(replay),
-        posts=ReplayPostSource(replay),
-        fear_greed=ReplayFearGreedSource(replay),
-    )
-    snapshot = await SnapshotBuilder(sources, Config()).build("BTC/USDT", KRAKEN_MOMENT)
+    snapshot = await SnapshotBuilder(replay_sources(), Config()).build("BTC/USDT", KRAKEN_MOMENT)
     assert isinstance(snapshot.orderbook, Unavailable)
 
     report = await OrderBookAgent(BOOK_CONFIG).analyze(snapshot)

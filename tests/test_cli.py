@@ -29,6 +29,7 @@ SIGNAL_KEYS = {
     "divergence",
     "coordinator",
     "clamps",
+    "notes",
     "as_of",
     "created_at",
     "reports",
@@ -222,6 +223,22 @@ def test_a_bad_environment_override_is_bad_input(capsys, monkeypatch) -> None:
     code, _, err = cli(capsys, "signal", "btc")
     assert code == 2
     assert "pipeline.source_timeout_s" in assert_one_line_error(err)
+
+
+@pytest.mark.parametrize("command", [["signal", "btc"], ["status"], ["run", "--no-console"]])
+def test_live_mode_is_refused_at_start_as_bad_config(capsys, monkeypatch, command) -> None:
+    monkeypatch.setenv("BOT__DATA__MODE", "live")
+    code, _, err = cli(capsys, *command, "--db", "bot.db")
+    assert code == 2
+    assert "live mode is not available in this version" in assert_one_line_error(err)
+    assert not Path("bot.db").exists()  # refused before anything was created
+
+
+def test_a_coordinator_this_version_lacks_is_bad_config(capsys, monkeypatch) -> None:
+    monkeypatch.setenv("BOT__COORDINATOR__KIND", "llm")
+    code, _, err = cli(capsys, "signal", "btc")
+    assert code == 2
+    assert "coordinator.kind" in assert_one_line_error(err)
 
 
 def test_debug_with_bad_input_still_exits_2(capsys) -> None:

@@ -86,8 +86,8 @@ def missing(name: str, reason: str) -> AgentReport:
 def decide(
     *reports: AgentReport, candles: CandleSeries = CALM, rules: RulesCoordinator = RULES
 ) -> Signal:
-    return rules.decide(
-        "BTC/USDT", AS_OF, {r.agent: r for r in reports}, candles, created_at=CREATED
+    return asyncio.run(
+        rules.decide("BTC/USDT", AS_OF, {r.agent: r for r in reports}, candles, created_at=CREATED)
     )
 
 

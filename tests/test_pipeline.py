@@ -19,19 +19,16 @@ from intel.agents.orderbook import OrderBookAgent
 from intel.agents.sentiment import SentimentAgent
 from intel.agents.whales import WhaleAgent
 from intel.config import Config
+from intel.coordinator.base import Coordinator
+from intel.coordinator.fake import FakeCoordinator
 from intel.coordinator.rules import RulesCoordinator
+from intel.desk import replay_sources
 from intel.errors import NoSignalError, SourceError
 from intel.models import Action, AgentReport, MarketSnapshot, ReportStatus, Signal
 from intel.pipeline import SignalPipeline
 from intel.sentiment.lexicon import LexiconEngine
 from intel.serialize import signal_from_json, signal_to_json
-from intel.snapshot import SnapshotBuilder, Sources
-from intel.sources.replay_candles import ReplayCandleSource
-from intel.sources.replay_fear_greed import ReplayFearGreedSource
-from intel.sources.replay_files import DEFAULT_REPLAY_DIR
-from intel.sources.replay_orderbook import ReplayOrderBookSource
-from intel.sources.replay_reddit import ReplayPostSource
-from intel.sources.replay_whales import ReplayWhaleSource
+from intel.snapshot import SnapshotBuilder
 from intel.timeutil import parse_time
 
 # ETH at this moment has all three modalities (the book is Kraken's, so "degraded").
@@ -40,44 +37,52 @@ NOW = parse_time("2025-10-06T16:00Z")
 CREATED = datetime(2025, 10, 6, 16, 0, 5, tzinfo=UTC)
 TIMEOUT_S = 0.2
 ENGINE = LexiconEngine()
-REPLAY = {
-    "candles": ReplayCandleSource(DEFAULT_REPLAY_DIR),
-    "orderbook": ReplayOrderBookSource(DEFAULT_REPLAY_DIR),
-    "whales": ReplayWhaleSource(DEFAULT_REPLAY_DIR),
-    "posts": ReplayPostSource(DEFAULT_REPLAY_DIR),
-    "fear_greed": ReplayFearGreedSource(DEFAULT_REPLAY_DIR),
-}
+REPLAY = replay_sources()
 ISO_UTC = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)")
 
 
 def config() -> Config:
     cfg = Config()
     pipeline = cfg.pipeline.model_copy(
-        update={"source_timeout_s": TIMEOUT_S, "agent_timeout_s": TIMEOUT_S}
+        update={
+            "source_timeout_s": TIMEOUT_S,
+            "agent_timeout_s": TIMEOUT_S,
+            "coordinator_timeout_s": TIMEOUT_S,
+        }
     )
     return cfg.model_copy(update={"pipeline": pipeline})
 
 
-def pipeline(agents: dict[str, object] | None = None, **sources: object) -> SignalPipeline:
-    """`build_desk`'s composition, with any source or agent replaced by keyword."""
+def pipeline(
+    agents: dict[str, object] | None = None,
+    coordinator: Coordinator | None = None,
+    **sources: object,
+) -> SignalPipeline:
+    """`build_desk`'s pipeline, with any source, agent or the coordinator replaced by keyword."""
     cfg = config()
-    chosen = {**REPLAY, **sources}
     default_agents = {
         "whales": WhaleAgent(cfg.agents.whales),
         "orderbook": OrderBookAgent(cfg.agents.orderbook),
         "sentiment": SentimentAgent(cfg.agents.sentiment, ENGINE),
     }
+    rules = RulesCoordinator(cfg.coordinator)
     return SignalPipeline(
-        SnapshotBuilder(Sources(**chosen), cfg),  # type: ignore[arg-type]
+        SnapshotBuilder(replace(REPLAY, **sources), cfg),  # type: ignore[arg-type]
         tuple({**default_agents, **(agents or {})}.values()),  # type: ignore[arg-type]
-        RulesCoordinator(cfg.coordinator),
+        coordinator or rules,
+        rules,
         agent_timeout_s=cfg.pipeline.agent_timeout_s,
+        coordinator_timeout_s=cfg.pipeline.coordinator_timeout_s,
         clock=lambda: CREATED,
     )
 
 
-async def signal_with(agents: dict[str, object] | None = None, **sources: object) -> Signal:
-    return (await pipeline(agents, **sources).run(SYMBOL, NOW)).signal
+async def signal_with(
+    agents: dict[str, object] | None = None,
+    coordinator: Coordinator | None = None,
+    **sources: object,
+) -> Signal:
+    return (await pipeline(agents, coordinator, **sources).run(SYMBOL, NOW)).signal
 
 
 @pytest.fixture(scope="module")
@@ -220,9 +225,62 @@ async def test_missing_candles_mean_no_signal(failure) -> None:
 
 
 async def test_candles_older_than_their_maximum_age_mean_no_signal() -> None:
-    _, last_close = REPLAY["candles"].coverage(SYMBOL)
+    _, last_close = await REPLAY.candles.coverage(SYMBOL)
     with pytest.raises(NoSignalError, match="price candles"):
         await pipeline().run(SYMBOL, last_close + timedelta(hours=3))
+
+
+# --- the coordinator: its deadline and the rules' fallback ---------------------------------
+
+
+def without_notes(signal: Signal) -> Signal:
+    return replace(signal, notes=())
+
+
+def baseline_rules() -> RulesCoordinator:
+    return RulesCoordinator(config().coordinator)
+
+
+async def test_a_coordinator_that_answers_in_time_is_used(baseline) -> None:
+    fake = FakeCoordinator(baseline_rules(), name="llm")
+    signal = await signal_with(coordinator=fake)
+    assert fake.calls == 1
+    assert signal.coordinator == "llm"
+    assert signal.notes == ()
+    assert replace(signal, coordinator="rules") == baseline
+
+
+async def test_a_failing_coordinator_falls_back_to_the_rules_with_a_note(baseline) -> None:
+    fake = FakeCoordinator(baseline_rules(), name="llm", error=RuntimeError("key sk-123 refused"))
+    signal = await signal_with(coordinator=fake)
+    assert fake.calls == 1
+    assert signal.coordinator == "rules"
+    assert signal.notes == ("Fell back to the rules: the llm coordinator failed (RuntimeError)",)
+    assert without_notes(signal) == baseline
+    assert "sk-123" not in json.dumps(signal_to_json(signal))  # error text may carry secrets
+
+
+async def test_a_late_coordinator_is_cut_off_at_the_deadline_and_the_rules_decide(baseline) -> None:
+    fake = FakeCoordinator(baseline_rules(), name="llm", delay_s=30)
+    started = asyncio.get_running_loop().time()
+    signal = await signal_with(coordinator=fake)
+    assert asyncio.get_running_loop().time() - started < 5
+    assert fake.cancelled
+    assert signal.notes == (
+        f"Fell back to the rules: the llm coordinator did not answer within {TIMEOUT_S:g} s",
+    )
+    assert without_notes(signal) == baseline
+
+
+async def test_cancelling_a_signal_cancels_the_coordinator_without_a_fallback() -> None:
+    fake = FakeCoordinator(baseline_rules(), delay_s=30)
+    slow = pipeline(coordinator=fake)
+    task = asyncio.create_task(slow.run(SYMBOL, NOW))
+    await asyncio.wait_for(fake.deciding.wait(), timeout=10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert fake.cancelled
 
 
 # --- the Signal's JSON ------------------------------------------------------------------------
@@ -238,6 +296,7 @@ SIGNAL_KEYS = {
     "divergence",
     "coordinator",
     "clamps",
+    "notes",
     "as_of",
     "created_at",
     "reports",
@@ -266,6 +325,7 @@ def check_contract(data: dict) -> None:
     assert -200 <= data["divergence"] <= 200
     assert data["coordinator"] == "rules"
     assert data["clamps"] == []
+    assert data["notes"] == []
     for key in ("as_of", "created_at"):
         assert ISO_UTC.fullmatch(data[key]), data[key]
     assert set(data["reports"]) == {"whales", "orderbook", "sentiment"}
@@ -311,6 +371,17 @@ def test_non_finite_numbers_never_reach_the_json(baseline) -> None:
     json.dumps(data, allow_nan=False)
     assert data["reports"]["whales"]["score"] is None
     assert data["reports"]["whales"]["features"] == {"fine": 1.0}
+
+
+def test_signal_notes_round_trip_and_stored_signals_without_them_still_load(baseline) -> None:
+    noted = replace(baseline, notes=("Fell back to the rules: the llm coordinator failed (X)",))
+    data = json.loads(json.dumps(signal_to_json(noted)))
+    assert data["notes"] == ["Fell back to the rules: the llm coordinator failed (X)"]
+    assert signal_from_json(data).notes == noted.notes
+    del data["notes"]  # as signals stored before this field existed
+    old = signal_from_json(data)
+    assert old.notes == ()
+    assert signal_to_json(old) == signal_to_json(baseline)
 
 
 def test_signal_json_round_trips(baseline) -> None:

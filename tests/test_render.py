@@ -334,3 +334,14 @@ def test_text_calls_divergence_high_only_when_the_coordinator_did() -> None:
     plain = render_text(dataclasses.replace(make_signal(), high_divergence=False))
     assert "Divergence +62 (high)" in high
     assert "Divergence +62\n" in plain
+
+
+def test_text_shows_the_signal_notes_on_one_line_only_when_there_are_any() -> None:
+    notes = ("Fell back to the rules: the llm coordinator failed (TimeoutError)", "BTC flows")
+    text = render_text(dataclasses.replace(make_signal(), notes=notes))
+    lines = text.splitlines()
+    assert f"Note: {notes[0]} · {notes[1]}" in lines
+    assert lines.index(f"Note: {notes[0]} · {notes[1]}") < lines.index(
+        next(line for line in lines if line.startswith("Market moment"))
+    )
+    assert "Note:" not in render_text(make_signal())

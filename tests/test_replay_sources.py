@@ -149,8 +149,23 @@ async def test_no_candle_from_after_now(now, count) -> None:
     assert list(series.open_time_ms) == list(history.open_time_ms[max(0, stop - count) : stop])
 
 
+@pytest.mark.parametrize("symbol", ["BTC/USDT", "XRP/USDT"])
+async def test_candle_coverage_is_the_recorded_range_from_first_to_last_close(symbol) -> None:
+    path = DEFAULT_REPLAY_DIR / "candles" / f"{symbol.replace('/', '')}_1h.csv.gz"
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        open_times_ms = [int(float(row["open_time_ms"])) for row in csv.DictReader(handle)]
+    first, last = await CANDLES.coverage(symbol)
+    assert first == from_ms(open_times_ms[0] + 3_600_000)
+    assert last == from_ms(open_times_ms[-1] + 3_600_000)
+
+
+async def test_coverage_of_a_symbol_without_candles_is_a_source_error() -> None:
+    with pytest.raises(SourceError, match="no recorded candles for DOGE/USDT"):
+        await CANDLES.coverage("DOGE/USDT")
+
+
 async def test_no_candle_before_the_first_close() -> None:
-    first_close, _ = CANDLES.coverage("BTC/USDT")
+    first_close, _ = await CANDLES.coverage("BTC/USDT")
     with pytest.raises(SourceError, match="no BTC/USDT candle had closed"):
         await CANDLES.candles("BTC/USDT", first_close - timedelta(milliseconds=1), 5)
     assert len(await CANDLES.candles("BTC/USDT", first_close, 5)) == 1
@@ -434,7 +449,7 @@ async def test_a_lower_fear_greed_max_age_makes_it_unavailable() -> None:
 
 
 async def test_candles_past_the_recorded_range_are_unavailable() -> None:
-    _, last_close = CANDLES.coverage("ETH/USDT")
+    _, last_close = await CANDLES.coverage("ETH/USDT")
     snapshot = await builder().build("ETH/USDT", last_close + timedelta(days=3))
     assert isinstance(snapshot.candles, Unavailable)
     assert snapshot.candles.last_seen == last_close

@@ -11,16 +11,12 @@ from hypothesis import strategies as st
 
 from intel.agents.sentiment import SentimentAgent, fear_greed_mood
 from intel.config import Config, SentimentAgentConfig
+from intel.desk import replay_sources
 from intel.models import FearGreedReading, MarketSnapshot, ReportStatus, Unavailable
 from intel.sentiment.base import SentimentScore
 from intel.sentiment.lexicon import LexiconEngine, load_crypto_terms
-from intel.snapshot import SnapshotBuilder, Sources
-from intel.sources.replay_candles import ReplayCandleSource
-from intel.sources.replay_fear_greed import ReplayFearGreedSource
+from intel.snapshot import SnapshotBuilder
 from intel.sources.replay_files import DEFAULT_REPLAY_DIR
-from intel.sources.replay_orderbook import ReplayOrderBookSource
-from intel.sources.replay_reddit import ReplayPostSource
-from intel.sources.replay_whales import ReplayWhaleSource
 from intel.timeutil import parse_time, to_ms
 
 CRYPTO = LexiconEngine()
@@ -153,14 +149,7 @@ def recorded_fear_greed(day: str) -> int:
 def btc_snapshot() -> MarketSnapshot:
     import asyncio
 
-    sources = Sources(
-        candles=ReplayCandleSource(DEFAULT_REPLAY_DIR),
-        orderbook=ReplayOrderBookSource(DEFAULT_REPLAY_DIR),
-        whales=ReplayWhaleSource(DEFAULT_REPLAY_DIR),
-        posts=ReplayPostSource(DEFAULT_REPLAY_DIR),
-        fear_greed=ReplayFearGreedSource(DEFAULT_REPLAY_DIR),
-    )
-    return asyncio.run(SnapshotBuilder(sources, Config()).build("BTC/USDT", NOW))
+    return asyncio.run(SnapshotBuilder(replay_sources(), Config()).build("BTC/USDT", NOW))
 
 
 def agent(**changes: object) -> SentimentAgent:

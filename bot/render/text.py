@@ -178,6 +178,8 @@ def render_text(signal: Signal) -> str:
     lines.extend(_missing_lines(signal.reports))
     lines.append("")
     lines.extend(_plan_lines(signal))
+    if signal.notes:  # how the signal was made (a fallback, a proxy): worth one line
+        lines.append("Note: " + " · ".join(signal.notes))
     lines.append(
         f"Market moment {format_moment(signal.as_of)}"
         f" · created {signal.created_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"

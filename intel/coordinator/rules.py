@@ -20,6 +20,7 @@ import numpy as np
 
 from intel.config import CoordinatorConfig
 from intel.coordinator.thesis import risk_factors, write_thesis
+from intel.lifecycle import NoResources
 from intel.models import (
     Action,
     AgentReport,
@@ -51,13 +52,15 @@ class Assessment:
     high_volatility: bool
 
 
-class RulesCoordinator:
+class RulesCoordinator(NoResources):
+    """The `Coordinator` needing no network or credentials; the pipeline's fallback too."""
+
     name = "rules"
 
     def __init__(self, config: CoordinatorConfig) -> None:
         self._config = config
 
-    def decide(
+    async def decide(
         self,
         symbol: str,
         as_of: datetime,

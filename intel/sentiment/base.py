@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from intel.lifecycle import Lifecycle
+
 __all__ = ["SentimentEngine", "SentimentScore"]
 
 Label = Literal["positive", "negative", "neutral"]
@@ -36,8 +38,11 @@ class SentimentScore:
         }
 
 
-class SentimentEngine(Protocol):
-    """Scores a batch of texts; blocking (call it from a worker thread inside the event loop)."""
+class SentimentEngine(Lifecycle, Protocol):
+    """Scores a batch of texts; blocking (call it from a worker thread inside the event loop).
+
+    `start` loads what the engine needs (a model, once); `close` releases it.
+    """
 
     name: str
 

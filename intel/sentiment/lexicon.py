@@ -11,6 +11,7 @@ from pathlib import Path
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
+from intel.lifecycle import NoResources
 from intel.sentiment.base import Label, SentimentScore
 
 __all__ = ["LexiconEngine", "load_crypto_terms"]
@@ -29,7 +30,9 @@ def load_crypto_terms(path: Path = CRYPTO_TERMS) -> dict[str, float]:
     return terms
 
 
-class LexiconEngine:
+class LexiconEngine(NoResources):
+    """In-process and small: the lexicon loads with the object, nothing to open or close."""
+
     name = "lexicon"
 
     def __init__(self, extra_terms: dict[str, float] | None = None) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from intel.errors import SourceError
+from intel.lifecycle import NoResources
 from intel.models import CandleSeries
 from intel.timeutil import from_ms, iso, to_ms
 
@@ -17,7 +18,7 @@ __all__ = ["ReplayCandleSource"]
 HOUR_S = 3600
 
 
-class ReplayCandleSource:
+class ReplayCandleSource(NoResources):
     """Serves `candles/<BASE><QUOTE>_1h.csv.gz`; the whole file is loaded once per symbol."""
 
     def __init__(self, replay_dir: Path) -> None:
@@ -32,8 +33,8 @@ class ReplayCandleSource:
             self._loaded[symbol] = series
         return series
 
-    def coverage(self, symbol: str) -> tuple[datetime, datetime]:
-        """First and last moment at which at least one candle had closed."""
+    async def coverage(self, symbol: str) -> tuple[datetime, datetime]:
+        """First and last moment at which at least one recorded candle had closed."""
         series = self.history(symbol)
         interval_ms = series.interval_s * 1000
         return (from_ms(int(series.open_time_ms[0]) + interval_ms), series.last_close_time)

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from intel.errors import SourceError
+from intel.lifecycle import NoResources
 from intel.models import FearGreedReading
 from intel.sources.replay_files import read_csv_rows
 from intel.timeutil import from_ms, iso, to_ms
@@ -14,7 +15,7 @@ from intel.timeutil import from_ms, iso, to_ms
 __all__ = ["ReplayFearGreedSource"]
 
 
-class ReplayFearGreedSource:
+class ReplayFearGreedSource(NoResources):
     def __init__(self, replay_dir: Path) -> None:
         self._path = replay_dir / "fear_greed.csv"
         self._times_ms: list[int] = []

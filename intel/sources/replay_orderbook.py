@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from intel.errors import SourceError
+from intel.lifecycle import NoResources
 from intel.models import OrderBook, OrderBookHistory
 from intel.sources.replay_files import open_text
 from intel.timeutil import from_ms, iso, to_ms
@@ -53,7 +54,7 @@ class _Venue:
         return cached
 
 
-class ReplayOrderBookSource:
+class ReplayOrderBookSource(NoResources):
     def __init__(self, replay_dir: Path) -> None:
         self._dir = replay_dir / "orderbook"
         self._venues: list[_Venue] | None = None

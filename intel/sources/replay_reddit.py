@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from intel.errors import SourceError
+from intel.lifecycle import NoResources
 from intel.models import SocialPost
 from intel.sources.replay_files import read_csv_rows
 from intel.symbols import base_asset
@@ -39,7 +40,7 @@ def is_about(post: SocialPost, asset: str) -> bool:
     return bool(pattern.search(post.title) or pattern.search(post.body))
 
 
-class ReplayPostSource:
+class ReplayPostSource(NoResources):
     def __init__(self, replay_dir: Path) -> None:
         self._path = replay_dir / "reddit" / "posts.csv.gz"
         self._times_ms: list[int] = []

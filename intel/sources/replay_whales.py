@@ -12,6 +12,7 @@ from datetime import datetime
 from pathlib import Path
 
 from intel.errors import SourceError
+from intel.lifecycle import NoResources
 from intel.models import ExchangeFlow, WhaleFlows
 from intel.sources.replay_files import read_csv_rows
 from intel.symbols import base_asset
@@ -23,7 +24,7 @@ HOUR_MS = 3_600_000
 CREDIT = "via Whale Alert's public channel"
 
 
-class ReplayWhaleSource:
+class ReplayWhaleSource(NoResources):
     def __init__(self, replay_dir: Path) -> None:
         self._dir = replay_dir / "whales"
         self._coverage: dict[str, tuple[int, int]] | None = None
