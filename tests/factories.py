@@ -39,7 +39,15 @@ from intel.models import (
 from intel.sentiment.lexicon import LexiconEngine
 from intel.symbols import base_asset
 
-__all__ = ["DEFAULT_AS_OF", "make_reports", "make_signal", "make_snapshot"]
+__all__ = [
+    "DEFAULT_AS_OF",
+    "book_history",
+    "make_candles",
+    "make_reports",
+    "make_signal",
+    "make_snapshot",
+    "whale_flows",
+]
 
 DEFAULT_AS_OF = datetime(2025, 10, 10, 20, 0, tzinfo=UTC)
 MID_PRICE = 62_150.0
@@ -91,9 +99,9 @@ def make_snapshot(
     return MarketSnapshot(
         symbol=symbol,
         as_of=as_of,
-        candles=_candles(symbol, as_of),
-        orderbook=_book_history(symbol, as_of, *_BOOK_LEAN[action]),
-        whales=_flows(symbol, as_of, *_FLOWS_USD[action]),
+        candles=make_candles(symbol, as_of),
+        orderbook=book_history(symbol, as_of, *_BOOK_LEAN[action]),
+        whales=whale_flows(symbol, as_of, *_FLOWS_USD[action]),
         posts=tuple(
             SocialPost(f"p{i}", "Bitcoin", as_of - timedelta(hours=i + 1), title, "")
             for i, title in enumerate(_POSTS[action])
@@ -119,7 +127,7 @@ def make_signal(
 ) -> Signal:
     reports = make_reports(action, as_of, symbol)
     coordinator = RulesCoordinator(CONFIG.coordinator)
-    assessment = coordinator.assess(reports, _candles(symbol, as_of))
+    assessment = coordinator.assess(reports, make_candles(symbol, as_of))
     if assessment.action is not action:
         raise AssertionError(f"factory scenario for {action} reads as {assessment.action}")
     return Signal(
@@ -167,7 +175,9 @@ def _agent_reports(
     return tuple((agent.name, report) for agent, report in zip(analysts, reports, strict=True))
 
 
-def _candles(symbol: str, as_of: datetime, count: int = 48) -> CandleSeries:
+def make_candles(
+    symbol: str = "BTC/USDT", as_of: datetime = DEFAULT_AS_OF, count: int = 48
+) -> CandleSeries:
     """Hourly candles closing at `as_of`, swinging ±0.1 % around the mid: a calm market."""
     close = MID_PRICE * (1 + 0.001 * np.where(np.arange(count) % 2 == 0, 1.0, -1.0))
     close[-1] = MID_PRICE + 0.5
@@ -185,7 +195,7 @@ def _candles(symbol: str, as_of: datetime, count: int = 48) -> CandleSeries:
     )
 
 
-def _book_history(symbol: str, as_of: datetime, bid_parts: int, ask_parts: int) -> OrderBookHistory:
+def book_history(symbol: str, as_of: datetime, bid_parts: int, ask_parts: int) -> OrderBookHistory:
     """Three identical snapshots 5 s apart. One level each side inside the 0.5 % scoring band,
     sized (in 1/65536 units, exact in binary) so the bid and ask quote volumes are exactly in the
     ratio bid_parts:ask_parts; farther levels give depth; one level per side is a wall (≥ 6× the
@@ -209,8 +219,11 @@ def _book_history(symbol: str, as_of: datetime, bid_parts: int, ask_parts: int) 
     return OrderBookHistory("binance", symbol, books)
 
 
-def _flows(symbol: str, as_of: datetime, inflow_usd: float, outflow_usd: float) -> WhaleFlows:
-    """Four active hours in the last day carrying the given totals (a quarter each)."""
+def whale_flows(
+    symbol: str, as_of: datetime, inflow_usd: float, outflow_usd: float, window_h: int = 24
+) -> WhaleFlows:
+    """Four active hours in the last `window_h` (≥ 21) carrying the given totals, a quarter
+    each, with 10 transfers in all; the newest flows are 20 min old."""
     flows_as_of = as_of - timedelta(minutes=20)
     hours = tuple(
         ExchangeFlow(
@@ -225,7 +238,7 @@ def _flows(symbol: str, as_of: datetime, inflow_usd: float, outflow_usd: float) 
     )
     return WhaleFlows(
         asset=base_asset(symbol),
-        window_start=flows_as_of - timedelta(hours=24),
+        window_start=flows_as_of - timedelta(hours=window_h),
         as_of=flows_as_of,
         hours=hours,
         credit="test flows",
