@@ -10,11 +10,27 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.commands.signal import modality_fields
 from bot.render.text import render_text
-from intel.features import OrderBookFeatures, SentimentFeatures, WhaleFeatures
-from intel.serialize import features_to_json, signal_from_json, signal_to_json
+from intel.features import (
+    BandImbalance,
+    BookWall,
+    FearGreedFigures,
+    Features,
+    OrderBookFeatures,
+    RedditFigures,
+    SentimentFeatures,
+    WhaleFeatures,
+)
+from intel.serialize import (
+    features_from_json,
+    features_to_json,
+    signal_from_json,
+    signal_to_json,
+)
 from tests.factories import make_reports
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -134,3 +150,54 @@ def test_features_are_written_under_the_contract_names() -> None:
         for name, report in stored("eth_2025-10-10T21-00Z")["reports"].items()
     }
     assert names == written
+
+
+FINITE = st.floats(-1e12, 1e12, allow_nan=False)
+COUNTS = st.integers(0, 10_000)
+WALLS = st.one_of(st.none(), st.builds(BookWall, FINITE, FINITE))
+BANDS = st.lists(st.sampled_from([0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0]), unique=True)
+FEATURES = st.one_of(
+    st.builds(
+        WhaleFeatures,
+        FINITE,
+        FINITE,
+        FINITE,
+        COUNTS,
+        FINITE,
+        COUNTS,
+        st.one_of(st.none(), FINITE),
+        st.one_of(st.none(), FINITE),
+    ),
+    st.builds(
+        OrderBookFeatures,
+        BANDS.flatmap(
+            lambda bands: st.tuples(*(st.builds(BandImbalance, st.just(b), FINITE) for b in bands))
+        ),
+        FINITE,
+        FINITE,
+        FINITE,
+        FINITE,
+        WALLS,
+        WALLS,
+        COUNTS,
+        COUNTS,
+    ),
+    st.builds(
+        SentimentFeatures,
+        st.builds(RedditFigures, FINITE, COUNTS, COUNTS, COUNTS, FINITE),
+        st.one_of(st.none(), st.builds(FearGreedFigures, st.integers(0, 100), FINITE, FINITE)),
+    ),
+    st.builds(
+        SentimentFeatures,
+        st.none(),
+        st.builds(FearGreedFigures, st.integers(0, 100), FINITE, FINITE),
+    ),
+)
+AGENT_OF = {WhaleFeatures: "whales", OrderBookFeatures: "orderbook", SentimentFeatures: "sentiment"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(FEATURES)
+def test_every_record_survives_its_json_form(features: Features) -> None:
+    figures = json.loads(json.dumps(features_to_json(features)))
+    assert features_from_json(AGENT_OF[type(features)], figures) == features
