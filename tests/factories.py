@@ -85,8 +85,11 @@ _POSTS = {
         "Volume was average this afternoon",
     ),
 }
-_FEAR_GREED = {Action.BUY: (22, "Extreme Fear"), Action.SELL: (78, "Extreme Greed")}
-_FEAR_GREED_NEUTRAL = (50, "Neutral")
+_FEAR_GREED = {
+    Action.BUY: (22, "Extreme Fear"),
+    Action.SELL: (78, "Extreme Greed"),
+    Action.HOLD: (50, "Neutral"),
+}
 # Bid to ask quote volume within the scoring band: 3:1 reads +50, 1:3 −50, 5:3 +25.
 _BOOK_LEAN = {Action.BUY: (3, 1), Action.SELL: (1, 3), Action.HOLD: (5, 3)}
 
@@ -95,7 +98,7 @@ def make_snapshot(
     action: Action = Action.BUY, as_of: datetime = DEFAULT_AS_OF, symbol: str = "BTC/USDT"
 ) -> MarketSnapshot:
     """Every modality present and fresh, leaning towards `action` (HOLD: mixed)."""
-    fear_greed, label = _FEAR_GREED.get(action, _FEAR_GREED_NEUTRAL)
+    fear_greed, label = _FEAR_GREED[action]
     return MarketSnapshot(
         symbol=symbol,
         as_of=as_of,
@@ -125,6 +128,7 @@ def make_signal(
     *,
     price: float | None = 62_150.5,
 ) -> Signal:
+    """A signal on `make_reports(action, as_of, symbol)`, thesis and risks by the rules."""
     reports = make_reports(action, as_of, symbol)
     coordinator = RulesCoordinator(CONFIG.coordinator)
     assessment = coordinator.assess(reports, make_candles(symbol, as_of))
