@@ -3,6 +3,7 @@ collections inside the frozen domain types."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import numpy as np
@@ -152,3 +153,24 @@ async def test_the_snapshot_holds_posts_as_a_tuple() -> None:
     assert isinstance(snapshot.posts, tuple)
     assert all(isinstance(post, SocialPost) for post in snapshot.posts)
     assert snapshot.as_of - timedelta(hours=24) <= min(p.created for p in snapshot.posts)
+
+
+@pytest.mark.parametrize(("half_life_h", "mood"), [(6.0, 60.0), (12.0, 33.3), (1e9, 0.0)])
+async def test_reddit_mood_weights_posts_by_recency(half_life_h: float, mood: float) -> None:
+    # Three upbeat posts just now, three gloomy ones 12 h ago. Weights halve every half-life:
+    # at 6 h the old posts weigh 1/4, so 100 × (3 − 0.75) / 3.75 = 60; at 12 h, 1/2: 33.3;
+    # with no decay the six cancel out.
+    upbeat, gloomy = make_snapshot(Action.SELL).posts, make_snapshot(Action.BUY).posts
+    assert isinstance(upbeat, tuple)
+    assert isinstance(gloomy, tuple)
+    posts = tuple(replace(post, created=DEFAULT_AS_OF) for post in upbeat[:3]) + tuple(
+        replace(post, created=DEFAULT_AS_OF - timedelta(hours=12)) for post in gloomy[:3]
+    )
+    config = AGENTS.sentiment.model_copy(update={"half_life_h": half_life_h})
+    report = await SentimentAgent(config, ENGINE).analyze(
+        replace(make_snapshot(Action.HOLD), posts=posts)
+    )
+    figures = report.features_as(SentimentFeatures)
+    assert figures is not None
+    assert figures.reddit is not None
+    assert figures.reddit.mood == mood
