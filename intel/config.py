@@ -117,6 +117,25 @@ class CoordinatorConfig(Frozen):
     orderbook_confirm: float = Field(15, ge=0, le=100)
     missing_penalty: int = Field(15, ge=0, le=100)
     high_volatility_pct: float = Field(1.2, gt=0)
+    # Wording: |divergence| above this (and not high) reads "moderate", else "low".
+    moderate_divergence: float = Field(20, ge=0, le=200)
+    # Confidence of a HOLD: base − per_divergence × min(|divergence|, cap).
+    hold_confidence_base: float = Field(70, ge=0, le=100)
+    hold_confidence_per_divergence: float = Field(0.3, ge=0)
+    hold_divergence_cap: float = Field(150, ge=0, le=200)
+    # Confidence of a BUY/SELL: min(max, base + per_divergence × |divergence|).
+    call_confidence_base: float = Field(55, ge=0, le=100)
+    call_confidence_per_divergence: float = Field(0.3, ge=0)
+    call_confidence_max: float = Field(90, ge=0, le=100)
+    orderbook_confirm_bonus: int = Field(10, ge=0, le=100)
+    orderbook_against_penalty: int = Field(15, ge=0, le=100)
+    degraded_penalty: int = Field(5, ge=0, le=100)
+    # Confidence from which the timeframe is 24 h, 12 h (else 6 h), before volatility halves it.
+    timeframe_24h_confidence: int = Field(75, ge=0, le=100)
+    timeframe_12h_confidence: int = Field(55, ge=0, le=100)
+    # Confidence from which a call is sized moderate, aggressive (calm market, nothing missing).
+    moderate_size_confidence: int = Field(55, ge=0, le=100)
+    aggressive_size_confidence: int = Field(75, ge=0, le=100)
 
 
 class ScheduleConfig(Frozen):

@@ -6,14 +6,17 @@ ever sees a dict from the outside world.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from types import MappingProxyType
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
 
+from intel.features import Features
 from intel.timeutil import from_ms
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
+FeaturesT = TypeVar("FeaturesT", bound=Features)
 
 
 class Action(StrEnum):
@@ -83,6 +87,11 @@ class CandleSeries:
     low: FloatArray
     close: FloatArray
     volume: FloatArray
+
+    def __post_init__(self) -> None:
+        # Agents get views into the source's cache: read-only, so none can alter another's data.
+        for array in (self.open_time_ms, self.open, self.high, self.low, self.close, self.volume):
+            array.flags.writeable = False
 
     def __len__(self) -> int:
         return int(self.open_time_ms.shape[0])
@@ -196,7 +205,7 @@ class MarketSnapshot:
     candles: CandleSeries | Unavailable
     orderbook: OrderBookHistory | Unavailable
     whales: WhaleFlows | Unavailable
-    posts: Sequence[SocialPost] | Unavailable
+    posts: tuple[SocialPost, ...] | Unavailable
     fear_greed: FearGreedReading | Unavailable
 
 
@@ -210,9 +219,13 @@ class AgentReport:
     reason: str | None = None
     as_of: datetime | None = None
     age_s: float | None = None
-    features: dict[str, float] = field(default_factory=dict)
+    features: Features | None = None  # None when the agent had nothing to read
     notes: tuple[str, ...] = ()
     engine: str | None = None
+
+    def features_as(self, kind: type[FeaturesT]) -> FeaturesT | None:
+        """This report's figures if they are of `kind` (e.g. `WhaleFeatures`), else None."""
+        return self.features if isinstance(self.features, kind) else None
 
     @classmethod
     def unavailable(
@@ -245,8 +258,11 @@ class Signal:
     clamps: tuple[str, ...]
     as_of: datetime
     created_at: datetime
-    reports: dict[str, AgentReport]
+    reports: Mapping[str, AgentReport]
     price: float | None = None
     high_divergence: bool = False  # |divergence| above the coordinator's configured bound
     # How this signal was made, for the reader: a fallback (the coordinator was late), a proxy.
     notes: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reports", MappingProxyType(dict(self.reports)))

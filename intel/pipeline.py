@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -73,7 +73,7 @@ class SignalPipeline:
         return SignalResult(signal=signal, snapshot=snapshot)
 
     async def _decide(
-        self, symbol: str, now: datetime, reports: dict[str, AgentReport], candles: CandleSeries
+        self, symbol: str, now: datetime, reports: Mapping[str, AgentReport], candles: CandleSeries
     ) -> Signal:
         """The coordinator's signal, or the rules' with a note when it fails or is late."""
         coordinator = self._coordinator

@@ -11,7 +11,9 @@ from intel.agents.orderbook import OrderBookAgent
 from intel.agents.whales import WhaleAgent
 from intel.config import Config, OrderBookAgentConfig, WhalesAgentConfig
 from intel.desk import replay_sources
+from intel.features import OrderBookFeatures, WhaleFeatures
 from intel.models import (
+    AgentReport,
     MarketSnapshot,
     OrderBook,
     OrderBookHistory,
@@ -45,6 +47,18 @@ def snapshot_of(
         posts=NOT_NEEDED,
         fear_greed=NOT_NEEDED,
     )
+
+
+def book_figures(report: AgentReport) -> OrderBookFeatures:
+    figures = report.features_as(OrderBookFeatures)
+    assert figures is not None
+    return figures
+
+
+def flow_figures(report: AgentReport) -> WhaleFeatures:
+    figures = report.features_as(WhaleFeatures)
+    assert figures is not None
+    return figures
 
 
 async def recorded_books(symbol: str, now: datetime, window_s: float) -> MarketSnapshot:
@@ -88,12 +102,13 @@ async def test_recorded_one_sided_book_scores_its_side(moment: str, sign: int) -
     assert report.status is ReportStatus.OK
     assert report.score is not None
     assert sign * report.score > 40
-    assert report.features["imbalance_0_5pct"] == pytest.approx((bid - ask) / (bid + ask))
-    assert report.score == pytest.approx(100 * report.features["imbalance_0_5pct"])
-    assert report.features["mid"] == pytest.approx(book.mid)
+    figures = book_figures(report)
+    assert figures.imbalance_at(0.5) == pytest.approx((bid - ask) / (bid + ask))
+    assert report.score == pytest.approx(100 * (bid - ask) / (bid + ask))
+    assert figures.mid_price == pytest.approx(book.mid)
     assert report.as_of == now
     assert report.age_s == 0
-    assert report.features["snapshots"] == len(snapshot.orderbook.books)
+    assert figures.snapshot_count == len(snapshot.orderbook.books)
     assert report.notes == ()
 
 
@@ -115,19 +130,19 @@ async def test_kraken_book_for_eth_is_degraded_with_the_venue_note() -> None:
     assert -100 <= report.score <= 100
     assert report.as_of == history.latest.timestamp
     assert report.age_s == (KRAKEN_MOMENT - history.latest.timestamp).total_seconds()
-    features = report.features
-    assert {
-        "imbalance_0_1pct",
-        "imbalance_0_5pct",
-        "imbalance_1pct",
-        "imbalance_2pct",
-        "spread_bps",
-        "mid",
-        "bid_depth_quote",
-        "ask_depth_quote",
-    } <= features.keys()
-    assert features.get("support_price", 0) < features["mid"]
-    assert features.get("resistance_price", 1e9) > features["mid"]
+    figures = book_figures(report)
+    assert [band.band_pct for band in figures.imbalances] == [0.1, 0.5, 1.0, 2.0]
+    latest = history.latest
+    assert figures.mid_price == latest.mid
+    assert figures.spread_bps == pytest.approx(
+        (latest.best_ask - latest.best_bid) / latest.mid * 1e4
+    )
+    assert figures.bid_depth_quote == pytest.approx(quote_within(latest.bids, latest.mid, 2.0))
+    assert figures.ask_depth_quote == pytest.approx(quote_within(latest.asks, latest.mid, 2.0))
+    assert figures.support is not None
+    assert figures.support.price < figures.mid_price
+    assert figures.resistance is not None
+    assert figures.resistance.price > figures.mid_price
 
 
 async def test_btc_without_a_current_book_passes_the_snapshot_reason_through() -> None:
@@ -179,11 +194,14 @@ async def test_a_wall_pulled_unreached_counts_and_a_wall_price_reached_does_not(
 
     report = await OrderBookAgent(BOOK_CONFIG).analyze(snapshot)
 
-    assert report.features["spoofing_events"] == 1
-    assert report.features["snapshots"] == 3
+    figures = book_figures(report)
+    assert figures.spoofing_events == 1
+    assert figures.snapshot_count == 3
     assert "spoofing: 1 wall(s) vanished unreached" in report.notes
-    assert report.features["support_price"] == 99.5
-    assert "resistance_price" not in report.features
+    assert figures.support is not None
+    assert figures.support.price == 99.5
+    assert figures.support.size_quote == pytest.approx(99.5 * 20)
+    assert figures.resistance is None
     assert report.status is ReportStatus.OK
 
 
@@ -194,7 +212,7 @@ async def test_a_wall_standing_before_we_watched_that_vanishes_is_not_spoofing()
         hand_book(2, 99.9, {}, {}),
     )
     report = await OrderBookAgent(BOOK_CONFIG).analyze(snapshot)
-    assert report.features["spoofing_events"] == 0
+    assert book_figures(report).spoofing_events == 0
 
 
 async def test_a_wall_shorter_lived_than_required_is_not_spoofing() -> None:
@@ -205,8 +223,8 @@ async def test_a_wall_shorter_lived_than_required_is_not_spoofing() -> None:
     )
     strict = OrderBookAgent(BOOK_CONFIG.model_copy(update={"spoof_min_lifetime_snapshots": 2}))
 
-    assert (await OrderBookAgent(BOOK_CONFIG).analyze(snapshot)).features["spoofing_events"] == 1
-    assert (await strict.analyze(snapshot)).features["spoofing_events"] == 0
+    assert book_figures(await OrderBookAgent(BOOK_CONFIG).analyze(snapshot)).spoofing_events == 1
+    assert book_figures(await strict.analyze(snapshot)).spoofing_events == 0
 
 
 async def test_spoofing_on_recorded_kraken_books_is_structurally_sound() -> None:
@@ -217,12 +235,11 @@ async def test_spoofing_on_recorded_kraken_books_is_structurally_sound() -> None
 
     report = await OrderBookAgent(BOOK_CONFIG).analyze(snapshot)
 
-    pulled = report.features["spoofing_events"]
-    assert report.features["snapshots"] == len(history.books)
+    pulled = book_figures(report).spoofing_events
+    assert book_figures(report).snapshot_count == len(history.books)
     assert pulled > 0  # walls do appear and vanish in this recording; 0 would mean no detection
-    assert pulled == int(pulled)
     spoof_notes = [note for note in report.notes if note.startswith("spoofing")]
-    expected = [f"spoofing: {int(pulled)} wall(s) vanished unreached"] if pulled else []
+    expected = [f"spoofing: {pulled} wall(s) vanished unreached"] if pulled else []
     assert spoof_notes == expected
 
 
@@ -231,8 +248,8 @@ async def test_one_recorded_snapshot_cannot_judge_spoofing() -> None:
 
     report = await OrderBookAgent(BOOK_CONFIG).analyze(snapshot)
 
-    assert report.features["snapshots"] == 1
-    assert report.features["spoofing_events"] == 0
+    assert book_figures(report).snapshot_count == 1
+    assert book_figures(report).spoofing_events == 0
     assert "spoofing not judged: only one order-book snapshot" in report.notes
 
 
@@ -276,19 +293,20 @@ async def test_recorded_dominant_whale_hour_sets_the_score_sign(
 
     report = await WhaleAgent(config).analyze(snapshot)
 
-    features = report.features
-    assert features["inflow_usd"] == column_sum(rows, "inflow_usd")
-    assert features["outflow_usd"] == column_sum(rows, "outflow_usd")
-    assert features["net_flow_usd"] == features["outflow_usd"] - features["inflow_usd"]
-    assert features["inflow_coins"] == column_sum(rows, "inflow_coins")
-    assert features["outflow_coins"] == column_sum(rows, "outflow_coins")
-    assert features["transfer_count"] == column_sum(rows, "transfer_count")
-    assert features["active_hours"] == len(rows)
-    assert features["window_h"] == window_h
+    figures = flow_figures(report)
+    assert figures.inflow_usd == column_sum(rows, "inflow_usd")
+    assert figures.outflow_usd == column_sum(rows, "outflow_usd")
+    assert figures.net_flow_usd == column_sum(rows, "outflow_usd") - column_sum(rows, "inflow_usd")
+    assert figures.inflow_coins == column_sum(rows, "inflow_coins")
+    assert figures.outflow_coins == column_sum(rows, "outflow_coins")
+    assert figures.transfer_count == column_sum(rows, "transfer_count")
+    assert figures.active_hours == len(rows)
+    assert figures.window_h == window_h
     assert report.status is ReportStatus.OK
     assert report.score is not None
     assert sign * report.score > 80
-    expected = 100 * features["net_flow_usd"] / (gross + config.volume_floor_usd)
+    net = column_sum(rows, "outflow_usd") - column_sum(rows, "inflow_usd")
+    expected = 100 * net / (gross + config.volume_floor_usd)
     assert report.score == pytest.approx(expected)
     assert report.as_of == now
     assert report.age_s == 0
@@ -305,8 +323,8 @@ async def test_window_without_whale_transfers_scores_zero_with_a_note() -> None:
 
     assert report.status is ReportStatus.OK
     assert report.score == 0
-    assert report.features["transfer_count"] == 0
-    assert "inflow_coins" not in report.features
+    assert flow_figures(report).transfer_count == 0
+    assert flow_figures(report).inflow_coins is None
     assert "no whale transfers to or from exchanges in the last 6 h" in report.notes
 
 

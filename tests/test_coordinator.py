@@ -1,4 +1,4 @@
-"""The rules coordinator on hand-built agent reports and real recorded candles."""
+"""The rules coordinator on hand-built agent reports (exact scores) and real recorded candles."""
 
 from __future__ import annotations
 
@@ -11,6 +11,14 @@ from hypothesis import strategies as st
 
 from intel.config import CoordinatorConfig
 from intel.coordinator.rules import RulesCoordinator, hourly_volatility_pct
+from intel.features import (
+    BandImbalance,
+    FearGreedFigures,
+    OrderBookFeatures,
+    RedditFigures,
+    SentimentFeatures,
+    WhaleFeatures,
+)
 from intel.models import Action, AgentReport, CandleSeries, PositionSize, ReportStatus, Signal
 from intel.sources.replay_candles import ReplayCandleSource
 from intel.sources.replay_files import DEFAULT_REPLAY_DIR
@@ -40,13 +48,14 @@ def whales(score: float, net_usd: float | None = None, transfers: int = 12) -> A
         score=score,
         as_of=AS_OF,
         age_s=0.0,
-        features={
-            "inflow_usd": max(0.0, -net) + 1e8,
-            "outflow_usd": max(0.0, net) + 1e8,
-            "net_flow_usd": net,
-            "transfer_count": float(transfers),
-            "window_h": 24.0,
-        },
+        features=WhaleFeatures(
+            inflow_usd=max(0.0, -net) + 1e8,
+            outflow_usd=max(0.0, net) + 1e8,
+            net_flow_usd=net,
+            transfer_count=transfers,
+            window_h=24.0,
+            active_hours=6,
+        ),
     )
 
 
@@ -63,7 +72,12 @@ def sentiment(
         reason=reason,
         as_of=AS_OF,
         age_s=60.0,
-        features={"fear_greed": float(fear_greed), "reddit_mood": score, "post_count": 14.0},
+        features=SentimentFeatures(
+            reddit=RedditFigures(
+                mood=score, post_count=14, positive_posts=5, negative_posts=4, mean_post_score=0.0
+            ),
+            fear_greed=FearGreedFigures(value=fear_greed, mood=(fear_greed - 50) * 2.0, age_s=60),
+        ),
         engine="lexicon",
     )
 
@@ -75,7 +89,17 @@ def book(score: float) -> AgentReport:
         score=score,
         as_of=AS_OF,
         age_s=5.0,
-        features={"spoofing_events": 0.0},
+        features=OrderBookFeatures(
+            imbalances=(BandImbalance(0.5, score / 100),),
+            spread_bps=1.0,
+            mid_price=62_000.0,
+            bid_depth_quote=1e6,
+            ask_depth_quote=1e6,
+            support=None,
+            resistance=None,
+            spoofing_events=0,
+            snapshot_count=3,
+        ),
     )
 
 

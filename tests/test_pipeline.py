@@ -24,6 +24,7 @@ from intel.coordinator.fake import FakeCoordinator
 from intel.coordinator.rules import RulesCoordinator
 from intel.desk import replay_sources
 from intel.errors import NoSignalError, SourceError
+from intel.features import SentimentFeatures, WhaleFeatures
 from intel.models import Action, AgentReport, MarketSnapshot, ReportStatus, Signal
 from intel.pipeline import SignalPipeline
 from intel.sentiment.lexicon import LexiconEngine
@@ -184,7 +185,10 @@ async def test_failing_post_source_degrades_sentiment_to_fear_and_greed(baseline
     assert sentiment.status is ReportStatus.DEGRADED
     assert "Reddit" in (sentiment.reason or "")
     assert expected in (sentiment.reason or "")
-    assert sentiment.score == baseline.reports["sentiment"].features["fear_greed_mood"]
+    fear_greed = baseline.reports["sentiment"].features_as(SentimentFeatures)
+    assert fear_greed is not None
+    assert fear_greed.fear_greed is not None
+    assert sentiment.score == fear_greed.fear_greed.mood
     assert_intact(signal, baseline, "whales", "orderbook")
 
 
@@ -362,15 +366,21 @@ async def test_signal_json_of_a_degraded_signal_keeps_the_contract() -> None:
 
 
 def test_non_finite_numbers_never_reach_the_json(baseline) -> None:
+    flows = baseline.reports["whales"].features_as(WhaleFeatures)
+    assert flows is not None
     odd = replace(
         baseline.reports["whales"],
         score=math.nan,
-        features={"fine": 1.0, "nan": math.nan, "inf": math.inf},
+        features=replace(flows, inflow_usd=math.nan, outflow_usd=math.inf, inflow_coins=1.5),
     )
     data = signal_to_json(replace(baseline, reports={**baseline.reports, "whales": odd}))
     json.dumps(data, allow_nan=False)
     assert data["reports"]["whales"]["score"] is None
-    assert data["reports"]["whales"]["features"] == {"fine": 1.0}
+    figures = data["reports"]["whales"]["features"]
+    assert "inflow_usd" not in figures
+    assert "outflow_usd" not in figures
+    assert figures["inflow_coins"] == 1.5
+    assert figures["net_flow_usd"] == flows.net_flow_usd
 
 
 def test_signal_notes_round_trip_and_stored_signals_without_them_still_load(baseline) -> None:

@@ -14,6 +14,15 @@ from matplotlib.text import Text
 
 from bot.render.chart import build_figure, render_chart
 from bot.render.text import format_age, format_usd, render_text
+from intel.features import (
+    BandImbalance,
+    BookWall,
+    FearGreedFigures,
+    OrderBookFeatures,
+    RedditFigures,
+    SentimentFeatures,
+    WhaleFeatures,
+)
 from intel.models import (
     Action,
     AgentReport,
@@ -105,12 +114,14 @@ def make_reports() -> dict[str, AgentReport]:
             score=64.0,
             as_of=AS_OF,
             age_s=0.0,
-            features={
-                "net_flow_usd": -182.4e6,
-                "inflow_usd": 40.1e6,
-                "outflow_usd": 222.5e6,
-                "transfer_count": 37.0,
-            },
+            features=WhaleFeatures(
+                inflow_usd=40.1e6,
+                outflow_usd=222.5e6,
+                net_flow_usd=-182.4e6,
+                transfer_count=37,
+                window_h=24.0,
+                active_hours=9,
+            ),
             notes=("Whale Alert replay",),
         ),
         "orderbook": AgentReport(
@@ -119,14 +130,17 @@ def make_reports() -> dict[str, AgentReport]:
             score=38.0,
             as_of=AS_OF,
             age_s=20.0,
-            features={
-                "imbalance_0_5pct": 0.31,
-                "imbalance_1pct": 0.12,
-                "spread_bps": 1.2,
-                "support_price": 2455.5,
-                "resistance_price": 2516.5,
-                "spoofing_events": 2.0,
-            },
+            features=OrderBookFeatures(
+                imbalances=(BandImbalance(0.5, 0.31), BandImbalance(1.0, 0.12)),
+                spread_bps=1.2,
+                mid_price=2480.0,
+                bid_depth_quote=1.5e6,
+                ask_depth_quote=1.1e6,
+                support=BookWall(2455.5, 120_000.0),
+                resistance=BookWall(2516.5, 95_000.0),
+                spoofing_events=2,
+                snapshot_count=12,
+            ),
             notes=("Kraken ETH/USD book",),
         ),
         "sentiment": AgentReport(
@@ -136,7 +150,10 @@ def make_reports() -> dict[str, AgentReport]:
             reason="few posts",
             as_of=AS_OF - timedelta(hours=3, minutes=12),
             age_s=3 * 3600 + 12 * 60,
-            features={"reddit_mood": -18.0, "post_count": 14.0, "fear_greed": 71.0},
+            features=SentimentFeatures(
+                reddit=RedditFigures(-18.0, 14, 3, 6, -0.12),
+                fear_greed=FearGreedFigures(value=71, mood=42.0, age_s=3600.0),
+            ),
             engine="vader",
         ),
     }
@@ -240,7 +257,7 @@ def test_chart_shows_an_unavailable_report_even_when_data_exists() -> None:
 
 def test_chart_survives_empty_flows_and_features() -> None:
     reports = {
-        key: replace(report, features={}, notes=()) for key, report in make_reports().items()
+        key: replace(report, features=None, notes=()) for key, report in make_reports().items()
     }
     snapshot = replace(make_snapshot(), whales=replace(make_whales(), hours=()))
     decode_png(render_chart(make_signal(reports), snapshot, candles=10, flow_hours=6))

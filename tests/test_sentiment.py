@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from intel.agents.sentiment import SentimentAgent, fear_greed_mood
 from intel.config import Config, SentimentAgentConfig
 from intel.desk import replay_sources
-from intel.models import FearGreedReading, MarketSnapshot, ReportStatus, Unavailable
+from intel.features import SentimentFeatures
+from intel.models import AgentReport, FearGreedReading, MarketSnapshot, ReportStatus, Unavailable
 from intel.sentiment.base import SentimentScore
 from intel.sentiment.lexicon import LexiconEngine, load_crypto_terms
 from intel.snapshot import SnapshotBuilder
@@ -156,19 +157,28 @@ def agent(**changes: object) -> SentimentAgent:
     return SentimentAgent(SentimentAgentConfig().model_copy(update=changes), CRYPTO)
 
 
+def figures(report: AgentReport) -> SentimentFeatures:
+    found = report.features_as(SentimentFeatures)
+    assert found is not None
+    return found
+
+
 async def test_the_agent_reads_reddit_and_fear_greed(btc_snapshot) -> None:
     report = await agent().analyze(btc_snapshot)
     assert report.agent == "sentiment"
     assert report.status is ReportStatus.OK
     assert report.reason is None
     assert report.engine == "lexicon"
-    assert report.features["post_count"] > 0
-    assert report.features["post_count"] == len(btc_snapshot.posts)
-    assert report.features["fear_greed"] == recorded_fear_greed("2025-10-06")
-    assert report.features["fear_greed_mood"] == fear_greed_mood(recorded_fear_greed("2025-10-06"))
+    reddit, fear_greed = figures(report).reddit, figures(report).fear_greed
+    assert reddit is not None
+    assert fear_greed is not None
+    assert reddit.post_count > 0
+    assert reddit.post_count == len(btc_snapshot.posts)
+    assert fear_greed.value == recorded_fear_greed("2025-10-06")
+    assert fear_greed.mood == fear_greed_mood(recorded_fear_greed("2025-10-06"))
     assert report.score is not None
     assert -100 <= report.score <= 100
-    expected = 0.5 * report.features["reddit_mood"] + 0.5 * report.features["fear_greed_mood"]
+    expected = 0.5 * reddit.mood + 0.5 * fear_greed.mood
     assert report.score == pytest.approx(expected, abs=0.1)
     assert report.as_of is not None
     assert report.as_of <= NOW
@@ -182,8 +192,10 @@ async def test_without_posts_the_agent_degrades_to_fear_greed_alone(btc_snapshot
     assert report.status is ReportStatus.DEGRADED
     assert "Reddit is down" in (report.reason or "")
     assert report.score == fear_greed_mood(value)
-    assert "post_count" not in report.features
-    assert report.features["fear_greed"] == value
+    assert figures(report).reddit is None
+    fear_greed = figures(report).fear_greed
+    assert fear_greed is not None
+    assert fear_greed.value == value
     assert isinstance(snapshot.fear_greed, FearGreedReading)
     assert report.as_of == snapshot.fear_greed.timestamp
 
@@ -192,7 +204,10 @@ async def test_without_fear_greed_the_agent_degrades_to_reddit_alone(btc_snapsho
     report = await agent().analyze(replace(btc_snapshot, fear_greed=Unavailable("F&G stale")))
     assert report.status is ReportStatus.DEGRADED
     assert "F&G stale" in (report.reason or "")
-    assert report.score == pytest.approx(report.features["reddit_mood"], abs=0.1)
+    reddit = figures(report).reddit
+    assert reddit is not None
+    assert figures(report).fear_greed is None
+    assert report.score == pytest.approx(reddit.mood, abs=0.1)
 
 
 async def test_too_few_posts_are_not_counted(btc_snapshot) -> None:

@@ -30,6 +30,7 @@ from bot.render.text import (
     format_score,
     format_usd,
 )
+from intel.features import OrderBookFeatures, SentimentFeatures
 from intel.models import (
     Action,
     AgentReport,
@@ -301,7 +302,7 @@ def _draw_orderbook_panel(
     latest = book.latest
     _draw_depth(ax, latest)
     if report is not None:
-        _mark_walls(ax, report.features)
+        _mark_walls(ax, report.features_as(OrderBookFeatures))
     _title(ax, _score_title(f"Order book · {book.exchange} {book.venue_symbol}", report))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: format_usd(value)))
     ax.xaxis.set_major_locator(MaxNLocator(3))
@@ -340,22 +341,24 @@ def _draw_depth(ax: Axes, book: OrderBook) -> None:
     )
 
 
-def _mark_walls(ax: Axes, features: Mapping[str, float]) -> None:
-    for key, colour, label in (
-        ("support_price", UP, "support"),
-        ("resistance_price", DOWN, "resistance"),
+def _mark_walls(ax: Axes, book: OrderBookFeatures | None) -> None:
+    if book is None:
+        return
+    for wall, colour, label, align in (
+        (book.support, UP, "support", "right"),
+        (book.resistance, DOWN, "resistance", "left"),
     ):
-        if key in features:
-            ax.axvline(features[key], color=colour, linestyle="--", linewidth=1.2)
+        if wall is not None:
+            ax.axvline(wall.price, color=colour, linestyle="--", linewidth=1.2)
             ax.text(
-                features[key],
+                wall.price,
                 0.97,
-                f" {label}\n {format_price(features[key])}",
+                f" {label}\n {format_price(wall.price)}",
                 transform=ax.get_xaxis_transform(),
                 fontsize=7,
                 color=colour,
                 va="top",
-                ha="right" if key == "support_price" else "left",
+                ha=align,
             )
 
 
@@ -478,12 +481,10 @@ def _draw_sentiment_score(ax: Axes, report: AgentReport) -> None:
 
 
 def _sentiment_caption(report: AgentReport) -> str:
-    figures = report.features
+    mood = report.features_as(SentimentFeatures)
     parts: list[str] = []
-    if "reddit_mood" in figures:
-        parts.append(f"Reddit {figures['reddit_mood']:+.0f}")
-    if "post_count" in figures:
-        parts.append(f"{figures['post_count']:.0f} posts")
+    if mood and mood.reddit:
+        parts.extend((f"Reddit {mood.reddit.mood:+.0f}", f"{mood.reddit.post_count} posts"))
     if report.engine:
         parts.append(report.engine)
     return " · ".join(parts)

@@ -6,9 +6,10 @@ that every surface shows the same figures the same way.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from intel.features import Features, OrderBookFeatures, SentimentFeatures, WhaleFeatures
 from intel.models import Action, AgentReport, ReportStatus, Signal
 from intel.textfmt import format_age, format_usd
 
@@ -32,14 +33,8 @@ MODALITY_TITLES: Mapping[str, str] = {
     "sentiment": "Sentiment",
 }
 CREDITS = "Fear & Greed: Alternative.me · whale flows: Whale Alert"
-_IMBALANCE_BANDS = (
-    ("imbalance_0_5pct", "0.5%"),
-    ("imbalance_0_1pct", "0.1%"),
-    ("imbalance_1pct", "1%"),
-    ("imbalance_2pct", "2%"),
-)
-
-Figures = Mapping[str, float]
+# The band whose imbalance is shown: the first of these the report has.
+_SHOWN_IMBALANCE_BANDS_PCT = (0.5, 0.1, 1.0, 2.0)
 
 
 def format_price(price: float) -> str:
@@ -64,56 +59,50 @@ def coordinator_label(signal: Signal) -> str:
     return f"{label} (clamps: {', '.join(signal.clamps)})" if signal.clamps else label
 
 
-def _whale_figures(figures: Figures) -> list[str]:
-    parts: list[str] = []
-    if "net_flow_usd" in figures:
-        parts.append(f"net exchange flow {format_usd(figures['net_flow_usd'], signed=True)}")
-    legs = [
-        f"{label} {format_usd(figures[key])}"
-        for key, label in (("inflow_usd", "in"), ("outflow_usd", "out"))
-        if key in figures
+def _whale_figures(flows: WhaleFeatures) -> list[str]:
+    return [
+        f"net exchange flow {format_usd(flows.net_flow_usd, signed=True)}",
+        f"in {format_usd(flows.inflow_usd)} / out {format_usd(flows.outflow_usd)}",
+        f"{flows.transfer_count} transfers",
     ]
-    if legs:
-        parts.append(" / ".join(legs))
-    if "transfer_count" in figures:
-        parts.append(f"{figures['transfer_count']:.0f} transfers")
+
+
+def _orderbook_figures(book: OrderBookFeatures) -> list[str]:
+    imbalances = (
+        f"imbalance {imbalance:+.2f} (±{band_pct:g}%)"
+        for band_pct in _SHOWN_IMBALANCE_BANDS_PCT
+        if (imbalance := book.imbalance_at(band_pct)) is not None
+    )
+    shown = next(imbalances, None)
+    parts = [shown] if shown else []
+    parts.append(f"spread {book.spread_bps:.1f} bps")
+    for label, wall in (("support", book.support), ("resistance", book.resistance)):
+        if wall is not None:
+            parts.append(f"{label} {format_price(wall.price)}")
+    if book.spoofing_events > 0:
+        parts.append(f"⚠ spoofing seen ({book.spoofing_events})")
     return parts
 
 
-def _orderbook_figures(figures: Figures) -> list[str]:
-    parts = [
-        f"imbalance {figures[key]:+.2f} (±{band})"
-        for key, band in _IMBALANCE_BANDS
-        if key in figures
-    ][:1]
-    if "spread_bps" in figures:
-        parts.append(f"spread {figures['spread_bps']:.1f} bps")
-    for key, label in (("support_price", "support"), ("resistance_price", "resistance")):
-        if key in figures:
-            parts.append(f"{label} {format_price(figures[key])}")
-    if figures.get("spoofing_events", 0) > 0:
-        parts.append(f"⚠ spoofing seen ({figures['spoofing_events']:.0f})")
-    return parts
-
-
-def _sentiment_figures(figures: Figures) -> list[str]:
+def _sentiment_figures(mood: SentimentFeatures) -> list[str]:
     parts: list[str] = []
-    if "reddit_mood" in figures:
-        count = figures.get("post_count")
-        over = f" over {count:.0f} posts" if count is not None else ""
-        parts.append(f"Reddit mood {figures['reddit_mood']:+.0f}{over}")
-    elif "post_count" in figures:
-        parts.append(f"{figures['post_count']:.0f} posts")
-    if "fear_greed" in figures:
-        parts.append(f"Fear & Greed {figures['fear_greed']:.0f}/100")
+    if mood.reddit is not None:
+        parts.append(f"Reddit mood {mood.reddit.mood:+.0f} over {mood.reddit.post_count} posts")
+    if mood.fear_greed is not None:
+        parts.append(f"Fear & Greed {mood.fear_greed.value}/100")
     return parts
 
 
-_FIGURES: Mapping[str, Callable[[Figures], list[str]]] = {
-    "whales": _whale_figures,
-    "orderbook": _orderbook_figures,
-    "sentiment": _sentiment_figures,
-}
+def _figures(features: Features | None) -> list[str]:
+    match features:
+        case WhaleFeatures():
+            return _whale_figures(features)
+        case OrderBookFeatures():
+            return _orderbook_figures(features)
+        case SentimentFeatures():
+            return _sentiment_figures(features)
+        case None:
+            return []
 
 
 def _status_note(report: AgentReport) -> str | None:
@@ -126,8 +115,7 @@ def _status_note(report: AgentReport) -> str | None:
 def modality_line(key: str, report: AgentReport) -> str:
     """One line per agent: title, score, the figures behind it, notes and any degradation."""
     title = MODALITY_TITLES.get(key, key.replace("_", " ").capitalize())
-    describe = _FIGURES.get(key)
-    parts = describe(report.features) if describe else []
+    parts = _figures(report.features)
     if report.engine:
         parts.append(f"engine {report.engine}")
     parts.extend(report.notes)

@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from intel.agents.base import report_unavailable
 from intel.config import OrderBookAgentConfig
+from intel.features import BandImbalance, BookWall, OrderBookFeatures
 from intel.models import (
     AgentReport,
     MarketSnapshot,
@@ -67,10 +68,8 @@ class OrderBookAgent:
     ) -> AgentReport:
         cfg = self._config
         latest = books[-1]
-        features = _book_features(latest, cfg)
         pulled = _count_pulled_walls(books, cfg)
-        features["spoofing_events"] = float(pulled)
-        features["snapshots"] = float(len(books))
+        features = _book_features(latest, cfg, spoofing_events=pulled, snapshot_count=len(books))
         score = _score(latest, cfg)
         other_venue = _venue_difference(history, snapshot.symbol, cfg.home_exchange)
         notes = [history.note] if other_venue and history.note else []
@@ -107,28 +106,31 @@ def _venue_difference(history: OrderBookHistory, symbol: str, home_exchange: str
     return "another quote currency" if other_quote else None
 
 
-def _book_features(book: OrderBook, cfg: OrderBookAgentConfig) -> dict[str, float]:
+def _book_features(
+    book: OrderBook, cfg: OrderBookAgentConfig, *, spoofing_events: int, snapshot_count: int
+) -> OrderBookFeatures:
     mid = book.mid
-    features: dict[str, float] = {}
-    for band_pct in cfg.bands_pct:
-        imbalance = _imbalance(book, band_pct)
-        if imbalance is not None:
-            features[_band_key(band_pct)] = imbalance
-    features["spread_bps"] = (book.best_ask - book.best_bid) / mid * 10_000
-    features["mid"] = mid
-    features["bid_depth_quote"] = _quote_volume(book.bids, mid, cfg.wall_range_pct)
-    features["ask_depth_quote"] = _quote_volume(book.asks, mid, cfg.wall_range_pct)
-    for label, side in (("support", _Side.BID), ("resistance", _Side.ASK)):
-        walls = _walls(book, side, cfg)
-        if walls:
-            features[f"{label}_price"] = walls[0].price
-            features[f"{label}_size_quote"] = walls[0].size_quote
-    return features
+    imbalances = (
+        BandImbalance(band_pct, imbalance)
+        for band_pct in cfg.bands_pct
+        if (imbalance := _imbalance(book, band_pct)) is not None
+    )
+    return OrderBookFeatures(
+        imbalances=tuple(imbalances),
+        spread_bps=(book.best_ask - book.best_bid) / mid * 10_000,
+        mid_price=mid,
+        bid_depth_quote=_quote_volume(book.bids, mid, cfg.wall_range_pct),
+        ask_depth_quote=_quote_volume(book.asks, mid, cfg.wall_range_pct),
+        support=_nearest_wall(book, _Side.BID, cfg),
+        resistance=_nearest_wall(book, _Side.ASK, cfg),
+        spoofing_events=spoofing_events,
+        snapshot_count=snapshot_count,
+    )
 
 
-def _band_key(band_pct: float) -> str:
-    """0.1 -> imbalance_0_1pct, 1.0 -> imbalance_1pct: the keys renderers look up."""
-    return "imbalance_" + f"{band_pct:g}".replace(".", "_") + "pct"
+def _nearest_wall(book: OrderBook, side: _Side, cfg: OrderBookAgentConfig) -> BookWall | None:
+    walls = _walls(book, side, cfg)
+    return BookWall(walls[0].price, walls[0].size_quote) if walls else None
 
 
 def _score(book: OrderBook, cfg: OrderBookAgentConfig) -> float | None:

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from intel.agents.base import report_unavailable
 from intel.config import SentimentAgentConfig
+from intel.features import FearGreedFigures, RedditFigures, SentimentFeatures
 from intel.models import (
     AgentReport,
     FearGreedReading,
@@ -42,16 +43,15 @@ class SentimentAgent:
         posts, fng = snapshot.posts, snapshot.fear_greed
         if isinstance(posts, Unavailable) and isinstance(fng, Unavailable):
             return report_unavailable(self.name, posts, snapshot.as_of)
-        features: dict[str, float] = {}
         notes: list[str] = []
         reasons: list[str] = []
-        reddit = await self._reddit_mood(posts, snapshot.as_of, features, notes, reasons)
-        fng_mood = self._fear_greed(fng, snapshot.as_of, features, notes, reasons)
+        reddit, reddit_mood = await self._reddit_mood(posts, snapshot.as_of, reasons)
+        fear_greed = self._fear_greed(fng, snapshot.as_of, notes, reasons)
         moods = [
             (m, w)
             for m, w in (
-                (reddit, 1 - self._config.fear_greed_weight),
-                (fng_mood, self._config.fear_greed_weight),
+                (reddit_mood, 1 - self._config.fear_greed_weight),
+                (fear_greed.mood if fear_greed else None, self._config.fear_greed_weight),
             )
             if m is not None
         ]
@@ -65,56 +65,50 @@ class SentimentAgent:
             reason="; ".join(reasons) or None,
             as_of=newest,
             age_s=(snapshot.as_of - newest).total_seconds() if newest else None,
-            features=features,
+            features=SentimentFeatures(reddit=reddit, fear_greed=fear_greed),
             notes=tuple(notes),
             engine=self._engine.name,
         )
 
     async def _reddit_mood(
-        self,
-        posts: Sequence[SocialPost] | Unavailable,
-        now: datetime,
-        features: dict[str, float],
-        notes: list[str],
-        reasons: list[str],
-    ) -> float | None:
+        self, posts: Sequence[SocialPost] | Unavailable, now: datetime, reasons: list[str]
+    ) -> tuple[RedditFigures | None, float | None]:
+        """The figures to show, and the unrounded mood when there are enough posts to count."""
         if isinstance(posts, Unavailable):
             reasons.append(f"Reddit: {posts.reason}")
-            return None
+            return None, None
         texts = [f"{post.title}. {post.body}".strip() for post in posts]
         scores = await asyncio.to_thread(self._engine.score, texts)
         weights = [self._recency_weight(post.created, now) for post in posts]
         mood = 100.0 * _label_balance(scores, weights)
-        features.update(
-            reddit_mood=round(mood, 1),
-            post_count=float(len(posts)),
-            positive_posts=float(sum(s.label == "positive" for s in scores)),
-            negative_posts=float(sum(s.label == "negative" for s in scores)),
+        figures = RedditFigures(
+            mood=round(mood, 1),
+            post_count=len(posts),
+            positive_posts=sum(s.label == "positive" for s in scores),
+            negative_posts=sum(s.label == "negative" for s in scores),
             mean_post_score=round(sum(s.score for s in scores) / len(scores), 4),
         )
         if len(posts) < self._config.min_posts:
             reasons.append(f"Reddit: only {len(posts)} posts in {self._config.window_h} h")
-            return None
-        return mood
+            return figures, None
+        return figures, mood
 
     def _fear_greed(
         self,
         fng: FearGreedReading | Unavailable,
         now: datetime,
-        features: dict[str, float],
         notes: list[str],
         reasons: list[str],
-    ) -> float | None:
+    ) -> FearGreedFigures | None:
         if isinstance(fng, Unavailable):
             reasons.append(f"Fear & Greed: {fng.reason}")
             return None
-        features.update(
-            fear_greed=float(fng.value),
-            fear_greed_mood=fear_greed_mood(fng.value),
-            fear_greed_age_s=(now - fng.timestamp).total_seconds(),
-        )
         notes.append(f"{fng.classification} (Fear & Greed by Alternative.me)")
-        return fear_greed_mood(fng.value)
+        return FearGreedFigures(
+            value=fng.value,
+            mood=fear_greed_mood(fng.value),
+            age_s=(now - fng.timestamp).total_seconds(),
+        )
 
     def _recency_weight(self, created: datetime, now: datetime) -> float:
         age_h = max(0.0, (now - created).total_seconds() / 3600.0)

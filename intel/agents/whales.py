@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from intel.agents.base import report_unavailable
 from intel.config import WhalesAgentConfig
+from intel.features import WhaleFeatures
 from intel.models import AgentReport, MarketSnapshot, ReportStatus, Unavailable, WhaleFlows
 
 __all__ = ["WhaleAgent"]
@@ -22,9 +23,9 @@ class WhaleAgent:
             return report_unavailable(self.name, flows, snapshot.as_of)
         features = _flow_features(flows)
         notes = [f"data: {flows.credit}"]
-        if features["transfer_count"] == 0:
+        if features.transfer_count == 0:
             notes.insert(
-                0, f"no whale transfers to or from exchanges in the last {features['window_h']:g} h"
+                0, f"no whale transfers to or from exchanges in the last {features.window_h:g} h"
             )
         return AgentReport(
             agent=self.name,
@@ -36,32 +37,29 @@ class WhaleAgent:
             notes=tuple(notes),
         )
 
-    def _accumulation_score(self, features: dict[str, float]) -> float:
+    def _accumulation_score(self, features: WhaleFeatures) -> float:
         """100 × net / (gross + floor): the floor keeps one small transfer from reading as a
         strong signal; zero transfers read as 0."""
-        gross = features["inflow_usd"] + features["outflow_usd"]
+        gross = features.inflow_usd + features.outflow_usd
         denominator = gross + self._config.volume_floor_usd
         if denominator <= 0:
             return 0.0
-        return max(-100.0, min(100.0, 100.0 * features["net_flow_usd"] / denominator))
+        return max(-100.0, min(100.0, 100.0 * features.net_flow_usd / denominator))
 
 
-def _flow_features(flows: WhaleFlows) -> dict[str, float]:
+def _flow_features(flows: WhaleFlows) -> WhaleFeatures:
     hours = flows.hours
     inflow = sum((hour.inflow_usd for hour in hours), 0.0)
     outflow = sum((hour.outflow_usd for hour in hours), 0.0)
-    features: dict[str, float] = {
-        "inflow_usd": inflow,
-        "outflow_usd": outflow,
-        "net_flow_usd": outflow - inflow,  # positive: coins leaving exchanges (accumulation)
-        "transfer_count": float(sum(hour.transfer_count for hour in hours)),
-        "window_h": (flows.as_of - flows.window_start).total_seconds() / 3600.0,
-        "active_hours": float(len(hours)),
-    }
     inflow_coins = [hour.inflow_coins for hour in hours if hour.inflow_coins is not None]
     outflow_coins = [hour.outflow_coins for hour in hours if hour.outflow_coins is not None]
-    if inflow_coins:
-        features["inflow_coins"] = sum(inflow_coins)
-    if outflow_coins:
-        features["outflow_coins"] = sum(outflow_coins)
-    return features
+    return WhaleFeatures(
+        inflow_usd=inflow,
+        outflow_usd=outflow,
+        net_flow_usd=outflow - inflow,
+        transfer_count=sum(hour.transfer_count for hour in hours),
+        window_h=(flows.as_of - flows.window_start).total_seconds() / 3600.0,
+        active_hours=len(hours),
+        inflow_coins=sum(inflow_coins) if inflow_coins else None,
+        outflow_coins=sum(outflow_coins) if outflow_coins else None,
+    )

@@ -8,6 +8,7 @@ rules coordinator, noting why on the Signal.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Protocol
 
@@ -24,7 +25,7 @@ class Coordinator(Lifecycle, Protocol):
         self,
         symbol: str,
         as_of: datetime,
-        reports: dict[str, AgentReport],
+        reports: Mapping[str, AgentReport],
         candles: CandleSeries,
         created_at: datetime,
     ) -> Signal:

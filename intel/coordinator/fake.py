@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Mapping
 from datetime import datetime
 
 from intel.coordinator.base import Coordinator
@@ -44,7 +45,7 @@ class FakeCoordinator(NoResources):
         self,
         symbol: str,
         as_of: datetime,
-        reports: dict[str, AgentReport],
+        reports: Mapping[str, AgentReport],
         candles: CandleSeries,
         created_at: datetime,
     ) -> Signal:

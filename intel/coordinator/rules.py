@@ -6,15 +6,18 @@
     SELL         = whales distribute (score ≤ −threshold) while retail is greedy (mood ≥ threshold)
     HOLD         = anything else
 |divergence| > high_divergence gives high confidence (≥ 70); the order book confirms (+) or leans
-against (−); each missing modality lowers confidence. Timeframe and sizing follow confidence and
-hourly volatility. The LLM coordinator is bounded by these same rules.
+against (−); each missing or degraded modality lowers confidence. Timeframe and sizing follow
+confidence and hourly volatility. Every constant is a `CoordinatorConfig` key. The LLM coordinator
+is bounded by these same rules.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Literal
 
 import numpy as np
 
@@ -34,6 +37,9 @@ __all__ = ["Assessment", "RulesCoordinator", "hourly_volatility_pct"]
 
 AGENTS = ("whales", "orderbook", "sentiment")
 
+RetailTone = Literal["fearful", "greedy", "neutral"]
+DivergenceLevel = Literal["high", "moderate", "low"]
+
 
 @dataclass(frozen=True, slots=True)
 class Assessment:
@@ -50,6 +56,8 @@ class Assessment:
     degraded: tuple[str, ...]
     volatility_pct: float
     high_volatility: bool
+    retail_tone: RetailTone  # the mood against the configured threshold, as the thesis words it
+    divergence_level: DivergenceLevel
 
 
 class RulesCoordinator(NoResources):
@@ -64,7 +72,7 @@ class RulesCoordinator(NoResources):
         self,
         symbol: str,
         as_of: datetime,
-        reports: dict[str, AgentReport],
+        reports: Mapping[str, AgentReport],
         candles: CandleSeries,
         created_at: datetime,
     ) -> Signal:
@@ -76,8 +84,8 @@ class RulesCoordinator(NoResources):
             confidence=confidence,
             thesis=write_thesis(assessment, reports),
             risk_factors=tuple(risk_factors(assessment, reports)),
-            timeframe_hours=_timeframe(confidence, assessment.high_volatility),
-            position_size=_position_size(assessment, confidence),
+            timeframe_hours=self._timeframe(confidence, assessment.high_volatility),
+            position_size=self._position_size(assessment, confidence),
             divergence=round(assessment.divergence, 1),
             high_divergence=assessment.high_divergence,
             coordinator=self.name,
@@ -88,7 +96,7 @@ class RulesCoordinator(NoResources):
             price=float(candles.close[-1]),
         )
 
-    def assess(self, reports: dict[str, AgentReport], candles: CandleSeries) -> Assessment:
+    def assess(self, reports: Mapping[str, AgentReport], candles: CandleSeries) -> Assessment:
         cfg = self._config
         whale = _score(reports.get("whales"))
         mood = _score(reports.get("sentiment"))
@@ -113,7 +121,21 @@ class RulesCoordinator(NoResources):
             degraded=tuple(n for n in AGENTS if _status(reports.get(n)) is ReportStatus.DEGRADED),
             volatility_pct=volatility,
             high_volatility=volatility > cfg.high_volatility_pct,
+            retail_tone=self._retail_tone(mood),
+            divergence_level=self._divergence_level(divergence),
         )
+
+    def _divergence_level(self, divergence: float) -> DivergenceLevel:
+        if abs(divergence) > self._config.high_divergence:
+            return "high"
+        return "moderate" if abs(divergence) > self._config.moderate_divergence else "low"
+
+    def _retail_tone(self, mood: float | None) -> RetailTone:
+        if mood is not None and mood <= -self._config.mood_threshold:
+            return "fearful"
+        if mood is not None and mood >= self._config.mood_threshold:
+            return "greedy"
+        return "neutral"
 
     def _orderbook_effect(self, action: Action, book: float | None) -> int:
         """+1 the book confirms the call, −1 it leans against, 0 neutral or no call."""
@@ -127,13 +149,39 @@ class RulesCoordinator(NoResources):
         return 0
 
     def _confidence(self, a: Assessment) -> int:
+        cfg = self._config
+        divergence = abs(a.divergence)
         if a.action is Action.HOLD:
-            base = 70.0 - 0.3 * min(abs(a.divergence), 150.0)
+            capped = min(divergence, cfg.hold_divergence_cap)
+            base = cfg.hold_confidence_base - cfg.hold_confidence_per_divergence * capped
         else:
-            base = min(90.0, 55.0 + 0.3 * abs(a.divergence))
-        base += {1: 10, -1: -15, 0: 0}[a.orderbook_effect]
-        base -= self._config.missing_penalty * len(a.missing) + 5 * len(a.degraded)
+            call = cfg.call_confidence_base + cfg.call_confidence_per_divergence * divergence
+            base = min(cfg.call_confidence_max, call)
+        if a.orderbook_effect > 0:
+            base += cfg.orderbook_confirm_bonus
+        elif a.orderbook_effect < 0:
+            base -= cfg.orderbook_against_penalty
+        base -= cfg.missing_penalty * len(a.missing) + cfg.degraded_penalty * len(a.degraded)
         return int(max(0, min(100, round(base))))
+
+    def _timeframe(self, confidence: int, high_volatility: bool) -> int:
+        cfg = self._config
+        if confidence >= cfg.timeframe_24h_confidence:
+            hours = 24
+        else:
+            hours = 12 if confidence >= cfg.timeframe_12h_confidence else 6
+        if high_volatility:
+            hours //= 2
+        return max(2, min(48, hours))
+
+    def _position_size(self, a: Assessment, confidence: int) -> PositionSize:
+        cfg = self._config
+        if a.action is Action.HOLD or confidence < cfg.moderate_size_confidence:
+            return PositionSize.CONSERVATIVE
+        calm = not a.high_volatility and not a.missing
+        if confidence >= cfg.aggressive_size_confidence and calm:
+            return PositionSize.AGGRESSIVE
+        return PositionSize.MODERATE
 
 
 def hourly_volatility_pct(candles: CandleSeries, hours: int = 24) -> float:
@@ -143,21 +191,6 @@ def hourly_volatility_pct(candles: CandleSeries, hours: int = 24) -> float:
         return 0.0
     returns = np.diff(np.log(closes))
     return float(np.std(returns, ddof=1) * 100.0)
-
-
-def _timeframe(confidence: int, high_volatility: bool) -> int:
-    hours = 24 if confidence >= 75 else 12 if confidence >= 55 else 6
-    if high_volatility:
-        hours //= 2
-    return max(2, min(48, hours))
-
-
-def _position_size(a: Assessment, confidence: int) -> PositionSize:
-    if a.action is Action.HOLD or confidence < 55:
-        return PositionSize.CONSERVATIVE
-    if confidence >= 75 and not a.high_volatility and not a.missing:
-        return PositionSize.AGGRESSIVE
-    return PositionSize.MODERATE
 
 
 def _score(report: AgentReport | None) -> float | None:

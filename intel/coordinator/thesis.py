@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from intel.features import OrderBookFeatures, SentimentFeatures, WhaleFeatures
 from intel.models import Action, AgentReport
 from intel.textfmt import format_signed, format_usd
 
@@ -12,17 +14,22 @@ if TYPE_CHECKING:
 
 __all__ = ["risk_factors", "write_thesis"]
 
+Reports = Mapping[str, AgentReport]
 
-def write_thesis(a: Assessment, reports: dict[str, AgentReport]) -> str:
-    sentences = [_whale_sentence(reports.get("whales")), _mood_sentence(reports.get("sentiment"))]
-    sentences.append(_verdict_sentence(a))
+
+def write_thesis(a: Assessment, reports: Reports) -> str:
+    sentences = [
+        _whale_sentence(reports.get("whales")),
+        _mood_sentence(a, reports.get("sentiment")),
+        _verdict_sentence(a),
+    ]
     book = _book_sentence(a, reports.get("orderbook"))
     if book:
         sentences.append(book)
     return " ".join(s for s in sentences if s)
 
 
-def risk_factors(a: Assessment, reports: dict[str, AgentReport]) -> list[str]:
+def risk_factors(a: Assessment, reports: Reports) -> list[str]:
     risks: list[str] = []
     if a.high_volatility:
         risks.append(f"High volatility: hourly moves of {a.volatility_pct:.2f} % (1 σ, 24 h)")
@@ -35,11 +42,11 @@ def risk_factors(a: Assessment, reports: dict[str, AgentReport]) -> list[str]:
         risks.append(f"{name} degraded: {report.reason if report else 'partial data'}")
     if a.orderbook_effect < 0:
         risks.append("The order book leans against the call")
-    book = reports.get("orderbook")
-    if book and book.features.get("spoofing_events", 0) > 0:
+    report = reports.get("orderbook")
+    book = report.features_as(OrderBookFeatures) if report else None
+    if book and book.spoofing_events > 0:
         risks.append(
-            f"Possible spoofing: {int(book.features['spoofing_events'])} wall(s) "
-            "vanished before price reached them"
+            f"Possible spoofing: {book.spoofing_events} wall(s) vanished before price reached them"
         )
     if a.action is not Action.HOLD and not a.high_divergence:
         risks.append("Divergence is moderate, not high: a weaker setup")
@@ -51,39 +58,37 @@ def risk_factors(a: Assessment, reports: dict[str, AgentReport]) -> list[str]:
 def _whale_sentence(report: AgentReport | None) -> str:
     if report is None or report.score is None:
         return "Whale flows are unavailable."
-    f = report.features
-    net = f.get("net_flow_usd", 0.0)
-    hours = int(f.get("window_h", 24))
-    count = int(f.get("transfer_count", 0))
-    if count == 0:
+    flows = report.features_as(WhaleFeatures)
+    if flows is None:
+        return f"Whale accumulation score {format_signed(report.score)}."
+    hours = int(flows.window_h)
+    if flows.transfer_count == 0:
         return f"No whale transfers to or from exchanges in the last {hours} h."
+    net = flows.net_flow_usd
     direction = "out of" if net >= 0 else "into"
     stance = "accumulation" if net >= 0 else "distribution"
     return (
         f"Whales moved a net {format_usd(abs(net))} {direction} exchanges over {hours} h "
-        f"({count} transfers, {stance} score {format_signed(report.score)})."
+        f"({flows.transfer_count} transfers, {stance} score {format_signed(report.score)})."
     )
 
 
-def _mood_sentence(report: AgentReport | None) -> str:
+def _mood_sentence(a: Assessment, report: AgentReport | None) -> str:
     if report is None or report.score is None:
         return "Retail sentiment is unavailable."
-    f = report.features
+    mood = report.features_as(SentimentFeatures)
     parts = []
-    if "fear_greed" in f:
-        parts.append(f"Fear & Greed {int(f['fear_greed'])}")
-    if "reddit_mood" in f:
-        parts.append(
-            f"Reddit mood {format_signed(f['reddit_mood'])} "
-            f"over {int(f.get('post_count', 0))} posts"
-        )
-    tone = "fearful" if report.score <= -10 else "greedy" if report.score >= 10 else "neutral"
+    if mood and mood.fear_greed:
+        parts.append(f"Fear & Greed {mood.fear_greed.value}")
+    if mood and mood.reddit:
+        reddit = mood.reddit
+        parts.append(f"Reddit mood {format_signed(reddit.mood)} over {reddit.post_count} posts")
     detail = f" ({'; '.join(parts)})" if parts else ""
-    return f"Retail is {tone}: mood {format_signed(report.score)}{detail}."
+    return f"Retail is {a.retail_tone}: mood {format_signed(report.score)}{detail}."
 
 
 def _verdict_sentence(a: Assessment) -> str:
-    level = "high" if a.high_divergence else "moderate" if abs(a.divergence) > 20 else "low"
+    level = a.divergence_level
     if a.action is Action.BUY:
         return (
             f"Smart money accumulating into retail fear: divergence "
