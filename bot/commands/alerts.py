@@ -45,7 +45,7 @@ class AlertsCommands:
             Command(
                 "alerts",
                 self.alerts,
-                "DM me when a watched symbol's signal reaches this confidence (or `off`)",
+                "DM me when a watched symbol's signal reaches this confidence, 0-100 (or `off`)",
                 "alerts 60",
                 USAGE,
             ),

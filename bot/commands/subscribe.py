@@ -116,7 +116,9 @@ class SubscribeCommands:
         covered = (
             ", ".join(symbols) if subscription.symbols else f"every symbol ({', '.join(symbols)})"
         )
-        lines = [f"This chat gets an alert when the signal changes for {covered}. Current calls:"]
+        lines = [
+            f"This chat now gets an alert when the signal changes for {covered}. Current calls:"
+        ]
         lines.extend([f"  {symbol}: {await self._call(symbol)}" for symbol in symbols])
         lines.append("`unsubscribe [SYMBOL …]` stops some or all; `status` shows the schedule.")
         return "\n".join(lines)
