@@ -38,7 +38,9 @@ class AlertsConfig(Frozen):
 
 
 class CommandsConfig(Frozen):
-    signal_cooldown_s: float = Field(10.0, ge=0)
+    signal_cooldown_s: float = Field(10.0, ge=0)  # per user and symbol
+    # Symbols one user may have computing at once (a repeat of one in flight joins it).
+    max_signals_in_flight_per_user: int = Field(2, ge=1, le=16)
     max_concurrent_signals: int = Field(4, ge=1, le=64)
     # How long an on-demand signal waits for a free slot before the user is told to retry.
     signal_wait_s: float = Field(30.0, gt=0)

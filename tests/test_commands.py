@@ -22,9 +22,10 @@ from bot.storage.memory import MemoryStore
 from intel.config import load_config
 from intel.desk import SignalDesk, build_desk
 from intel.errors import NoSignalError, UserInputError
-from intel.models import MarketSnapshot, Signal
+from intel.models import Action, MarketSnapshot, Signal
 from intel.pipeline import SignalResult
 from intel.textfmt import quote_input
+from tests.factories import make_signal
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MOMENT = datetime(2025, 10, 10, 20, 0, tzinfo=UTC)
@@ -293,15 +294,37 @@ async def test_signal_bad_input(router, line, expected):
     assert reply.chart_png is None
 
 
-async def test_signal_cooldown_per_user_with_seconds_left(router, clock):
+async def test_signal_cooldown_per_user_and_symbol_with_seconds_left(router, clock):
     assert not (await ask(router, "signal btc")).is_error
     clock.advance(3)
-    again = await ask(router, "signal eth")
+    assert not (await ask(router, "signal eth")).is_error  # another symbol: no cooldown
+    again = await ask(router, "signal btc")
     assert again.is_error
-    assert "7 s" in again.text
+    assert "BTC/USDT signal in 7 s" in again.text
     assert not (await ask(router, "signal btc", user="u2")).is_error
     assert not (await ask(router, "signal btc", transport="telegram")).is_error
     clock.advance(7)
+    assert not (await ask(router, "signal btc")).is_error
+    assert "ETH/USDT signal in 3 s" in (await ask(router, "signal eth")).text
+
+
+async def test_one_user_is_capped_on_symbols_in_flight(desk, store, clock):
+    counting = CountingDesk(desk, delay_s=0.2)
+    config = make_config(max_signals_in_flight_per_user=1)
+    router = CommandRouter(counting, store, config, fixed_status, clock=clock.monotonic)
+    btc, eth, btc_again, other_eth = await asyncio.gather(
+        router.handle(request("signal btc")),
+        router.handle(request("signal eth")),
+        router.handle(request("signal btc")),  # joins the one in flight: takes no more room
+        router.handle(request("signal eth", user="u2")),
+    )
+    assert not btc.is_error
+    assert not btc_again.is_error
+    assert not other_eth.is_error  # the cap is per user
+    assert eth.is_error
+    assert "BTC/USDT signal is still computing" in eth.text
+    assert counting.calls == 2
+    # Once answered, the room is free again (and the refusal cost no ETH cooldown).
     assert not (await ask(router, "signal eth")).is_error
 
 
@@ -344,7 +367,7 @@ async def test_one_users_concurrent_duplicates_share_one_computation_and_one_coo
     replies = await asyncio.gather(*(router.handle(request("signal btc")) for _ in range(3)))
     assert counting.calls == 1
     assert all(not r.is_error for r in replies)
-    later = await ask(router, "signal eth")
+    later = await ask(router, "signal btc")
     assert later.is_error
     assert "easy" in later.text
 
@@ -582,8 +605,9 @@ async def test_alerts_bounds(router, store, value, expected):
     ("line", "expected"),
     [
         ("alerts 101", "out of range"),
-        ("alerts 1000", "not a whole number"),
-        ("alerts -1", "not a whole number"),
+        ("alerts 1000", "out of range"),
+        ("alerts -1", "out of range"),
+        ("alerts -5%", "out of range"),
         ("alerts 6.5", "not a whole number"),
         ("alerts sixty", "not a whole number"),
         ("alerts ٦٠", "not a whole number"),
@@ -597,25 +621,72 @@ async def test_alerts_bad_input_changes_nothing(router, store, line, expected):
     reply = await ask(router, line)
     assert reply.is_error
     assert expected in reply.text
+    if "alerts 60 70" not in line:
+        assert "must be a whole number from 0 to 100" in reply.text
     assert await user_state(store) == before
 
 
 # -- subscribe -------------------------------------------------------------------------------
 
 
-async def test_subscribe_all_then_some_then_unsubscribe(router, store):
-    everything = await ask(router, "subscribe", admin=True)
-    assert "every symbol" in everything.text
-    assert (await store.subscription("console", "c1")).symbols == ()
-    some = await ask(router, "/subscribe eth btc ETHUSDT eth/usdt", admin=True)
-    assert not some.is_error
+async def test_subscribe_adds_symbols_and_unsubscribe_removes_them(router, store):
+    first = await ask(router, "subscribe eth", admin=True)
+    assert first.text.startswith("Subscribed.")
+    assert "ETH/USDT: no signal yet" in first.text
+    added = await ask(router, "/subscribe btc ETHUSDT", admin=True)
+    assert added.text.startswith("Added BTC/USDT.")
     assert (await store.subscription("console", "c1")).symbols == ("BTC/USDT", "ETH/USDT")
+    again = await ask(router, "subscribe btc", admin=True)
+    assert "already follows BTC/USDT, so nothing changed" in again.text
+    removed = await ask(router, "unsubscribe eth", admin=True)
+    assert removed.text.startswith("Removed ETH/USDT.")
+    assert "for BTC/USDT." in removed.text
+    assert (await store.subscription("console", "c1")).symbols == ("BTC/USDT",)
+    assert "did not follow ETH/USDT" in (await ask(router, "unsubscribe eth", admin=True)).text
+    last = await ask(router, "unsubscribe btc", admin=True)
+    assert "last one" in last.text
+    assert "ended" in last.text
+    assert await store.subscription("console", "c1") is None  # not an every-symbol one
+    assert "no subscription" in (await ask(router, "unsubscribe btc", admin=True)).text
+
+
+async def test_an_every_symbol_subscription(router, store):
+    everything = await ask(router, "subscribe", admin=True)
+    assert "every symbol (BTC/USDT, ETH/USDT)" in everything.text
+    assert (await store.subscription("console", "c1")).symbols == ()
+    some = await ask(router, "/subscribe eth btc eth/usdt", admin=True)
+    assert not some.is_error
+    assert "already follows every symbol, so nothing changed" in some.text
+    assert (await store.subscription("console", "c1")).symbols == ()
+    assert "Removed BTC/USDT" in (await ask(router, "unsubscribe btc", admin=True)).text
+    assert (await store.subscription("console", "c1")).symbols == ("ETH/USDT",)
+    assert "now follows every symbol" in (await ask(router, "subscribe", admin=True)).text
     assert "Unsubscribed" in (await ask(router, "unsubscribe", admin=True)).text
     assert await store.subscription("console", "c1") is None
     assert "no subscription" in (await ask(router, "unsubscribe", admin=True)).text
 
 
-@pytest.mark.parametrize("line", ["subscribe", "subscribe btc", "unsubscribe"])
+async def test_subscribe_shows_each_symbols_current_call(router, store):
+    await store.record_signal(
+        make_signal("BTC/USDT", Action.SELL, 64), chart_png=None, deliveries=(), alerted=True
+    )
+    on_demand = make_signal("ETH/USDT", Action.BUY, 90)  # asked in chat: not the current call
+    await store.record_signal(
+        on_demand, chart_png=None, deliveries=(), alerted=False, origin=SignalOrigin.ON_DEMAND
+    )
+    reply = await ask(router, "subscribe btc eth", admin=True)
+    assert "BTC/USDT: SELL 64/100 (as of 2025-10-10 20:00 UTC)" in reply.text
+    assert "ETH/USDT: no signal yet" in reply.text
+    assert "ETH/USDT: no signal yet" in (await ask(router, "unsubscribe btc", admin=True)).text
+
+
+async def test_a_symbol_dropped_from_the_config_can_still_be_unsubscribed(router, store):
+    await store.subscribe("console", "c1", ["DOGE/USDT", "BTC/USDT"])
+    assert "Removed DOGE/USDT" in (await ask(router, "unsubscribe doge", admin=True)).text
+    assert (await store.subscription("console", "c1")).symbols == ("BTC/USDT",)
+
+
+@pytest.mark.parametrize("line", ["subscribe", "subscribe btc", "unsubscribe", "unsubscribe eth"])
 async def test_non_admins_are_refused(router, store, line):
     await ask(router, "subscribe eth", admin=True)
     before = await user_state(store)
@@ -630,7 +701,8 @@ async def test_non_admins_are_refused(router, store, line):
     [
         ("subscribe btc btx", "did you mean BTC/USDT?"),
         ("subscribe btc ???", "malformed symbol"),
-        ("unsubscribe now", "too many arguments"),
+        ("unsubscribe now", "unknown symbol 'now'"),
+        ("unsubscribe eth btx", "did you mean BTC/USDT?"),
     ],
 )
 async def test_subscribe_bad_input_changes_nothing(router, store, line, expected):

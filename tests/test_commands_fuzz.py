@@ -182,7 +182,7 @@ GRAMMAR_ARGS = {
     ).map(lambda pair: (pair[0], *pair[1])),
     "alerts": st.lists(NUMBERISH, max_size=2).map(tuple),
     "subscribe": st.lists(st.one_of(VALID_SYMBOL, VALID_SYMBOL, SYMBOLISH), max_size=5).map(tuple),
-    "unsubscribe": st.lists(WORDS, max_size=1).map(tuple),
+    "unsubscribe": st.lists(st.one_of(VALID_SYMBOL, SYMBOLISH, WORDS), max_size=3).map(tuple),
     "help": st.lists(st.one_of(WORDS, st.sampled_from(COMMAND_NAMES)), max_size=2).map(tuple),
 }
 GRAMMAR_REQUEST = st.sampled_from(sorted(GRAMMAR_ARGS)).flatmap(

@@ -95,17 +95,60 @@ def dm(user_id: str, transport: str = "telegram") -> Delivery:
 # -- subscriptions --------------------------------------------------------------------------
 
 
-async def test_subscribe_replaces_symbols_and_unsubscribe_removes(store: Store) -> None:
+async def test_subscribe_adds_symbols_and_unsubscribe_removes_them(store: Store) -> None:
     assert await store.subscription("telegram", "c1") is None
     sub = await store.subscribe("telegram", "c1", [ETH, BTC, BTC])
     assert sub == Subscription("telegram", "c1", (BTC, ETH))
     assert await store.subscription("telegram", "c1") == sub
-    assert await store.subscribe("telegram", "c1", [SOL]) == Subscription("telegram", "c1", (SOL,))
-    assert await store.subscription("telegram", "c1") == Subscription("telegram", "c1", (SOL,))
+    both = Subscription("telegram", "c1", (BTC, ETH, SOL))
+    assert await store.subscribe("telegram", "c1", [SOL]) == both  # added, BTC kept
+    assert await store.subscription("telegram", "c1") == both
     assert await store.subscription("discord", "c1") is None
-    assert await store.unsubscribe("telegram", "c1") is True
-    assert await store.unsubscribe("telegram", "c1") is False
+    rest = Subscription("telegram", "c1", (BTC, SOL))
+    assert await store.unsubscribe("telegram", "c1", [ETH]) == rest
+    assert await store.unsubscribe("telegram", "c1", [ETH]) == rest  # not followed: no change
+    assert await store.subscription("telegram", "c1") == rest
+    assert [s.chat_id for s in await store.subscriptions_for(ETH)] == []
+
+
+async def test_removing_the_last_symbol_ends_the_subscription(store: Store) -> None:
+    await store.subscribe("telegram", "c1", [BTC, ETH])
+    assert await store.unsubscribe("telegram", "c1", [ETH, BTC]) is None
+    # Not an empty list, which would mean every symbol.
     assert await store.subscription("telegram", "c1") is None
+    assert await store.subscriptions_for(SOL) == []
+    assert await store.unsubscribe("telegram", "c1", [BTC]) is None
+
+
+async def test_bare_unsubscribe_removes_the_subscription(store: Store) -> None:
+    await store.subscribe("telegram", "c1", [BTC, ETH])
+    assert await store.unsubscribe("telegram", "c1") is None
+    assert await store.subscription("telegram", "c1") is None
+    assert await store.unsubscribe("telegram", "c1") is None
+
+
+async def test_an_every_symbol_subscription_stays_one_until_symbols_are_removed(
+    store: Store,
+) -> None:
+    everything = Subscription("telegram", "c1", ())
+    assert await store.subscribe("telegram", "c1", []) == everything
+    assert await store.subscribe("telegram", "c1", [BTC]) == everything  # covered already
+    assert await store.unsubscribe("telegram", "c1", [BTC]) == everything  # no list to cut
+    rest = await store.unsubscribe("telegram", "c1", [BTC], every_symbol=[BTC, ETH, SOL])
+    assert rest == Subscription("telegram", "c1", (ETH, SOL))
+    assert await store.subscription("telegram", "c1") == rest
+    assert await store.subscribe("telegram", "c1", []) == everything  # bare: every symbol again
+    assert await store.subscription("telegram", "c1") == everything
+
+
+async def test_unsubscribing_some_symbols_keeps_a_disabled_chat_disabled(store: Store) -> None:
+    await store.subscribe("telegram", "c1", [BTC, ETH])
+    await store.disable_chat("telegram", "c1", "chat not found")
+    expected = Subscription(
+        "telegram", "c1", (ETH,), active=False, disabled_reason="chat not found"
+    )
+    assert await store.unsubscribe("telegram", "c1", [BTC]) == expected
+    assert await store.subscription("telegram", "c1") == expected
 
 
 async def test_subscriptions_for_includes_all_symbol_and_skips_inactive(store: Store) -> None:

@@ -14,22 +14,22 @@ from intel.textfmt import quote_input
 __all__ = ["AlertsCommands", "parse_threshold"]
 
 USAGE = "alerts 0-100 · alerts off"
+_RANGE = "must be a whole number from 0 to 100, e.g. `alerts 60`, or `alerts off`"
 # ASCII digits only: int() would also take '٦٠' or '６０', which nobody means as a threshold.
-_NUMBER = re.compile(r"[0-9]{1,3}%?")
+_INTEGER = re.compile(r"[+-]?[0-9]+%?")
 
 
 def parse_threshold(text: str) -> int | None:
-    """`off` -> None; an integer 0..100 (a trailing % allowed) -> that; anything else raises."""
+    """`off` -> None; an integer 0..100 (a trailing % allowed) -> that; anything else raises,
+    saying whether it is not a whole number or a whole number out of range."""
     cleaned = text.strip().lower()
     if cleaned == "off":
         return None
-    if not _NUMBER.fullmatch(cleaned):
-        raise UserInputError(
-            f"{quote_input(text)} is not a whole number — try `alerts 60` or `alerts off`"
-        )
+    if not _INTEGER.fullmatch(cleaned):
+        raise UserInputError(f"{quote_input(text)} is not a whole number — the threshold {_RANGE}")
     value = int(cleaned.rstrip("%"))
-    if value > 100:
-        raise UserInputError(f"{value} is out of range — confidence runs from 0 to 100")
+    if not 0 <= value <= 100:
+        raise UserInputError(f"{quote_input(text)} is out of range — the threshold {_RANGE}")
     return value
 
 
@@ -45,7 +45,7 @@ class AlertsCommands:
             Command(
                 "alerts",
                 self.alerts,
-                "DM me when a watched symbol's signal reaches this confidence (or `off`)",
+                "DM me when a watched symbol's signal reaches this confidence, 0-100 (or `off`)",
                 "alerts 60",
                 USAGE,
             ),

@@ -1,17 +1,20 @@
 """`signal SYMBOL`, and the guard that protects on-demand computation.
 
-The guard applies a per-user cooldown, shares one computation between concurrent requests for the
-same symbol (single flight: a request joins the computation already running for its symbol), and
-caps how many computations run at once; when the cap is full a request waits, bounded by
-`signal_wait_s`, before it is told to retry. Only an answered signal starts the cooldown: "busy" or
-an error costs the user nothing. Each computed signal is kept in the store (origin "on_demand").
+The guard applies a cooldown per user and symbol, shares one computation between concurrent
+requests for the same symbol (single flight: a request joins the computation already running for
+its symbol), caps how many symbols one user has in flight, and caps how many computations run at
+once; when that cap is full a request waits, bounded by `signal_wait_s`, before it is told to
+retry. Only an answered signal starts the cooldown: "busy" or an error costs the user nothing.
+Each computed signal is kept in the store (origin "on_demand").
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import structlog
@@ -28,17 +31,33 @@ from intel.models import AgentReport, Signal
 from intel.pipeline import SignalResult
 from intel.symbols import base_asset
 
-__all__ = ["BusyError", "SignalCommands", "SignalGuard", "SignalOutcome", "modality_fields"]
+__all__ = [
+    "BusyError",
+    "InFlightCapError",
+    "SignalCommands",
+    "SignalGuard",
+    "SignalOutcome",
+    "modality_fields",
+]
 
 log = structlog.get_logger(__name__)
 
 USAGE = "signal SYMBOL"
-# Bounds the cooldown memory; past this many distinct users the oldest entries are forgotten.
-_MAX_TRACKED_USERS = 100_000
+# Bounds the cooldown memory; past this many (user, symbol) pairs the oldest are forgotten.
+_MAX_TRACKED_REQUESTS = 100_000
+UserKey = tuple[str, str]  # (transport, user_id)
 
 
 class BusyError(Exception):
     """Every computation slot stayed busy for the whole bounded wait."""
+
+
+class InFlightCapError(Exception):
+    """This user already has as many symbols computing as one user may."""
+
+    def __init__(self, symbols: tuple[str, ...]) -> None:
+        super().__init__(", ".join(symbols))
+        self.symbols = symbols
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +69,8 @@ class SignalOutcome:
 
 
 class SignalGuard:
-    """Cooldown per (transport, user), single flight per symbol, a concurrency cap."""
+    """Cooldown per (transport, user, symbol), a cap per user on symbols in flight, single
+    flight per symbol, a concurrency cap."""
 
     def __init__(
         self,
@@ -65,28 +85,51 @@ class SignalGuard:
         self._render_chart = render_chart
         self._cooldown_s = config.signal_cooldown_s
         self._wait_s = config.signal_wait_s
+        self._per_user = config.max_signals_in_flight_per_user
         self._slots = asyncio.Semaphore(config.max_concurrent_signals)
         self._in_flight: dict[str, asyncio.Task[SignalOutcome]] = {}
-        # cachetools' TTLCache forgets a user once the cooldown has passed, so memory stays small.
-        self._last_request: TTLCache[tuple[str, str], float] | None = (
-            TTLCache(_MAX_TRACKED_USERS, config.signal_cooldown_s, timer=clock)
+        # Per user: how many of their requests wait on each symbol (duplicates join, uncounted).
+        self._asking: dict[UserKey, Counter[str]] = {}
+        # cachetools' TTLCache forgets a pair once the cooldown has passed, so memory stays small.
+        self._last_request: TTLCache[tuple[str, str, str], float] | None = (
+            TTLCache(_MAX_TRACKED_REQUESTS, config.signal_cooldown_s, timer=clock)
             if config.signal_cooldown_s > 0
             else None
         )
         self._clock = clock
 
-    def cooldown_left_s(self, transport: str, user_id: str) -> float:
-        """Seconds before this user may ask again; 0 when they may ask now."""
+    def cooldown_left_s(self, transport: str, user_id: str, symbol: str) -> float:
+        """Seconds before this user may ask for this symbol again; 0 when they may ask now."""
         if self._last_request is None:
             return 0.0
-        asked_at = self._last_request.get((transport, user_id))
+        asked_at = self._last_request.get((transport, user_id, symbol))
         if asked_at is None:
             return 0.0
         return max(0.0, asked_at + self._cooldown_s - self._clock())
 
-    def start_cooldown(self, transport: str, user_id: str) -> None:
+    def start_cooldown(self, transport: str, user_id: str, symbol: str) -> None:
         if self._last_request is not None:
-            self._last_request[(transport, user_id)] = self._clock()
+            self._last_request[(transport, user_id, symbol)] = self._clock()
+
+    @contextmanager
+    def asking(self, transport: str, user_id: str, symbol: str) -> Iterator[None]:
+        """Count this request against the user's cap; InFlightCapError when it is full.
+
+        A second request for a symbol the user already waits on joins it and takes no more room.
+        """
+        key = (transport, user_id)
+        waiting = self._asking.setdefault(key, Counter())
+        if symbol not in waiting and len(waiting) >= self._per_user:
+            raise InFlightCapError(tuple(sorted(waiting)))
+        waiting[symbol] += 1
+        try:
+            yield
+        finally:
+            waiting[symbol] -= 1
+            if waiting[symbol] <= 0:
+                del waiting[symbol]
+            if not waiting:
+                del self._asking[key]
 
     async def compute(self, symbol: str) -> SignalOutcome:
         """The signal now, joining the computation already under way for this symbol, if any.
@@ -176,11 +219,20 @@ class SignalCommands:
     async def signal(self, request: Request) -> Reply:
         check_arg_count(request.args, USAGE, least=1, most=1)
         symbol = self._desk.resolve(request.args[0])
-        wait_s = self._guard.cooldown_left_s(request.transport, request.user_id)
+        who = (request.transport, request.user_id)
+        wait_s = self._guard.cooldown_left_s(*who, symbol)
         if wait_s > 0:
-            return error_reply(f"easy — you can ask for another signal in {math.ceil(wait_s)} s")
+            return error_reply(
+                f"easy — you can ask for another {symbol} signal in {math.ceil(wait_s)} s"
+            )
         try:
-            outcome = await self._guard.compute(symbol)
+            with self._guard.asking(*who, symbol):
+                outcome = await self._guard.compute(symbol)
+        except InFlightCapError as exc:
+            still = "signals are" if len(exc.symbols) > 1 else "signal is"
+            return error_reply(
+                f"your {', '.join(exc.symbols)} {still} still computing — ask again once answered"
+            )
         except BusyError:
             return error_reply("busy computing other signals right now — try again in a minute")
         except BadTimeError:
@@ -191,7 +243,7 @@ class SignalCommands:
             )
         # Only an answer costs the cooldown; a user's concurrent duplicates joined this same
         # computation, so they cost nothing extra either.
-        self._guard.start_cooldown(request.transport, request.user_id)
+        self._guard.start_cooldown(*who, symbol)
         return signal_reply(outcome)
 
 

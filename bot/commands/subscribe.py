@@ -1,6 +1,13 @@
-"""`subscribe [SYMBOL…]` / `unsubscribe`: channel alerts for the current chat, admins only."""
+"""`subscribe [SYMBOL…]` / `unsubscribe [SYMBOL…]`: channel alerts for this chat, admins only.
+
+Bare `subscribe` follows every symbol; named symbols are added (an every-symbol subscription
+covers them already). `unsubscribe SYMBOL…` removes symbols, bare `unsubscribe` everything. Each
+reply shows the resulting list and the current call for each symbol, the chat's starting point.
+"""
 
 from __future__ import annotations
+
+from typing import Protocol
 
 from bot.commands.base import Reply, Request
 from bot.commands.registry import (
@@ -11,37 +18,45 @@ from bot.commands.registry import (
     error_reply,
     resolve_symbols,
 )
-from bot.storage.base import SubscriptionStore
-from intel.symbols import base_asset
+from bot.render.text import format_moment
+from bot.storage.base import SignalLog, Subscription, SubscriptionStore
+from intel.errors import UnknownSymbolError
+from intel.symbols import base_asset, normalize_symbol
 
-__all__ = ["SubscribeCommands"]
+__all__ = ["SubscribeCommands", "SubscriptionCommandStore"]
 
 SUBSCRIBE_USAGE = "subscribe [SYMBOL …]"
-UNSUBSCRIBE_USAGE = "unsubscribe"
+UNSUBSCRIBE_USAGE = "unsubscribe [SYMBOL …]"
 _REFUSAL = "only an admin of this chat can change its subscription"
+_ENDED = "no more alerts here. `subscribe` starts them again."
+
+
+class SubscriptionCommandStore(SubscriptionStore, SignalLog, Protocol):
+    """The subscriptions, and the signal log for each symbol's current call."""
 
 
 class SubscribeCommands:
     """The `subscribe` / `unsubscribe` command group."""
 
-    def __init__(self, desk: Desk, store: SubscriptionStore) -> None:
+    def __init__(self, desk: Desk, store: SubscriptionCommandStore) -> None:
         self._desk = desk
         self._store = store
 
     def commands(self) -> tuple[Command, ...]:
+        example = base_asset(self._desk.symbols[0]).lower()
         return (
             Command(
                 "subscribe",
                 self.subscribe,
-                "post alerts in this chat, for the symbols named or all (admins)",
-                f"subscribe {base_asset(self._desk.symbols[0]).lower()}",
+                "post alerts in this chat: every symbol, or add the symbols named (admins)",
+                f"subscribe {example}",
                 SUBSCRIBE_USAGE,
             ),
             Command(
                 "unsubscribe",
                 self.unsubscribe,
-                "stop alerts in this chat (admins)",
-                "unsubscribe",
+                "stop alerts in this chat for the symbols named, or for all (admins)",
+                f"unsubscribe {example}",
                 UNSUBSCRIBE_USAGE,
             ),
         )
@@ -51,21 +66,82 @@ class SubscribeCommands:
             return error_reply(_REFUSAL)
         check_arg_count(request.args, SUBSCRIBE_USAGE, most=MAX_ARGS)
         symbols = resolve_symbols(self._desk, request.args)
-        subscription = await self._store.subscribe(request.transport, request.chat_id, symbols)
-        covered = (
-            ", ".join(subscription.symbols)
-            if subscription.symbols
-            else f"every symbol ({', '.join(self._desk.symbols)})"
-        )
-        return Reply(
-            text=f"This chat now gets an alert when the signal changes for {covered}. "
-            f"`unsubscribe` stops it; `status` shows the schedule."
-        )
+        before = await self._store.subscription(request.transport, request.chat_id)
+        after = await self._store.subscribe(request.transport, request.chat_id, symbols)
+        head = _subscribe_head(before, symbols)
+        return Reply(text=f"{head}\n{await self._overview(after)}")
 
     async def unsubscribe(self, request: Request) -> Reply:
         if not request.is_admin:
             return error_reply(_REFUSAL)
-        check_arg_count(request.args, UNSUBSCRIBE_USAGE)
-        if not await self._store.unsubscribe(request.transport, request.chat_id):
+        check_arg_count(request.args, UNSUBSCRIBE_USAGE, most=MAX_ARGS)
+        before = await self._store.subscription(request.transport, request.chat_id)
+        if before is None:
             return Reply(text="This chat had no subscription; `subscribe` starts one.")
-        return Reply(text="Unsubscribed: no more alerts here. `subscribe` starts them again.")
+        symbols = self._followed(before, request.args)
+        after = await self._store.unsubscribe(
+            request.transport, request.chat_id, symbols, every_symbol=self._desk.symbols
+        )
+        if not symbols:
+            return Reply(text=f"Unsubscribed: {_ENDED}")
+        if after is None:
+            return Reply(
+                text=f"Removed {', '.join(symbols)}; that was the last one, so the "
+                f"subscription has ended: {_ENDED}"
+            )
+        covered = set(before.symbols or self._desk.symbols)
+        missing = [symbol for symbol in symbols if symbol not in covered]
+        head = (
+            f"This chat did not follow {', '.join(missing)}, so nothing changed."
+            if missing == list(symbols)
+            else f"Removed {', '.join(s for s in symbols if s in covered)}."
+        )
+        return Reply(text=f"{head}\n{await self._overview(after)}")
+
+    def _followed(self, subscription: Subscription, texts: tuple[str, ...]) -> tuple[str, ...]:
+        """The symbols to remove: covered ones, or ones the config has dropped since."""
+        resolved: dict[str, None] = {}
+        for text in texts:
+            try:
+                resolved[self._desk.resolve(text)] = None
+            except UnknownSymbolError:
+                if normalize_symbol(text) not in subscription.symbols:
+                    raise
+                resolved[normalize_symbol(text)] = None
+        return tuple(resolved)
+
+    async def _overview(self, subscription: Subscription) -> str:
+        """What the chat now follows, and the current call for each of those symbols."""
+        symbols = subscription.symbols or self._desk.symbols
+        covered = (
+            ", ".join(symbols) if subscription.symbols else f"every symbol ({', '.join(symbols)})"
+        )
+        lines = [
+            f"This chat now gets an alert when the signal changes for {covered}. Current calls:"
+        ]
+        lines.extend([f"  {symbol}: {await self._call(symbol)}" for symbol in symbols])
+        lines.append("`unsubscribe [SYMBOL …]` stops some or all; `status` shows the schedule.")
+        return "\n".join(lines)
+
+    async def _call(self, symbol: str) -> str:
+        stored = await self._store.last_signal(symbol)  # the last cycle signal, as alerts use
+        if stored is None:
+            return "no signal yet"
+        signal = stored.signal
+        return f"{signal.action} {signal.confidence}/100 (as of {format_moment(signal.as_of)})"
+
+
+def _subscribe_head(before: Subscription | None, symbols: tuple[str, ...]) -> str:
+    """What `subscribe` changed, given the subscription before it."""
+    if before is None:
+        return "Subscribed."
+    if not before.active:
+        return f"Alerts here had stopped ({before.disabled_reason}); they start again now."
+    if not before.symbols:
+        return "This chat already follows every symbol, so nothing changed."
+    if not symbols:
+        return "This chat now follows every symbol."
+    added = [symbol for symbol in symbols if symbol not in before.symbols]
+    if not added:
+        return f"This chat already follows {', '.join(symbols)}, so nothing changed."
+    return f"Added {', '.join(added)}."

@@ -32,6 +32,8 @@ __all__ = [
     "SubscriptionStore",
     "Watcher",
     "WatchlistStore",
+    "symbols_after_subscribe",
+    "symbols_after_unsubscribe",
 ]
 
 
@@ -105,13 +107,51 @@ class StoredSignal:
     origin: str = SignalOrigin.CYCLE
 
 
+def symbols_after_subscribe(
+    current: tuple[str, ...] | None, added: Sequence[str]
+) -> tuple[str, ...]:
+    """The list after `subscribe`: `current` None is no subscription, () every symbol."""
+    if not added or current == ():
+        return ()
+    return tuple(sorted({*(current or ()), *added}))
+
+
+def symbols_after_unsubscribe(
+    current: tuple[str, ...], removed: Sequence[str], every_symbol: Sequence[str]
+) -> tuple[str, ...] | None:
+    """The list after `unsubscribe`; None: the subscription ends (nothing, or nothing left)."""
+    if not removed:
+        return None
+    if current == () and not every_symbol:
+        return ()  # every symbol, and no list of them to take any away from
+    rest = tuple(sorted(set(current or every_symbol) - set(removed)))
+    return rest or None
+
+
 class SubscriptionStore(Protocol):
     """Channel subscriptions (channel admins only; checked by the command layer)."""
 
-    async def subscribe(
-        self, transport: str, chat_id: str, symbols: Sequence[str]
-    ) -> Subscription: ...
-    async def unsubscribe(self, transport: str, chat_id: str) -> bool: ...
+    async def subscribe(self, transport: str, chat_id: str, symbols: Sequence[str]) -> Subscription:
+        """Add `symbols` to the chat's subscription (made if none); none named: every symbol.
+
+        An every-symbol subscription stays one (it covers them already). Re-enables a disabled
+        subscription. Returns the subscription as it now is."""
+        ...
+
+    async def unsubscribe(
+        self,
+        transport: str,
+        chat_id: str,
+        symbols: Sequence[str] = (),
+        every_symbol: Sequence[str] = (),
+    ) -> Subscription | None:
+        """Remove `symbols` from the chat's subscription; none named: remove it altogether.
+
+        Removing from an every-symbol subscription leaves the rest of `every_symbol` (the bot's
+        symbols) as a list; removing the last symbol ends the subscription (an empty list would
+        mean every symbol). Returns the subscription as it now is, None when there is none."""
+        ...
+
     async def subscription(self, transport: str, chat_id: str) -> Subscription | None: ...
 
     async def subscriptions_for(self, symbol: str) -> list[Subscription]:

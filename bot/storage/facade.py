@@ -52,8 +52,14 @@ class StoreFacade:
     async def subscribe(self, transport: str, chat_id: str, symbols: Sequence[str]) -> Subscription:
         return await self.subscription_store.subscribe(transport, chat_id, symbols)
 
-    async def unsubscribe(self, transport: str, chat_id: str) -> bool:
-        return await self.subscription_store.unsubscribe(transport, chat_id)
+    async def unsubscribe(
+        self,
+        transport: str,
+        chat_id: str,
+        symbols: Sequence[str] = (),
+        every_symbol: Sequence[str] = (),
+    ) -> Subscription | None:
+        return await self.subscription_store.unsubscribe(transport, chat_id, symbols, every_symbol)
 
     async def subscription(self, transport: str, chat_id: str) -> Subscription | None:
         return await self.subscription_store.subscription(transport, chat_id)

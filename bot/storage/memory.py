@@ -23,6 +23,8 @@ from bot.storage.base import (
     StoredSignal,
     Subscription,
     Watcher,
+    symbols_after_subscribe,
+    symbols_after_unsubscribe,
 )
 from bot.storage.facade import StoreFacade
 from intel.models import Signal
@@ -125,17 +127,31 @@ class MemorySubscriptions:
         self._tables = tables
 
     async def subscribe(self, transport: str, chat_id: str, symbols: Sequence[str]) -> Subscription:
-        t, chosen = self._tables.t, tuple(sorted(set(symbols)))
-        row = t.subscriptions.get((transport, chat_id))
+        t, key = self._tables.t, (transport, chat_id)
+        row = t.subscriptions.get(key)
+        chosen = symbols_after_subscribe(None if row is None else row.symbols, symbols)
         if row is None:
-            row = t.subscriptions[transport, chat_id] = _SubscriptionRow(
-                chosen, iso(self._tables.clock())
-            )
+            row = t.subscriptions[key] = _SubscriptionRow(chosen, iso(self._tables.clock()))
         row.symbols, row.active, row.disabled_reason = chosen, True, None
-        return Subscription(transport, chat_id, chosen)
+        return _subscription(key, row)
 
-    async def unsubscribe(self, transport: str, chat_id: str) -> bool:
-        return self._tables.t.subscriptions.pop((transport, chat_id), None) is not None
+    async def unsubscribe(
+        self,
+        transport: str,
+        chat_id: str,
+        symbols: Sequence[str] = (),
+        every_symbol: Sequence[str] = (),
+    ) -> Subscription | None:
+        t, key = self._tables.t, (transport, chat_id)
+        row = t.subscriptions.get(key)
+        if row is None:
+            return None
+        rest = symbols_after_unsubscribe(row.symbols, symbols, every_symbol)
+        if rest is None:
+            del t.subscriptions[key]
+            return None
+        row.symbols = rest
+        return _subscription(key, row)
 
     async def subscription(self, transport: str, chat_id: str) -> Subscription | None:
         row = self._tables.t.subscriptions.get((transport, chat_id))

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from typing import Any
 
 import aiosqlite
 
-from bot.storage.base import Subscription
+from bot.storage.base import Subscription, symbols_after_subscribe, symbols_after_unsubscribe
 from bot.storage.sqlite_db import SqliteDatabase
 from intel.timeutil import iso
 
 __all__ = ["SqliteSubscriptions", "disable_chat"]
+
+_SELECT = (
+    "SELECT s.transport, s.chat_id, s.active, s.disabled_reason,"
+    " (SELECT json_group_array(x.symbol) FROM subscription_symbols x"
+    "  WHERE x.transport = s.transport AND x.chat_id = s.chat_id)"
+    " FROM subscriptions s"
+)
 
 
 class SqliteSubscriptions:
@@ -23,26 +31,36 @@ class SqliteSubscriptions:
 
     async def subscribe(self, transport: str, chat_id: str, symbols: Sequence[str]) -> Subscription:
         async with self._db.write() as conn:
+            current = await _current(conn, transport, chat_id)
             await conn.execute(
                 "INSERT INTO subscriptions (transport, chat_id, created_at) VALUES (?, ?, ?)"
                 " ON CONFLICT DO UPDATE SET active = 1, disabled_reason = NULL",
                 (transport, chat_id, iso(self._db.clock())),
             )
-            await conn.execute(
-                "DELETE FROM subscription_symbols WHERE transport = ? AND chat_id = ?",
-                (transport, chat_id),
-            )
-            await conn.executemany(
-                "INSERT INTO subscription_symbols (transport, chat_id, symbol) VALUES (?, ?, ?)",
-                [(transport, chat_id, symbol) for symbol in sorted(set(symbols))],
-            )
-        return Subscription(transport, chat_id, tuple(sorted(set(symbols))))
+            chosen = symbols_after_subscribe(None if current is None else current.symbols, symbols)
+            await _set_symbols(conn, transport, chat_id, chosen)
+        return Subscription(transport, chat_id, chosen)
 
-    async def unsubscribe(self, transport: str, chat_id: str) -> bool:
-        deleted = await self._db.write_one(  # its symbols go with it (ON DELETE CASCADE)
-            "DELETE FROM subscriptions WHERE transport = ? AND chat_id = ?", (transport, chat_id)
-        )
-        return deleted > 0
+    async def unsubscribe(
+        self,
+        transport: str,
+        chat_id: str,
+        symbols: Sequence[str] = (),
+        every_symbol: Sequence[str] = (),
+    ) -> Subscription | None:
+        async with self._db.write() as conn:
+            current = await _current(conn, transport, chat_id)
+            if current is None:
+                return None
+            rest = symbols_after_unsubscribe(current.symbols, symbols, every_symbol)
+            if rest is None:
+                await conn.execute(  # its symbols go with it (ON DELETE CASCADE)
+                    "DELETE FROM subscriptions WHERE transport = ? AND chat_id = ?",
+                    (transport, chat_id),
+                )
+                return None
+            await _set_symbols(conn, transport, chat_id, rest)
+        return dataclasses.replace(current, symbols=rest)
 
     async def subscription(self, transport: str, chat_id: str) -> Subscription | None:
         where = "WHERE s.transport = ? AND s.chat_id = ?"
@@ -60,16 +78,9 @@ class SqliteSubscriptions:
 
     async def _subscriptions(self, where: str, params: Sequence[Any]) -> list[Subscription]:
         rows = await self._db.fetch_all(
-            "SELECT s.transport, s.chat_id, s.active, s.disabled_reason,"
-            " (SELECT json_group_array(x.symbol) FROM subscription_symbols x"
-            "  WHERE x.transport = s.transport AND x.chat_id = s.chat_id)"
-            f" FROM subscriptions s {where} ORDER BY s.transport, s.chat_id",
-            params,
+            f"{_SELECT} {where} ORDER BY s.transport, s.chat_id", params
         )
-        return [
-            Subscription(r[0], r[1], tuple(sorted(json.loads(r[4]))), bool(r[2]), r[3])
-            for r in rows
-        ]
+        return [_row_subscription(row) for row in rows]
 
     async def disable_chat(self, transport: str, chat_id: str, reason: str) -> None:
         """Stop sending to this chat: its subscription and DMs to it, until re-enabled by use."""
@@ -84,6 +95,33 @@ class SqliteSubscriptions:
             " UNION SELECT symbol FROM watchlist"
         )
         return {row[0] for row in rows}
+
+
+async def _current(conn: aiosqlite.Connection, transport: str, chat_id: str) -> Subscription | None:
+    """Inside a transaction: the chat's subscription (symbols () for every symbol), if any."""
+    async with conn.execute(
+        f"{_SELECT} WHERE s.transport = ? AND s.chat_id = ?", (transport, chat_id)
+    ) as cursor:
+        row = await cursor.fetchone()
+    return None if row is None else _row_subscription(row)
+
+
+def _row_subscription(row: Any) -> Subscription:
+    return Subscription(row[0], row[1], tuple(sorted(json.loads(row[4]))), bool(row[2]), row[3])
+
+
+async def _set_symbols(
+    conn: aiosqlite.Connection, transport: str, chat_id: str, symbols: Sequence[str]
+) -> None:
+    """Inside a transaction: replace the chat's symbol rows (none: every symbol)."""
+    await conn.execute(
+        "DELETE FROM subscription_symbols WHERE transport = ? AND chat_id = ?",
+        (transport, chat_id),
+    )
+    await conn.executemany(
+        "INSERT INTO subscription_symbols (transport, chat_id, symbol) VALUES (?, ?, ?)",
+        [(transport, chat_id, symbol) for symbol in symbols],
+    )
 
 
 async def disable_chat(
