@@ -135,6 +135,8 @@ async def test_an_old_database_drops_delivered_charts_and_gives_the_space_back(
             stored = await store.load_signal(signal_id)
             assert stored is not None
             assert stored.chart_png is None
+        wal = path.with_name(f"{path.name}-wal")
+        assert wal.stat().st_size < CHART_BYTES  # the VACUUM's copy did not stay in the WAL
     finally:
         await store.close()
     after_bytes, free_pages = database_bytes(path)

@@ -240,6 +240,8 @@ async def _reclaim_space(conn: aiosqlite.Connection) -> None:
         return
     try:
         await conn.execute("VACUUM")
+        # In WAL mode VACUUM rewrote the whole file into the WAL: empty it now, not at close.
+        await conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     except sqlite3.Error as exc:
         log.warning("database_vacuum_skipped", free_pages=free_pages, reason=str(exc))
     else:
