@@ -81,7 +81,13 @@ async def run_bot(
     transports = list(extra_transports)
     chat: ConsoleTransport | None = None
     if console and not transports:
-        chat = ConsoleTransport(stdin, stdout, config.console.chart_dir, on_eof=stop.set)
+        chat = ConsoleTransport(
+            stdin,
+            stdout,
+            config.console.chart_dir,
+            on_eof=stop.set,
+            max_chart_files=config.console.max_chart_files,
+        )
         transports.append(chat)
     store = SqliteStore(
         config.storage.db_path,

@@ -56,6 +56,8 @@ class DemoConfig(Frozen):
 
 class ConsoleConfig(Frozen):
     chart_dir: Path = Path("charts")
+    # Newest chart PNGs the console keeps in chart_dir; it deletes older ones it wrote.
+    max_chart_files: int = Field(100, ge=1)
 
 
 class LoggingConfig(Frozen):

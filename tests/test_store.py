@@ -323,7 +323,7 @@ async def test_on_demand_signals_join_the_history_but_never_the_alert_state(
     assert stored is not None
     assert (stored.signal, stored.chart_png, stored.alerted, stored.origin) == (
         asked,
-        PNG,
+        None,  # no delivery to carry it: the chart is not kept (test_chart_retention...)
         False,
         "on_demand",
     )
@@ -422,6 +422,65 @@ async def test_failure_after_sent_changes_nothing(store: Store) -> None:
     sub = await store.subscription("telegram", "c1")
     assert sub is not None
     assert sub.active
+
+
+async def test_chart_kept_while_a_row_is_pending_across_restarts_then_dropped(
+    make_store: Callable[[], Store],
+) -> None:
+    """Delivery is a chart's only reader: it survives while any row of its signal is pending
+    (a transient failure included, and a restart), and goes with the last sent or failed row;
+    the signal's figures stay."""
+    first = make_store()
+    await first.open()
+    signal = make_signal()
+    signal_id = await first.record_signal(signal, PNG, [channel("c1"), dm("u1"), dm("u2")], True)
+    other_png = PNG + b" of ETH"
+    other_id = await first.record_signal(make_signal(ETH), other_png, [channel("c1")], True)
+    to_c1, to_u1, to_u2, _ = await first.pending_deliveries(10)
+    await first.mark_sent(to_c1.id)
+    await first.mark_failed(to_u1.id, "HTTP 502", permanent=False)
+    await first.close()
+
+    store = make_store()
+    await store.open()
+    try:
+        assert await chart_of(store, signal_id) == PNG  # u1 (retrying) and u2 pending
+        await store.mark_sent(to_u1.id)
+        assert await chart_of(store, signal_id) == PNG  # u2 pending
+        await store.mark_failed(to_u2.id, "blocked", permanent=True)
+        stored = await store.load_signal(signal_id)
+        assert stored is not None
+        assert (stored.signal, stored.chart_png) == (signal, None)
+        other = await store.load_signal(other_id)
+        assert other is not None
+        assert other.chart_png == other_png  # another signal's pending chart is untouched
+    finally:
+        await store.close()
+    reopened = make_store()
+    await reopened.open()
+    try:
+        stored = await reopened.load_signal(signal_id)
+        assert stored is not None
+        assert (stored.signal, stored.chart_png) == (signal, None)
+        assert [s.signal for s in await reopened.signals(BTC)] == [signal]
+    finally:
+        await reopened.close()
+
+
+async def chart_of(store: Store, signal_id: int) -> bytes | None:
+    stored = await store.load_signal(signal_id)
+    assert stored is not None
+    return stored.chart_png
+
+
+async def test_a_chart_without_deliveries_is_not_kept(store: Store) -> None:
+    signal_id = await store.record_signal(make_signal(), PNG, [], alerted=False)
+    stored = await store.load_signal(signal_id)
+    assert stored is not None
+    assert stored.chart_png is None
+    last = await store.last_signal(BTC)
+    assert last is not None
+    assert (last.id, last.signal) == (signal_id, make_signal())
 
 
 async def test_concurrent_writers_do_not_collide(store: Store) -> None:

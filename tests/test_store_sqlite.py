@@ -160,7 +160,7 @@ async def test_sqlite_migrates_a_v1_database_to_v2(tmp_path: Path) -> None:
     store = SqliteStore(path)
     await store.open()
     try:
-        assert schema_versions(path) == [1, 2]
+        assert schema_versions(path) == [m.version for m in MIGRATIONS]
         history = await store.signals(BTC)
         assert [(s.id, s.origin, s.alerted) for s in history] == [
             (alerted, "cycle", True),

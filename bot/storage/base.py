@@ -5,6 +5,10 @@
 its caller is cancelled. `record_signal` writes a signal, its chart, the alert state and all the
 deliveries it causes in ONE transaction, so that a crash can neither lose an alert nor announce
 one twice. Each consumer asks for the narrowest protocol it uses.
+
+Retention: every signal's figures are kept for good (the history and the scorecard); its chart
+only while one of its outbox rows is pending, since delivery is the chart's only reader. The
+store drops the chart as the last row is marked sent or failed, in that same write.
 """
 
 from __future__ import annotations
@@ -102,7 +106,7 @@ class OutboxItem:
 class StoredSignal:
     id: int
     signal: Signal
-    chart_png: bytes | None
+    chart_png: bytes | None  # None once no pending outbox row needs it (see the module doc)
     alerted: bool  # this signal changed the channel alert state
     origin: str = SignalOrigin.CYCLE
 
@@ -200,7 +204,8 @@ class SignalLog(Protocol):
     ) -> int:
         """Every signal produced is recorded, with its outbox rows and each DM'd user's new
         DM state, in one transaction. A cycle signal may alert and deliver; an on-demand one
-        (origin "on_demand") may not: ValueError with deliveries or alerted."""
+        (origin "on_demand") may not: ValueError with deliveries or alerted. The chart is kept
+        only with deliveries, until the last of them is sent or failed."""
         ...
 
     async def last_signal(self, symbol: str) -> StoredSignal | None:
@@ -224,10 +229,13 @@ class OutboxStore(Protocol):
         """Unsent, unfailed rows due now, oldest first."""
         ...
 
-    async def mark_sent(self, item_id: int) -> None: ...
+    async def mark_sent(self, item_id: int) -> None:
+        """The row is sent; the last row of its signal to finish drops the signal's chart."""
+        ...
 
     async def mark_failed(self, item_id: int, reason: str, permanent: bool) -> None:
-        """Permanent: fail the row and disable its chat. Transient: retry later, with backoff."""
+        """Permanent: fail the row and disable its chat (and drop the chart, as mark_sent).
+        Transient: retry later, with backoff; the chart stays."""
         ...
 
     async def outbox_counts(self) -> dict[str, int]: ...

@@ -59,7 +59,6 @@ class _SignalRow:
     alerted: bool
     payload: str  # the JSON SQLite would store: a round trip as lossy as SQLite's
     origin: SignalOrigin
-    chart_png: bytes | None
 
 
 @dataclass(slots=True)
@@ -80,6 +79,7 @@ class MemoryTables:
     users: dict[UserKey, _UserRow] = field(default_factory=dict)
     watchlist: set[tuple[str, str, str]] = field(default_factory=set)  # (transport, user, symbol)
     signals: dict[int, _SignalRow] = field(default_factory=dict)
+    charts: dict[int, bytes] = field(default_factory=dict)  # signal id -> PNG, while pending
     last_alerts: dict[str, int] = field(default_factory=dict)  # symbol -> signal id
     dm_states: dict[tuple[str, str, str], DmState] = field(default_factory=dict)
     outbox: dict[int, _OutboxRow] = field(default_factory=dict)
@@ -112,6 +112,13 @@ class _Tables:
         for (user_transport, _), user in t.users.items():
             if user_transport == transport and user.dm_chat_id == chat_id:
                 user.dm_disabled_reason = reason
+
+    def drop_chart_if_delivered(self, signal_id: int) -> None:
+        """SQLite's trigger of migration 4: no pending row of the signal left, no chart."""
+        t = self.t
+        pending = (r for r in t.outbox.values() if r.status == "pending")
+        if all(row.item.signal_id != signal_id for row in pending):
+            t.charts.pop(signal_id, None)
 
     def upsert_user(self, transport: str, user_id: str, dm_chat_id: str) -> _UserRow:
         # A user who talks to the bot again re-enables DMs that a failure had disabled.
@@ -247,8 +254,10 @@ class MemorySignalLog:
         signal_id = t.next_signal_id
         t.next_signal_id += 1
         t.signals[signal_id] = _SignalRow(
-            signal.symbol, to_ms(signal.as_of), alerted, payload, origin, chart_png
+            signal.symbol, to_ms(signal.as_of), alerted, payload, origin
         )
+        if chart_png is not None and deliveries:  # no row to deliver: nobody reads it
+            t.charts[signal_id] = chart_png
         for delivery, kind in zip(deliveries, kinds, strict=True):
             item = OutboxItem(
                 t.next_outbox_id,
@@ -303,9 +312,10 @@ class MemorySignalLog:
         return [self._stored(i, chart=False) for _, i in chosen]  # no charts, as SQLite
 
     def _stored(self, signal_id: int, *, chart: bool) -> StoredSignal:
-        row = self._tables.t.signals[signal_id]
+        t = self._tables.t
+        row = t.signals[signal_id]
         signal = signal_from_json(json.loads(row.payload))
-        png = row.chart_png if chart else None
+        png = t.charts.get(signal_id) if chart else None
         return StoredSignal(signal_id, signal, png, row.alerted, row.origin)
 
 
@@ -330,6 +340,7 @@ class MemoryOutbox:
         row = self._tables.t.outbox.get(item_id)
         if row is not None:  # as SQLite's UPDATE: whatever the row's status was
             row.status, row.finished_s = "sent", self._tables.now_s()
+            self._tables.drop_chart_if_delivered(row.item.signal_id)
 
     async def mark_failed(self, item_id: int, reason: str, permanent: bool) -> None:
         row = self._tables.t.outbox.get(item_id)
@@ -344,6 +355,7 @@ class MemoryOutbox:
             return
         row.status, row.finished_s = "failed", now_s
         self._tables.disable_chat(row.item.transport, row.item.chat_id, reason)
+        self._tables.drop_chart_if_delivered(row.item.signal_id)
 
     async def outbox_counts(self) -> dict[str, int]:
         counts = {"pending": 0, "sent": 0, "failed": 0}

@@ -2,13 +2,16 @@
 
 Never edit a migration that has shipped: append a new one. Each runs in its own transaction
 together with the row that records its version, so a crash leaves either all of it or none.
+A migration that deletes bulk data asks for one VACUUM afterwards, to give the space back.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 
 import aiosqlite
+import structlog
 
 from bot.storage.transactions import immediate_transaction
 from intel.errors import ConfigError
@@ -24,12 +27,17 @@ __all__ = [
     "schema_version",
 ]
 
+log = structlog.get_logger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
     name: str
     statements: tuple[str, ...]
+    # VACUUM once after applying: for a migration that frees much of an old file. Outside any
+    # transaction (SQLite requires it), so a crash just leaves the free pages for reuse.
+    reclaim_space: bool = False
 
 
 class SchemaTooNewError(ConfigError):
@@ -139,6 +147,31 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX signals_by_symbol_origin ON signals (symbol, origin)",
         ),
     ),
+    # A chart is only ever read to deliver its signal: keep it while an outbox row of its signal
+    # is pending, and drop it in the statement that finishes the last one (sent or failed). The
+    # figures stay in `signals.payload` for good. Built on migration 1's tables only.
+    Migration(
+        4,
+        "chart retention",
+        (
+            # Only pending rows: the index stays as small as the backlog, not the history.
+            "CREATE INDEX outbox_pending_by_signal ON outbox (signal_id) WHERE status = 'pending'",
+            """CREATE TRIGGER charts_dropped_when_delivered AFTER UPDATE OF status ON outbox
+            WHEN NEW.status <> 'pending'
+            BEGIN
+                DELETE FROM charts WHERE signal_id = NEW.signal_id AND NOT EXISTS (
+                    SELECT 1 FROM outbox
+                    WHERE signal_id = NEW.signal_id AND status = 'pending'
+                );
+            END""",
+            # The charts an older version kept after delivery (about 91 KB each).
+            """DELETE FROM charts WHERE NOT EXISTS (
+                SELECT 1 FROM outbox
+                WHERE outbox.signal_id = charts.signal_id AND outbox.status = 'pending'
+            )""",
+        ),
+        reclaim_space=True,
+    ),
 )
 
 
@@ -177,11 +210,13 @@ async def migrate(
     )
     current = await schema_version(conn)
     _refuse_newer(current, _latest(migrations))
-    applied: list[int] = []
+    applied: list[Migration] = []
     for migration in sorted(migrations, key=lambda m: m.version):
         if migration.version > current and await _apply(conn, migration):
-            applied.append(migration.version)
-    return applied
+            applied.append(migration)
+    if any(m.reclaim_space for m in applied):
+        await _reclaim_space(conn)
+    return [m.version for m in applied]
 
 
 def _latest(migrations: tuple[Migration, ...]) -> int:
@@ -193,6 +228,24 @@ def _refuse_newer(current: int, latest: int) -> None:
         raise SchemaTooNewError(
             f"database schema is version {current}; this code knows up to {latest}"
         )
+
+
+async def _reclaim_space(conn: aiosqlite.Connection) -> None:
+    """VACUUM when pages are free. Best effort: it needs the file's size again on disk and no
+    other connection reading; without it the free pages are reused by later writes."""
+    async with conn.execute("PRAGMA freelist_count") as cursor:
+        row = await cursor.fetchone()
+    free_pages = int(row[0]) if row else 0
+    if free_pages == 0:
+        return
+    try:
+        await conn.execute("VACUUM")
+        # In WAL mode VACUUM rewrote the whole file into the WAL: empty it now, not at close.
+        await conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    except sqlite3.Error as exc:
+        log.warning("database_vacuum_skipped", free_pages=free_pages, reason=str(exc))
+    else:
+        log.info("database_vacuumed", free_pages=free_pages)
 
 
 async def _apply(conn: aiosqlite.Connection, migration: Migration) -> bool:

@@ -25,6 +25,8 @@ from intel.timeutil import utcnow
 
 __all__ = ["ReadOnlyStoreError", "SqliteDatabase"]
 
+_WAL_LIMIT_BYTES = 4 * 1024 * 1024  # SQLite's default checkpoint: every 1000 pages of 4 KiB
+
 
 class ReadOnlyStoreError(RuntimeError):
     """A write was attempted on a store opened with `read_only=True`."""
@@ -84,6 +86,8 @@ class SqliteDatabase:
                 await check_schema(conn)
             else:
                 await conn.execute("PRAGMA journal_mode = WAL")
+                # After a checkpoint the WAL shrinks back to this, not to its largest write.
+                await conn.execute(f"PRAGMA journal_size_limit = {_WAL_LIMIT_BYTES}")
                 await conn.execute("PRAGMA synchronous = FULL")
                 await conn.execute("PRAGMA foreign_keys = ON")
                 await migrate(conn)

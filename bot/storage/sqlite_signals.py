@@ -1,5 +1,6 @@
 """The signal-log part of `SqliteStore`: signals, charts, alert state, and the outbox rows and DM
-states a signal causes, all written in the signal's one transaction."""
+states a signal causes, all written in the signal's one transaction. A chart is kept only while
+an outbox row of its signal is pending (migration 4's trigger drops it after the last one)."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ class SqliteSignalLog:
             )
             signal_id = cursor.lastrowid
             assert signal_id is not None  # an INTEGER PRIMARY KEY insert always sets it
-            if chart_png is not None:
+            if chart_png is not None and deliveries:  # no row to deliver: nobody reads it
                 await conn.execute(
                     "INSERT INTO charts (signal_id, png) VALUES (?, ?)", (signal_id, chart_png)
                 )

@@ -2,13 +2,15 @@
 
 Input is read by a daemon thread (a blocked `readline` must never hold up shutdown) and handed
 to the event loop; commands run one at a time, in the order typed. Charts are saved to files whose
-paths are printed. End of input closes the chat and, through `on_eof`, stops the bot.
+paths are printed; only the newest `max_chart_files` the console wrote are kept. End of input
+closes the chat and, through `on_eof`, stops the bot.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -45,10 +47,12 @@ class ConsoleTransport:
         chart_dir: Path,
         *,
         on_eof: Callable[[], None] | None = None,
+        max_chart_files: int = 100,
     ) -> None:
         self._input = input
         self._output = output
         self._chart_dir = chart_dir
+        self._max_chart_files = max_chart_files
         self._on_eof = on_eof
         self._lines: asyncio.Queue[str | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -145,6 +149,7 @@ class ConsoleTransport:
             self._write(f"(chart not saved: {exc.strerror or exc})\n")
             return
         self._write(f"Chart saved to {path}\n")
+        _keep_newest(path, self._max_chart_files)
 
     def _write(self, text: str) -> None:
         if not text:
@@ -176,6 +181,25 @@ def _chart_name(signal: Signal | None) -> str:
         return "chart.png"
     symbol = signal.symbol.replace("/", "")
     return f"{symbol}_{signal.as_of:%Y%m%dT%H%M%SZ}.png"
+
+
+# The names `_chart_name` gives: other files a user keeps in the folder are never deleted.
+_CHART_NAME = re.compile(r"(chart|[A-Z0-9]+_\d{8}T\d{6}Z)\.png")
+
+
+def _keep_newest(written: Path, max_files: int) -> None:
+    """Keep `written` and the newest of the other charts this console wrote, `max_files` in
+    all. `written` is exempt by name: files saved within one clock tick share an mtime."""
+    try:
+        others = [
+            (entry.stat().st_mtime_ns, entry.name, entry)
+            for entry in written.parent.iterdir()
+            if entry != written and entry.is_file() and _CHART_NAME.fullmatch(entry.name)
+        ]
+        for *_, old in sorted(others, reverse=True)[max_files - 1 :]:
+            old.unlink(missing_ok=True)
+    except OSError as exc:  # a chart we could not delete is left; the next write tries again
+        log.warning("console_chart_prune_failed", chart=str(written), reason=str(exc))
 
 
 def _is_tty(stream: TextIO) -> bool:
