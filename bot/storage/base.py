@@ -134,7 +134,7 @@ class StoredSignal:
     id: int
     signal: Signal
     chart_png: bytes | None
-    alerted: bool  # this signal changed the channel alert state
+    alerted: bool  # this signal changed the symbol's steady call (its alert state)
     origin: str = SignalOrigin.CYCLE
 
 
