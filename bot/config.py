@@ -35,6 +35,10 @@ class DeliveryConfig(Frozen):
 
 class AlertsConfig(Frozen):
     confidence_step: int = Field(10, ge=1, le=100)
+    # A new call (or a confidence move) is announced once it held this many cycles in a row.
+    dwell_cycles: int = Field(3, ge=1, le=48)
+    # An announced call stands at least this long (market hours) before the next change is.
+    min_hold_hours: float = Field(6.0, ge=0, le=168)
 
 
 class CommandsConfig(Frozen):

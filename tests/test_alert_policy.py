@@ -1,237 +1,253 @@
-"""The alert policy over a replayed day: the real desk, every hour of 2025-09-30, BTC and ETH.
+"""The alert policy through the real cycle: dwell and hysteresis, HOLD confidence, per-chat state,
+DMs on reach and on end, no repeats across a restart; and the demo window's alert budget.
 
-That day BTC goes HOLD → SELL → HOLD → BUY and ETH HOLD → SELL → HOLD, with confidence drifting in
-between: enough to exercise every rule. The signals are folded through the policy as the bot would
-(the alert state and each user's DM state carried from hour to hour), then again through the
-SQLite store with a restart halfway.
+A scripted desk hands the cycle chosen signals hour by hour (`STEPS`), so each rule is tested on
+the sequence that provokes it; expectations are the messages a person should get, written out.
 """
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
+import importlib.util
+import sys
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
-from bot.alerts.policy import channel_alert, describe_change, plan_deliveries
 from bot.config import BotConfig
-from bot.storage.base import Delivery, DeliveryKind, DmState, StoredSignal, Subscription, Watcher
+from bot.scheduling.cycle import SignalCycle
+from bot.scheduling.manual_clock import ManualClock
+from bot.storage.base import Store
+from bot.storage.memory import MemoryStore
 from bot.storage.sqlite import SqliteStore
 from intel.config import load_config
 from intel.desk import build_desk
-from intel.models import Action, Signal
+from intel.models import Action, MarketSnapshot, Signal
+from intel.pipeline import SignalResult
+from intel.serialize import signal_to_json
 from tests.factories import make_signal
 
 BTC, ETH = "BTC/USDT", "ETH/USDT"
-DAY = datetime(2025, 9, 30, tzinfo=UTC)
-STEP = 10
-SUBSCRIPTIONS = (
-    Subscription("console", "all-chat", ()),
-    Subscription("discord", "btc-chat", (BTC,)),
-    Subscription("telegram", "eth-chat", (ETH,)),
-    Subscription("telegram", "gone-chat", (), active=False, disabled_reason="blocked"),
-)
-# user -> (threshold, watched symbols)
-USERS = {
-    "u50": (50, {BTC, ETH}),
-    "u65": (65, {BTC, ETH}),
-    "u90": (90, {BTC}),
-    "off": (None, {BTC, ETH}),
-    "eth-only": (55, {ETH}),
-}
-TRADES = (Action.BUY, Action.SELL)
+START = datetime(2025, 10, 7, 0, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+S, H, B = Action.SELL, Action.HOLD, Action.BUY
+CONFIG = load_config(env={}, model=BotConfig)  # dwell 3 cycles, hold 6 h, step 10
 
 
-def watchers_of(symbol: str) -> list[Watcher]:
-    return [
-        Watcher("telegram", user, f"dm-{user}", threshold)
-        for user, (threshold, symbols) in USERS.items()
-        if symbol in symbols
+class ScriptedDesk:
+    """Hands the cycle the next scripted (action, confidence) for BTC at the market moment."""
+
+    symbols = (BTC,)
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock = clock
+        self.call: tuple[Action, int] = (H, 50)
+
+    def now(self) -> datetime:
+        return self.clock.now()
+
+    async def signal(self, symbol: str, at: datetime | None = None) -> SignalResult:
+        action, confidence = self.call
+        signal = make_signal(symbol, action, confidence, as_of=at or self.now())
+        return SignalResult(signal, None)  # type: ignore[arg-type]  # the chart is not drawn
+
+
+async def no_chart(signal: Signal, snapshot: MarketSnapshot) -> bytes | None:
+    return None
+
+
+async def run(
+    store: Store, clock: ManualClock, calls: Iterable[tuple[Action, int]]
+) -> list[tuple[int, str, str]]:
+    """One hourly cycle per call; every message queued, as (hour, chat, intro), hour from START."""
+    desk = ScriptedDesk(clock)
+    cycle = SignalCycle(desk, store, CONFIG, no_chart, lambda: None, clock)  # type: ignore[arg-type]
+    messages = []
+    for desk.call in calls:
+        await cycle.run_once()
+        hour = int((clock.now() - START) / HOUR)
+        for item in await store.pending_deliveries(100):
+            messages.append((hour, item.chat_id, item.intro))
+            await store.mark_sent(item.id)
+        clock.advance(3600)
+    return messages
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(START)
+
+
+async def subscribe_channel(store: Store, chat_id: str = "chan") -> None:
+    await store.subscribe("console", chat_id, ())
+
+
+def channel_only(messages: list[tuple[int, str, str]]) -> list[tuple[int, str]]:
+    return [(hour, intro) for hour, chat, intro in messages if not chat.startswith("dm-")]
+
+
+async def test_a_call_is_announced_after_the_dwell_and_says_when_it_was_first_seen(store, clock):
+    await subscribe_channel(store)
+    messages = await run(store, clock, [(S, 62), (S, 61), (S, 64), (S, 63)])
+    assert channel_only(messages) == [
+        (2, "BTC/USDT: SELL call at confidence 64 · call first seen 2025-10-07 00:00 UTC")
     ]
 
 
-@pytest.fixture(scope="module")
-def day_signals() -> dict[str, list[Signal]]:
-    """Every hour of DAY for both symbols, from the real desk over the shipped replay data."""
-    desk = build_desk(load_config(env={}, model=BotConfig))
-
-    async def compute() -> dict[str, list[Signal]]:
-        hours = [DAY + timedelta(hours=h) for h in range(24)]
-        return {s: [(await desk.signal(s, at)).signal for at in hours] for s in (BTC, ETH)}
-
-    return asyncio.run(compute())
+async def test_a_call_that_flips_back_within_the_dwell_is_never_announced(store, clock):
+    await subscribe_channel(store)
+    hovering = [(S, 58), (H, 40), (S, 57), (S, 57), (H, 44), (S, 59), (H, 45)] * 3
+    assert await run(store, clock, hovering) == []
 
 
-@dataclass
-class Fold:
-    """The policy's memory as the store keeps it: alert state and DM states per symbol."""
-
-    alerted: dict[str, StoredSignal] = field(default_factory=dict)
-    dm_states: dict[str, dict[tuple[str, str], DmState]] = field(default_factory=dict)
-    next_id: int = 1
-
-    def step(self, signal: Signal) -> tuple[list[Delivery], bool, StoredSignal | None]:
-        previous = self.alerted.get(signal.symbol)
-        states = self.dm_states.setdefault(signal.symbol, {})
-        deliveries, alerted = plan_deliveries(
-            signal, previous, SUBSCRIPTIONS, watchers_of(signal.symbol), states, STEP
-        )
-        signal_id, self.next_id = self.next_id, self.next_id + 1
-        if alerted:
-            self.alerted[signal.symbol] = StoredSignal(signal_id, signal, None, True)
-        for d in deliveries:
-            if d.user_id is not None:
-                states[("telegram", d.user_id)] = DmState(
-                    signal.action, signal.confidence, signal_id
-                )
-        return deliveries, alerted, previous
+async def test_an_announced_call_stands_its_minimum_hold(store, clock):
+    await subscribe_channel(store)
+    calls = [(S, 62)] * 3 + [(H, 40)] * 8  # HOLD steady after 3 cycles, at hour 5; held to 8
+    messages = channel_only(await run(store, clock, calls))
+    assert [hour for hour, _ in messages] == [2, 8]  # 6 market hours after the SELL was
+    assert messages[1][1].startswith("BTC/USDT: SELL → HOLD at confidence 40")
+    assert "call first seen 2025-10-07 03:00 UTC" in messages[1][1]
 
 
-def channel(deliveries: list[Delivery]) -> list[Delivery]:
-    return [d for d in deliveries if d.kind is DeliveryKind.CHANNEL]
+async def test_a_hold_confidence_moving_is_not_news(store, clock):
+    await subscribe_channel(store)
+    assert await run(store, clock, [(H, 40)] * 4 + [(H, 62)] * 4) == []  # nor a first HOLD
+    calls = [(S, 62)] * 3 + [(H, 40)] * 6 + [(H, 62)] * 4 + [(H, 30)] * 4
+    messages = channel_only(await run(store, clock, calls))
+    assert [intro.split(" at ")[0] for _, intro in messages] == [
+        "BTC/USDT: SELL call",
+        "BTC/USDT: SELL → HOLD",
+    ]
 
 
-def dms(deliveries: list[Delivery]) -> list[Delivery]:
-    return [d for d in deliveries if d.kind is DeliveryKind.DM]
+async def test_a_trade_confidence_move_is_news_once_it_holds(store, clock):
+    await subscribe_channel(store)
+    calls = [(S, 60)] * 3 + [(S, 75), (S, 60), (S, 76)] + [(S, 75)] * 3 + [(S, 74)] * 3
+    assert channel_only(await run(store, clock, calls)) == [
+        (2, "BTC/USDT: SELL call at confidence 60 · call first seen 2025-10-07 00:00 UTC"),
+        (7, "BTC/USDT: SELL confidence up 15 to 75"),  # the jitter at hours 3-4 was not
+    ]
 
 
-def test_the_replayed_day_has_changes_to_announce(day_signals):
-    for symbol in (BTC, ETH):
-        actions = {s.action for s in day_signals[symbol]}
-        assert {Action.HOLD, Action.SELL} <= actions, symbol
+async def test_the_first_alert_a_chat_gets_states_the_call_and_state_is_per_chat(store, clock):
+    await subscribe_channel(store, "early")
+    first = await run(store, clock, [(S, 51)] * 3)
+    await subscribe_channel(store, "late")  # joins while the SELL stands
+    later = await run(store, clock, [(S, 38)] * 4 + [(H, 30)] * 3)
+    assert [(hour, chat) for hour, chat, _ in first] == [(2, "early")]
+    assert [(hour, chat, intro) for hour, chat, intro in later if chat == "late"] == [
+        (3, "late", "BTC/USDT: SELL call at confidence 38 · call first seen 2025-10-07 00:00 UTC"),
+        (
+            9,
+            "late",
+            "BTC/USDT: SELL → HOLD at confidence 30 · call first seen 2025-10-07 07:00 UTC",
+        ),
+    ]
+    assert [(hour, intro) for hour, chat, intro in later if chat == "early"] == [
+        (5, "BTC/USDT: SELL confidence down 13 to 38"),  # told 51, so a delta makes sense here
+        (9, "BTC/USDT: SELL → HOLD at confidence 30 · call first seen 2025-10-07 07:00 UTC"),
+    ]
 
 
-@pytest.mark.parametrize("symbol", [BTC, ETH])
-def test_channel_alerts_follow_changes_only(day_signals, symbol):
-    fold = Fold()
-    alerts = 0
-    for signal in day_signals[symbol]:
-        deliveries, alerted, previous = fold.step(signal)
-        intro = channel_alert(previous.signal if previous else None, signal, STEP)
-        if previous is None:
-            assert alerted  # the first signal becomes the alert state …
-            assert (intro is not None) == (signal.action in TRADES)  # … alerting on BUY/SELL only
-        elif signal.action != previous.signal.action:
-            assert intro == f"{symbol}: {previous.signal.action.value} → {signal.action.value}"
-        elif abs(signal.confidence - previous.signal.confidence) < STEP:
-            assert intro is None
-            assert not alerted
-            assert not channel(deliveries)
-            continue
-        else:
-            assert intro is not None
-            assert "confidence" in intro
-        if intro is None:
-            continue
-        alerts += 1
-        expected = {
-            ("console", "all-chat"),
-            ("discord", "btc-chat") if symbol == BTC else ("telegram", "eth-chat"),
-        }
-        assert {(d.transport, d.chat_id) for d in channel(deliveries)} == expected
-        assert all(d.intro == intro for d in channel(deliveries))
-    assert 2 <= alerts < len(day_signals[symbol]) // 2  # news, not every cycle
+async def watch(store: Store, user: str, threshold: int | None) -> None:
+    await store.watch_add("console", user, f"dm-{user}", BTC)
+    await store.set_threshold("console", user, f"dm-{user}", threshold)
 
 
-@pytest.mark.parametrize("symbol", [BTC, ETH])
-def test_dms_only_at_threshold_and_once_per_change(day_signals, symbol):
-    fold = Fold()
-    last_dm: dict[str, Signal] = {}
-    for signal in day_signals[symbol]:
-        previous_state = fold.alerted.get(symbol)
-        deliveries, _alerted, _previous = fold.step(signal)
-        users = [d.user_id for d in dms(deliveries)]
-        assert len(users) == len(set(users))  # at most one DM per user per signal
-        for d in dms(deliveries):
-            threshold, watched = USERS[d.user_id]
-            assert signal.action in TRADES
-            assert symbol in watched
-            assert threshold is not None
-            assert signal.confidence >= threshold
-            assert d.chat_id == f"dm-{d.user_id}"
-            assert f"you watch {symbol} and your alert threshold is {threshold}" in d.intro
-            before = last_dm.get(d.user_id)
-            if before is not None:  # a repeat only after a real change
-                moved = abs(before.confidence - signal.confidence) >= STEP
-                came_back = (
-                    previous_state is not None and previous_state.signal.action != before.action
-                )
-                assert before.action != signal.action or moved or came_back
-            last_dm[d.user_id] = signal
-    assert "off" not in last_dm
-    assert "u90" not in last_dm
-    assert last_dm, "the replayed day should DM someone"
+def dms_to(messages: list[tuple[int, str, str]], user: str) -> list[tuple[int, str]]:
+    return [(hour, intro) for hour, chat, intro in messages if chat == f"dm-{user}"]
 
 
-def test_dm_repeats_after_the_signal_went_away_and_came_back():
-    fold = Fold()
-    seen = [
-        fold.step(make_signal(BTC, action, conf))[0]
-        for action, conf in (
-            (Action.BUY, 70),
-            (Action.BUY, 72),
-            (Action.HOLD, 40),
-            (Action.BUY, 70),
+async def test_a_dm_once_per_call_when_it_reaches_the_threshold(store, clock):
+    await watch(store, "u70", 70)
+    await watch(store, "off", None)
+    calls = [(S, 60)] * 3 + [(S, 65), (S, 72), (S, 85), (S, 86), (S, 88), (S, 72)]
+    messages = await run(store, clock, calls)
+    assert dms_to(messages, "u70") == [
+        (
+            4,
+            "BTC/USDT: SELL call at confidence 72 reached your alert threshold 70"
+            " · call first seen 2025-10-07 00:00 UTC",
         )
     ]
-    assert [len(dms(d)) for d in seen] == [2, 0, 0, 2]  # u50 and u65 each time
-    assert "HOLD → BUY" in dms(seen[3])[0].intro
+    assert dms_to(messages, "off") == []
 
 
-def test_describe_change_wording():
-    now = make_signal(BTC, Action.BUY, 74)
-    assert describe_change(Action.BUY, 62, now, STEP) == "confidence up 12 to 74"
-    assert describe_change(Action.BUY, 80, now, STEP) is None
-    assert describe_change(Action.HOLD, 74, now, STEP) == "HOLD → BUY"
-    assert channel_alert(None, make_signal(BTC, Action.HOLD, 90), STEP) is None
+async def test_one_dm_when_a_call_the_user_was_told_about_ends(store, clock):
+    await watch(store, "u50", 50)
+    await watch(store, "u90", 90)  # never told about the SELL: its end is no news to them
+    calls = [(S, 62)] * 3 + [(H, 40)] * 10 + [(S, 55)] * 3
+    messages = await run(store, clock, calls)
+    assert [hour for hour, _ in dms_to(messages, "u50")] == [2, 8, 15]
+    assert dms_to(messages, "u50")[1][1] == (
+        "BTC/USDT: the SELL call you were told about has ended: now HOLD at confidence 40"
+        " · call first seen 2025-10-07 03:00 UTC"
+    )
+    assert dms_to(messages, "u90") == []
 
 
-async def record_hours(store: SqliteStore, signals: list[Signal]) -> list[Delivery]:
-    """What the cycle does per symbol: plan from the stored state, record in one transaction."""
-    sent: list[Delivery] = []
-    for signal in signals:
-        deliveries, alerted = plan_deliveries(
-            signal,
-            await store.last_alerted(signal.symbol),
-            await store.subscriptions_for(signal.symbol),
-            await store.watchers(signal.symbol),
-            await store.dm_states(signal.symbol),
-            STEP,
-        )
-        await store.record_signal(signal, None, deliveries, alerted)
-        sent.extend(deliveries)
-    return sent
+async def test_a_restart_neither_repeats_nor_drops_an_alert(tmp_path: Path) -> None:
+    calls = [(S, 62)] * 3 + [(S, 75)] * 3 + [(H, 40)] * 8 + [(B, 80)] * 3
+    expected_clock, restarted_clock = ManualClock(START), ManualClock(START)
+    memory = MemoryStore(clock=expected_clock)
+    await memory.open()
+    await subscribe_channel(memory)
+    await watch(memory, "u50", 50)
+    expected = await run(memory, expected_clock, calls)
+
+    path = tmp_path / "bot.db"
+    got = []
+    for part in (calls[:7], calls[7:]):  # the bot stops after 7 hours, and starts again
+        store = SqliteStore(path, clock=restarted_clock)
+        await store.open()
+        await subscribe_channel(store)
+        await watch(store, "u50", 50)
+        got += await run(store, restarted_clock, part)
+        await store.close()
+    assert len(expected) == 7  # SELL, confidence, HOLD, BUY to the channel; 3 DMs
+    assert got == expected
 
 
-async def open_store(path: Path) -> SqliteStore:
-    store = SqliteStore(path)
-    await store.open()
-    for sub in SUBSCRIPTIONS:
-        await store.subscribe(sub.transport, sub.chat_id, sub.symbols)
-        if not sub.active:
-            await store.disable_chat(sub.transport, sub.chat_id, "blocked")
-    for user, (threshold, symbols) in USERS.items():
-        for symbol in sorted(symbols):
-            await store.watch_add("telegram", user, f"dm-{user}", symbol)
-        await store.set_threshold("telegram", user, f"dm-{user}", threshold)
-    return store
+async def test_the_cycle_stores_the_desks_signal_unchanged(store, clock):
+    """Steadiness lives in the alert policy: `signal --at T` equals what the bot computed."""
+    await subscribe_channel(store)
+    moment = datetime(2025, 10, 7, 5, tzinfo=UTC)  # BTC hovers at the whale threshold here
+    clock_at = ManualClock(moment)
+    desk = build_desk(CONFIG, market_clock=clock_at)
+    cycle = SignalCycle(desk, store, CONFIG, no_chart, lambda: None, clock_at)
+    for _ in range(6):
+        await cycle.run_once()
+        clock_at.advance(3600)
+    stored = [s.signal for s in await store.signals(BTC)]
+    fresh = [(await desk.signal(BTC, s.as_of)).signal for s in stored]
+    assert len(stored) == 6
+    assert [signal_to_json(s) | {"created_at": None} for s in stored] == [
+        signal_to_json(s) | {"created_at": None} for s in fresh
+    ]
 
 
-@pytest.mark.parametrize("symbol", [BTC, ETH])
-async def test_restart_neither_repeats_nor_drops(tmp_path, day_signals, symbol):
-    signals = day_signals[symbol]
-    fold = Fold()
-    expected = [(d.transport, d.chat_id, d.intro) for s in signals for d in fold.step(s)[0]]
+def load_benchmark() -> ModuleType:
+    path = Path(__file__).parent.parent / "benchmarks" / "alerts.py"
+    spec = importlib.util.spec_from_file_location("alerts_benchmark", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses resolve their annotations through it
+    spec.loader.exec_module(module)
+    return module
 
-    store = await open_store(tmp_path / "bot.db")
-    first = await record_hours(store, signals[:12])
-    await store.close()  # the restart: only what the store kept survives
-    store = await open_store(tmp_path / "bot.db")
-    repeated = await record_hours(store, [signals[11]])  # the last hour again, as after a crash
-    rest = await record_hours(store, signals[12:])
-    await store.close()
 
-    assert repeated == []
-    assert sorted((d.transport, d.chat_id, d.intro) for d in first + rest) == sorted(expected)
+async def test_the_demo_window_meets_the_alert_budget() -> None:
+    """benchmarks/alerts.py's replay: <= 2 channel alerts per symbol per day, no flip back within
+    6 market hours, no HOLD-confidence alert, and every symbol alerted at least once."""
+    bench = load_benchmark()
+    received = await bench.replay(CONFIG, MemoryStore())
+    days = (CONFIG.demo.until - CONFIG.data.default_at).total_seconds() / 86400
+    channel = [r for r in received if r.chat_id == bench.CHANNEL]
+    for symbol in CONFIG.symbols:
+        mine = [r for r in channel if r.symbol == symbol]
+        assert 1 <= len(mine) <= 2 * days, symbol
+        assert bench.flips_back(mine) == 0
+        assert bench.hold_confidence(mine) == 0

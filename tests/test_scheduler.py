@@ -197,7 +197,8 @@ async def fixed_chart(signal: Signal, snapshot: MarketSnapshot) -> bytes | None:
 def make_cycle(
     desk, store, woken: list[int], render_chart: ChartFn = fixed_chart, wall_clock=utcnow
 ) -> SignalCycle:
-    config = load_config(env={}, model=BotConfig)
+    # No dwell: the first SELL alerts at once (the dwell has its own tests, test_alert_policy).
+    config = config_with(alerts__dwell_cycles="1")
     return SignalCycle(desk, store, config, render_chart, partial(woken.append, 1), wall_clock)
 
 

@@ -14,6 +14,8 @@ import pytest
 
 from bot.scheduling.manual_clock import ManualClock
 from bot.storage.base import (
+    Call,
+    CallState,
     Delivery,
     DeliveryKind,
     DmState,
@@ -543,3 +545,86 @@ async def test_a_store_that_is_not_open_refuses_calls(make_store: Callable[[], S
     await store.close()
     with pytest.raises(RuntimeError, match="not open"):
         await store.pending_deliveries(10)
+
+
+# -- the alert policy's memory: call states and what each chat was told ---------------------
+
+
+def call_state(action: Action, confidence: int, cycles: int, steady: bool) -> CallState:
+    call = Call(action, confidence, DEFAULT_AS_OF)
+    since = DEFAULT_AS_OF + timedelta(hours=2) if steady else None
+    return CallState(call, cycles, call if steady else None, since, moved_cycles=-1)
+
+
+async def test_record_signal_keeps_the_call_state(make_store: Callable[[], Store]) -> None:
+    store = make_store()
+    await store.open()
+    assert await store.call_state(BTC) is None
+    pending = call_state(Action.SELL, 61, cycles=1, steady=False)
+    await store.record_signal(make_signal(action=Action.SELL), None, [], False, call_state=pending)
+    assert await store.call_state(BTC) == pending
+    steady = call_state(Action.SELL, 64, cycles=3, steady=True)
+    await store.record_signal(make_signal(action=Action.SELL), None, [], True, call_state=steady)
+    await store.record_signal(make_signal(ETH), None, [], False)  # no state given: none kept
+    await store.close()
+    store = make_store()  # a restart keeps it
+    await store.open()
+    try:
+        assert await store.call_state(BTC) == steady
+        assert await store.call_state(ETH) is None
+        with pytest.raises(ValueError, match="on-demand"):
+            await store.record_signal(
+                make_signal(), None, [], False, origin="on_demand", call_state=steady
+            )
+    finally:
+        await store.close()
+
+
+async def test_call_state_is_written_with_its_signal_or_not_at_all(
+    store: Store, backend: Backend
+) -> None:
+    kept = call_state(Action.BUY, 70, cycles=2, steady=False)
+    await store.record_signal(make_signal(), None, [], False, call_state=kept)
+    bad = Delivery("telegram", "c2", "carrier-pigeon", "x")  # type: ignore[arg-type]
+    turned = call_state(Action.BUY, 75, cycles=3, steady=True)
+    with pytest.raises(backend.integrity_error):
+        await store.record_signal(make_signal(), None, [bad], True, call_state=turned)
+    assert await store.call_state(BTC) == kept
+
+
+async def test_channel_deliveries_remember_what_each_chat_was_told(store: Store) -> None:
+    await store.subscribe("telegram", "c1", ())
+    await store.subscribe("telegram", "c2", (BTC,))
+    sell = make_signal(action=Action.SELL, confidence=62)
+    first = await store.record_signal(sell, None, [channel("c1"), dm("u1")], True)
+    assert await store.chat_states(BTC) == {("telegram", "c1"): DmState(Action.SELL, 62, first)}
+    hold = make_signal(action=Action.HOLD, confidence=45)
+    second = await store.record_signal(hold, None, [channel("c2")], True)
+    assert await store.chat_states(BTC) == {
+        ("telegram", "c1"): DmState(Action.SELL, 62, first),  # per chat: c1 was not told
+        ("telegram", "c2"): DmState(Action.HOLD, 45, second),
+    }
+    assert await store.chat_states(ETH) == {}
+    assert list(await store.dm_states(BTC)) == [("telegram", "u1")]  # a DM is no chat's state
+    # An unsubscribed chat starts afresh: its next alert states the call again.
+    assert await store.unsubscribe("telegram", "c1") is None
+    assert await store.subscription("telegram", "c1") is None
+    await store.subscribe("telegram", "c1", ())
+    assert list(await store.chat_states(BTC)) == [("telegram", "c2")]
+
+
+async def test_unsubscribing_a_symbol_forgets_only_what_the_chat_was_told_of_it(
+    store: Store,
+) -> None:
+    await store.subscribe("telegram", "c1", (BTC, ETH))
+    btc = await store.record_signal(make_signal(BTC, Action.SELL, 62), None, [channel("c1")], True)
+    eth = await store.record_signal(make_signal(ETH, Action.BUY, 71), None, [channel("c1")], True)
+    remaining = await store.unsubscribe("telegram", "c1", (BTC,))
+    assert remaining is not None
+    assert remaining.symbols == (ETH,)
+    assert await store.chat_states(BTC) == {}
+    assert await store.chat_states(ETH) == {("telegram", "c1"): DmState(Action.BUY, 71, eth)}
+    # Following BTC again starts from its current call, not from what was told before.
+    await store.subscribe("telegram", "c1", (BTC,))
+    assert await store.chat_states(BTC) == {}
+    assert btc != eth

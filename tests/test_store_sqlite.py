@@ -15,10 +15,13 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
+from bot.storage.base import DmState
 from bot.storage.migrations import MIGRATIONS, SchemaTooNewError, SchemaTooOldError, migrate
 from bot.storage.sqlite import ReadOnlyStoreError, SqliteStore
 from intel.errors import ConfigError
+from intel.models import Action
 from intel.serialize import signal_to_json
+from intel.timeutil import to_ms
 from tests.factories import make_signal
 from tests.test_store import BTC, ETH, PNG, SOL, channel, dm
 
@@ -445,3 +448,60 @@ async def test_sqlite_migration_cancelled_at_any_statement(tmp_path: Path) -> No
             break
         nth += 1
     assert nth > 2 * len(MIGRATIONS)
+
+
+def insert_v2_channel_alert(path: Path, chat_id: str, action: str, confidence: int) -> int:
+    """A cycle signal as schema v2 stored it, alerted to `chat_id` through the outbox."""
+    signal = make_signal(action=Action(action), confidence=confidence)
+    with sqlite3.connect(path) as conn:
+        cursor = conn.execute(
+            "INSERT INTO signals (symbol, as_of_ms, action, confidence, alerted, payload, origin)"
+            " VALUES (?, ?, ?, ?, 1, ?, 'cycle')",
+            (BTC, to_ms(signal.as_of), action, confidence, json.dumps(signal_to_json(signal))),
+        )
+        signal_id = cursor.lastrowid
+        assert signal_id is not None
+        conn.execute(
+            "INSERT INTO outbox (signal_id, transport, chat_id, kind, intro, status, created_at,"
+            " next_attempt_at) VALUES (?, 'telegram', ?, 'channel', 'x', 'sent', 0, 0)",
+            (signal_id, chat_id),
+        )
+        conn.execute("INSERT OR REPLACE INTO last_alerts VALUES (?, ?)", (BTC, signal_id))
+    return signal_id
+
+
+async def test_sqlite_upgrades_a_v2_database_to_the_alert_state(tmp_path: Path) -> None:
+    """Subscriptions and watchlists survive; each chat's state is what it was last told."""
+    path = tmp_path / "v2.db"
+    await create_database(path, version=2)
+    with sqlite3.connect(path) as conn:  # the v2 schema's own rows, as the v2 code wrote them
+        conn.executemany(
+            "INSERT INTO subscriptions (transport, chat_id, created_at)"
+            " VALUES ('telegram', ?, 'x')",
+            [("c1",), ("c2",), ("c3",)],
+        )
+        conn.execute("INSERT INTO subscription_symbols VALUES ('telegram', 'c2', ?)", (BTC,))
+        conn.execute("INSERT INTO users VALUES ('telegram', 'u1', 'dm-u1', 60, NULL)")
+        conn.executemany("INSERT INTO watchlist VALUES ('telegram', 'u1', ?)", [(BTC,), (ETH,)])
+    sell = insert_v2_channel_alert(path, "c1", "SELL", 62)
+    insert_v2_channel_alert(path, "c2", "SELL", 62)
+    hold = insert_v2_channel_alert(path, "c2", "HOLD", 41)  # c2's latest alert
+    insert_v2_channel_alert(path, "gone", "BUY", 70)  # a chat no longer subscribed
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert schema_versions(path) == [m.version for m in MIGRATIONS]
+        assert {(s.chat_id, s.symbols) for s in await store.subscriptions_for(BTC)} == {
+            ("c1", ()),
+            ("c2", (BTC,)),
+            ("c3", ()),
+        }
+        assert await store.watchlist("telegram", "u1") == [BTC, ETH]
+        assert await store.threshold("telegram", "u1") == 60
+        assert await store.chat_states(BTC) == {
+            ("telegram", "c1"): DmState(Action.SELL, 62, sell),
+            ("telegram", "c2"): DmState(Action.HOLD, 41, hold),
+        }
+        assert await store.call_state(BTC) is None  # rebuilt by the next cycles
+    finally:
+        await store.close()

@@ -1,5 +1,8 @@
 """One signal cycle: every followed symbol computed once, alerts planned, all recorded atomically.
 
+The signal is the desk's, unchanged; the alert policy (`bot.alerts`) then decides what it means
+for each chat and user, from the symbol's call state, which is recorded with the signal.
+
 A failure for one symbol is logged and never stops the others; a chart that cannot be drawn costs
 only the picture (the signal and its alerts are recorded without it). A symbol already computed at
 this market moment (the demo clock at the end of the data, or a restart at the moment where the
@@ -16,9 +19,17 @@ from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
+from bot.alerts.calls import advance_call, steady_changed
 from bot.alerts.policy import plan_deliveries
 from bot.config import BotConfig
-from bot.storage.base import MetaStore, SignalLog, SubscriptionStore, WatchlistStore
+from bot.storage.base import (
+    AlertStateStore,
+    MetaStore,
+    SignalLog,
+    SignalOrigin,
+    SubscriptionStore,
+    WatchlistStore,
+)
 from intel.desk import SignalDesk
 from intel.errors import UserInputError
 from intel.timeutil import iso, parse_time, utcnow
@@ -41,7 +52,9 @@ LAST_CYCLE_MARKET_AT = "last_cycle_market_at"  # the market moment it computed
 log = structlog.get_logger(__name__)
 
 
-class CycleStore(SubscriptionStore, WatchlistStore, SignalLog, MetaStore, Protocol):
+class CycleStore(
+    SubscriptionStore, WatchlistStore, SignalLog, AlertStateStore, MetaStore, Protocol
+):
     """What the cycle reads and writes: everything but the outbox, which it fills only through
     `record_signal`."""
 
@@ -120,18 +133,24 @@ class SignalCycle:
             return None
         result = await self._desk.signal(symbol, market_at)
         signal = result.signal
-        deliveries, alerted = plan_deliveries(
+        before = await self._store.call_state(symbol)
+        state = advance_call(before, signal, self._config.alerts)  # the dwell and hysteresis
+        deliveries = plan_deliveries(
             signal,
-            await self._store.last_alerted(symbol),
+            state,
             await self._store.subscriptions_for(symbol),
+            await self._store.chat_states(symbol),
             await self._store.watchers(symbol),
             await self._store.dm_states(symbol),
             self._config.alerts.confidence_step,
         )
+        alerted = steady_changed(before, state)
         chart = None
         if deliveries:  # the chart costs a few hundred ms; only messages need it
             chart = await self._render_chart(signal, result.snapshot)  # None when drawing failed
-        await self._store.record_signal(signal, chart, deliveries, alerted)
+        await self._store.record_signal(
+            signal, chart, deliveries, alerted, SignalOrigin.CYCLE, state
+        )
         log.info(
             "signal_recorded",
             symbol=symbol,

@@ -2,6 +2,9 @@
 backend, `MemoryStore` its in-memory twin for tests."""
 
 from bot.storage.base import (
+    AlertStateStore,
+    Call,
+    CallState,
     Delivery,
     DeliveryKind,
     DmState,
@@ -21,6 +24,9 @@ from bot.storage.memory import MemoryStore, MemoryTables
 from bot.storage.sqlite import ReadOnlyStoreError, SqliteStore
 
 __all__ = [
+    "AlertStateStore",
+    "Call",
+    "CallState",
     "Delivery",
     "DeliveryKind",
     "DmState",

@@ -1,4 +1,5 @@
-"""The store interface, split by consumer: subscriptions, watchlists, signal log, outbox, meta.
+"""The store interface, split by consumer: subscriptions, watchlists, signal log, alert state,
+outbox, meta.
 
 `Store` is their composition. Backends: SQLite (`bot.storage.sqlite`) and in memory
 (`bot.storage.memory`, for tests); both run one contract suite. Every method is atomic, even when
@@ -22,6 +23,9 @@ from typing import Protocol
 from intel.models import Action, Signal
 
 __all__ = [
+    "AlertStateStore",
+    "Call",
+    "CallState",
     "Delivery",
     "DeliveryKind",
     "DmState",
@@ -72,11 +76,39 @@ class Watcher:
 
 @dataclass(frozen=True, slots=True)
 class DmState:
-    """What a user was last DM'd about a symbol (the per-user alert memory)."""
+    """What a user (by DM) or a chat (by channel alert) was last told about a symbol: the
+    per-recipient alert memory."""
 
     action: Action
     confidence: int
     signal_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """A call as the alert policy follows it: its action, a confidence, and the market time the
+    action was first computed (the start of its run of cycles)."""
+
+    action: Action
+    confidence: int
+    first_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CallState:
+    """A symbol's alert memory, updated by every cycle signal (see `bot.alerts.calls`).
+
+    `latest` is the run of the action computed last (`run_cycles` cycles in a row, with the latest
+    confidence); `steady` is the call the alerts announce, which changes only once a run lasted
+    the dwell, and `steady_since` the market time it became steady. `moved_cycles` counts the
+    cycles in a row whose confidence stood at least a step above (+) or below (-) the steady one.
+    """
+
+    latest: Call
+    run_cycles: int
+    steady: Call | None = None
+    steady_since: datetime | None = None
+    moved_cycles: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +120,7 @@ class Delivery:
     kind: DeliveryKind
     intro: str
     user_id: str | None = None  # set for DMs: the store updates that user's DmState
+    # A channel delivery updates the chat's DmState (what it was told) in the same way.
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +140,7 @@ class StoredSignal:
     id: int
     signal: Signal
     chart_png: bytes | None  # None once no pending outbox row needs it (see the module doc)
-    alerted: bool  # this signal changed the channel alert state
+    alerted: bool  # this signal changed the symbol's steady call (its alert state)
     origin: str = SignalOrigin.CYCLE
 
 
@@ -201,11 +234,13 @@ class SignalLog(Protocol):
         deliveries: Sequence[Delivery],
         alerted: bool,
         origin: str = SignalOrigin.CYCLE,
+        call_state: CallState | None = None,
     ) -> int:
-        """Every signal produced is recorded, with its outbox rows and each DM'd user's new
-        DM state, in one transaction. A cycle signal may alert and deliver; an on-demand one
-        (origin "on_demand") may not: ValueError with deliveries or alerted. The chart is kept
-        only with deliveries, until the last of them is sent or failed."""
+        """Every signal produced is recorded, with its outbox rows, each told user's or chat's
+        new DM state and the symbol's new `call_state` (when given), in one transaction. A cycle
+        signal may alert and deliver; an on-demand one (origin "on_demand") may not: ValueError
+        with deliveries, alerted or call_state. The chart is kept only with deliveries, until the
+        last of them is sent or failed."""
         ...
 
     async def last_signal(self, symbol: str) -> StoredSignal | None:
@@ -219,6 +254,17 @@ class SignalLog(Protocol):
         self, symbol: str, since: datetime | None = None, until: datetime | None = None
     ) -> list[StoredSignal]:
         """The history, oldest first: cycle and on-demand signals alike (see `origin`)."""
+        ...
+
+
+class AlertStateStore(Protocol):
+    """The alert policy's memory: each symbol's call state and what each chat was told.
+    Written only by `SignalLog.record_signal`, with the signal that changed it."""
+
+    async def call_state(self, symbol: str) -> CallState | None: ...
+
+    async def chat_states(self, symbol: str) -> dict[tuple[str, str], DmState]:
+        """What each chat, keyed (transport, chat_id), was last told about `symbol`."""
         ...
 
 
@@ -248,7 +294,9 @@ class MetaStore(Protocol):
     async def set_meta(self, key: str, value: str) -> None: ...
 
 
-class Store(SubscriptionStore, WatchlistStore, SignalLog, OutboxStore, MetaStore, Protocol):
+class Store(
+    SubscriptionStore, WatchlistStore, SignalLog, AlertStateStore, OutboxStore, MetaStore, Protocol
+):
     """The whole store, opened once by the composition root and closed last."""
 
     async def open(self) -> None: ...

@@ -1,6 +1,6 @@
 """`StoreFacade`: the whole `Store` joined from its per-concern parts, as each backend builds it.
 
-A backend composes one shared connection (or in-memory tables) with five small classes, one per
+A backend composes one shared connection (or in-memory tables) with small classes, one per
 protocol in `bot.storage.base`, and passes them here; the facade only forwards, so every method
 name of the old single-class store keeps working for callers that take the whole `Store`.
 """
@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from bot.storage.base import (
+    AlertStateStore,
+    CallState,
     Delivery,
     DmState,
     MetaStore,
@@ -39,6 +41,7 @@ class StoreFacade:
         signal_log: SignalLog,
         outbox: OutboxStore,
         meta: MetaStore,
+        alert_states: AlertStateStore,
     ) -> None:
         # Public: a consumer may be handed just the part it needs.
         self.subscription_store = subscriptions
@@ -46,6 +49,7 @@ class StoreFacade:
         self.signal_log = signal_log
         self.outbox = outbox
         self.meta = meta
+        self.alert_states = alert_states  # the signal log's part that writes it, in both backends
 
     # -- SubscriptionStore -------------------------------------------------------------------
 
@@ -107,8 +111,11 @@ class StoreFacade:
         deliveries: Sequence[Delivery],
         alerted: bool,
         origin: str = SignalOrigin.CYCLE,
+        call_state: CallState | None = None,
     ) -> int:
-        return await self.signal_log.record_signal(signal, chart_png, deliveries, alerted, origin)
+        return await self.signal_log.record_signal(
+            signal, chart_png, deliveries, alerted, origin, call_state
+        )
 
     async def last_signal(self, symbol: str) -> StoredSignal | None:
         return await self.signal_log.last_signal(symbol)
@@ -123,6 +130,14 @@ class StoreFacade:
         self, symbol: str, since: datetime | None = None, until: datetime | None = None
     ) -> list[StoredSignal]:
         return await self.signal_log.signals(symbol, since, until)
+
+    # -- AlertStateStore -------------------------------------------------------------------
+
+    async def call_state(self, symbol: str) -> CallState | None:
+        return await self.alert_states.call_state(symbol)
+
+    async def chat_states(self, symbol: str) -> dict[tuple[str, str], DmState]:
+        return await self.alert_states.chat_states(symbol)
 
     # -- OutboxStore -------------------------------------------------------------------------
 

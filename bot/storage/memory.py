@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from bot.storage.base import (
+    CallState,
     Delivery,
     DeliveryKind,
     DmState,
@@ -82,6 +83,9 @@ class MemoryTables:
     charts: dict[int, bytes] = field(default_factory=dict)  # signal id -> PNG, while pending
     last_alerts: dict[str, int] = field(default_factory=dict)  # symbol -> signal id
     dm_states: dict[tuple[str, str, str], DmState] = field(default_factory=dict)
+    call_states: dict[str, CallState] = field(default_factory=dict)  # symbol -> its call state
+    # (transport, chat_id, symbol) -> what the chat was last told
+    chat_states: dict[tuple[str, str, str], DmState] = field(default_factory=dict)
     outbox: dict[int, _OutboxRow] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
     next_signal_id: int = 1
@@ -154,6 +158,9 @@ class MemorySubscriptions:
         if row is None:
             return None
         rest = symbols_after_unsubscribe(row.symbols, symbols, every_symbol)
+        for state in [k for k in t.chat_states if k[:2] == key]:
+            if rest is None or state[2] not in rest:  # a new subscription starts from the call
+                del t.chat_states[state]
         if rest is None:
             del t.subscriptions[key]
             return None
@@ -231,7 +238,7 @@ class MemoryWatchlists:
 
 
 class MemorySignalLog:
-    """`SignalLog` in memory."""
+    """`SignalLog` and `AlertStateStore` in memory."""
 
     def __init__(self, tables: _Tables) -> None:
         self._tables = tables
@@ -243,10 +250,13 @@ class MemorySignalLog:
         deliveries: Sequence[Delivery],
         alerted: bool,
         origin: str = SignalOrigin.CYCLE,
+        call_state: CallState | None = None,
     ) -> int:
         origin = SignalOrigin(origin)  # ValueError for anything else
-        if origin is SignalOrigin.ON_DEMAND and (alerted or deliveries):
-            raise ValueError("an on-demand signal never alerts: no deliveries, alerted=False")
+        if origin is SignalOrigin.ON_DEMAND and (alerted or deliveries or call_state):
+            raise ValueError(
+                "an on-demand signal never alerts: no deliveries, alerted=False, no call state"
+            )
         # Everything that can fail comes before the first write: all of it, or none.
         kinds = [DeliveryKind(d.kind) for d in deliveries]  # SQLite's CHECK (kind IN ...)
         payload = json.dumps(signal_to_json(signal))
@@ -271,12 +281,24 @@ class MemorySignalLog:
             )
             t.outbox[item.id] = _OutboxRow(item, delivery.user_id, now_s)
             t.next_outbox_id += 1
+            told = DmState(signal.action, signal.confidence, signal_id)
+            delivery_chat = (delivery.transport, delivery.chat_id)
             if delivery.user_id is not None:
-                key = (delivery.transport, delivery.user_id, signal.symbol)
-                t.dm_states[key] = DmState(signal.action, signal.confidence, signal_id)
+                t.dm_states[delivery.transport, delivery.user_id, signal.symbol] = told
+            elif kind is DeliveryKind.CHANNEL and delivery_chat in t.subscriptions:
+                t.chat_states[delivery.transport, delivery.chat_id, signal.symbol] = told
         if alerted:
             t.last_alerts[signal.symbol] = signal_id
+        if call_state is not None:
+            t.call_states[signal.symbol] = call_state
         return signal_id
+
+    async def call_state(self, symbol: str) -> CallState | None:
+        return self._tables.t.call_states.get(symbol)
+
+    async def chat_states(self, symbol: str) -> dict[tuple[str, str], DmState]:
+        states = self._tables.t.chat_states
+        return {(tr, chat): state for (tr, chat, s), state in states.items() if s == symbol}
 
     async def last_signal(self, symbol: str) -> StoredSignal | None:
         ids = [
@@ -390,12 +412,14 @@ class MemoryStore(StoreFacade):
     ) -> None:
         self.tables = tables if tables is not None else MemoryTables()
         self._open = _Tables(self.tables, clock)
+        signal_log = MemorySignalLog(self._open)
         super().__init__(
             MemorySubscriptions(self._open),
             MemoryWatchlists(self._open),
-            MemorySignalLog(self._open),
+            signal_log,
             MemoryOutbox(self._open, backoff_base_s, backoff_max_s),
             MemoryMeta(self._open),
+            alert_states=signal_log,
         )
 
     async def open(self) -> None:

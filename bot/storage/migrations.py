@@ -147,6 +147,45 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX signals_by_symbol_origin ON signals (symbol, origin)",
         ),
     ),
+    # The alert policy's memory (bot.alerts): each symbol's call state (the run of the latest
+    # call and the steady call alerts announce) and what each chat was last told. A chat's state
+    # starts from the last channel alert queued for it, so an upgrade neither repeats a call
+    # nor restates one as new; subscriptions and watchlists are untouched.
+    Migration(
+        3,
+        "alert state",
+        (
+            """CREATE TABLE call_states (
+            symbol TEXT PRIMARY KEY,
+            latest_action TEXT NOT NULL,
+            latest_confidence INTEGER NOT NULL,
+            latest_first_seen_ms INTEGER NOT NULL,
+            run_cycles INTEGER NOT NULL,
+            steady_action TEXT,
+            steady_confidence INTEGER,
+            steady_first_seen_ms INTEGER,
+            steady_since_ms INTEGER,
+            moved_cycles INTEGER NOT NULL DEFAULT 0
+        )""",
+            """CREATE TABLE chat_states (
+            transport TEXT NOT NULL,
+            chat_id TEXT NOT NULL,
+            symbol TEXT NOT NULL,
+            action TEXT NOT NULL,
+            confidence INTEGER NOT NULL,
+            signal_id INTEGER NOT NULL REFERENCES signals (id),
+            PRIMARY KEY (transport, chat_id, symbol),
+            FOREIGN KEY (transport, chat_id) REFERENCES subscriptions (transport, chat_id)
+                ON DELETE CASCADE
+        )""",
+            """INSERT INTO chat_states (transport, chat_id, symbol, action, confidence, signal_id)
+            SELECT o.transport, o.chat_id, s.symbol, s.action, s.confidence, max(s.id)
+            FROM outbox o JOIN signals s ON s.id = o.signal_id
+            JOIN subscriptions c ON c.transport = o.transport AND c.chat_id = o.chat_id
+            WHERE o.kind = 'channel'
+            GROUP BY o.transport, o.chat_id, s.symbol""",
+        ),
+    ),
     # A chart is only ever read to deliver its signal: keep it while an outbox row of its signal
     # is pending, and drop it in the statement that finishes the last one (sent or failed). The
     # figures stay in `signals.payload` for good. Built on migration 1's tables only.

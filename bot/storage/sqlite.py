@@ -1,4 +1,4 @@
-"""The Store on SQLite through aiosqlite: one shared connection, five parts, one facade.
+"""The Store on SQLite through aiosqlite: one shared connection, its parts, one facade.
 
 The connection, its lock and its transactions live in `sqlite_db`; each protocol of
 `bot.storage.base` has its part (`sqlite_subscriptions`, `sqlite_watchlists`, `sqlite_signals`,
@@ -55,12 +55,14 @@ class SqliteStore(StoreFacade):
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         db = SqliteDatabase(path, read_only=read_only, busy_timeout_ms=busy_timeout_ms, clock=clock)
+        signal_log = SqliteSignalLog(db)
         super().__init__(
             SqliteSubscriptions(db),
             SqliteWatchlists(db),
-            SqliteSignalLog(db),
+            signal_log,
             SqliteOutbox(db, backoff_base_s=backoff_base_s, backoff_max_s=backoff_max_s),
             SqliteMeta(db),
+            alert_states=signal_log,
         )
         self.database = db
 

@@ -1,6 +1,7 @@
-"""The signal-log part of `SqliteStore`: signals, charts, alert state, and the outbox rows and DM
-states a signal causes, all written in the signal's one transaction. A chart is kept only while
-an outbox row of its signal is pending (migration 4's trigger drops it after the last one)."""
+"""The signal-log part of `SqliteStore`: signals, charts, alert state (`AlertStateStore` too), and
+the outbox rows and told states a signal causes, all written in the signal's one transaction. A
+chart is kept only while an outbox row of its signal is pending (migration 4's trigger drops it
+after the last one)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,19 @@ from typing import Any
 
 import aiosqlite
 
-from bot.storage.base import Delivery, SignalOrigin, StoredSignal
+from bot.storage.base import (
+    Call,
+    CallState,
+    Delivery,
+    DeliveryKind,
+    DmState,
+    SignalOrigin,
+    StoredSignal,
+)
 from bot.storage.sqlite_db import SqliteDatabase
-from intel.models import Signal
+from intel.models import Action, Signal
 from intel.serialize import signal_from_json, signal_to_json
-from intel.timeutil import to_ms
+from intel.timeutil import from_ms, to_ms
 
 __all__ = ["SqliteSignalLog"]
 
@@ -23,7 +32,7 @@ _SIGNAL_COLUMNS = "s.id, s.payload, s.alerted, s.origin"
 
 
 class SqliteSignalLog:
-    """`SignalLog` on the shared database."""
+    """`SignalLog` and `AlertStateStore` on the shared database."""
 
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
@@ -35,12 +44,15 @@ class SqliteSignalLog:
         deliveries: Sequence[Delivery],
         alerted: bool,
         origin: str = SignalOrigin.CYCLE,
+        call_state: CallState | None = None,
     ) -> int:
         """Write the signal, its chart, its outbox rows and the alert state in one transaction.
         An on-demand signal joins the history only: it may neither alert nor deliver."""
         origin = SignalOrigin(origin)  # ValueError for anything else
-        if origin is SignalOrigin.ON_DEMAND and (alerted or deliveries):
-            raise ValueError("an on-demand signal never alerts: no deliveries, alerted=False")
+        if origin is SignalOrigin.ON_DEMAND and (alerted or deliveries or call_state):
+            raise ValueError(
+                "an on-demand signal never alerts: no deliveries, alerted=False, no call state"
+            )
         now_s = self._db.now_s()
         async with self._db.write() as conn:
             cursor = await conn.execute(
@@ -69,7 +81,26 @@ class SqliteSignalLog:
                     " ON CONFLICT DO UPDATE SET signal_id = excluded.signal_id",
                     (signal.symbol, signal_id),
                 )
+            if call_state is not None:
+                await _upsert_call_state(conn, signal.symbol, call_state)
         return signal_id
+
+    async def call_state(self, symbol: str) -> CallState | None:
+        row = await self._db.fetch_one(
+            "SELECT latest_action, latest_confidence, latest_first_seen_ms, run_cycles,"
+            " steady_action, steady_confidence, steady_first_seen_ms, steady_since_ms,"
+            " moved_cycles FROM call_states WHERE symbol = ?",
+            (symbol,),
+        )
+        return None if row is None else _call_state(row)
+
+    async def chat_states(self, symbol: str) -> dict[tuple[str, str], DmState]:
+        rows = await self._db.fetch_all(
+            "SELECT transport, chat_id, action, confidence, signal_id FROM chat_states"
+            " WHERE symbol = ?",
+            (symbol,),
+        )
+        return {(r[0], r[1]): DmState(Action(r[2]), r[3], r[4]) for r in rows}
 
     async def last_signal(self, symbol: str) -> StoredSignal | None:
         """The cycle's signal recorded last for `symbol` (by recording order); on-demand
@@ -118,7 +149,7 @@ async def _insert_deliveries(
     deliveries: Sequence[Delivery],
     now_s: float,
 ) -> None:
-    """The outbox rows of a signal, and each DM'd user's new alert memory."""
+    """The outbox rows of a signal, and each told user's and chat's new alert memory."""
     await conn.executemany(
         "INSERT INTO outbox (signal_id, transport, chat_id, kind, intro, user_id,"
         " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -144,6 +175,54 @@ async def _insert_deliveries(
             for d in deliveries
             if d.user_id is not None
         ],
+    )
+    await conn.executemany(
+        "INSERT INTO chat_states (transport, chat_id, symbol, action, confidence, signal_id)"
+        " SELECT ?, ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM subscriptions"
+        " WHERE transport = ? AND chat_id = ?) ON CONFLICT DO UPDATE SET"
+        " action = excluded.action, confidence = excluded.confidence,"
+        " signal_id = excluded.signal_id",
+        [
+            (
+                *(d.transport, d.chat_id, signal.symbol, signal.action.value),
+                *(signal.confidence, signal_id, d.transport, d.chat_id),
+            )
+            for d in deliveries
+            if d.user_id is None and d.kind == DeliveryKind.CHANNEL
+        ],
+    )
+
+
+async def _upsert_call_state(conn: aiosqlite.Connection, symbol: str, state: CallState) -> None:
+    steady = state.steady
+    await conn.execute(
+        "INSERT OR REPLACE INTO call_states (symbol, latest_action, latest_confidence,"
+        " latest_first_seen_ms, run_cycles, steady_action, steady_confidence,"
+        " steady_first_seen_ms, steady_since_ms, moved_cycles)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            symbol,
+            state.latest.action.value,
+            state.latest.confidence,
+            to_ms(state.latest.first_seen),
+            state.run_cycles,
+            None if steady is None else steady.action.value,
+            None if steady is None else steady.confidence,
+            None if steady is None else to_ms(steady.first_seen),
+            None if state.steady_since is None else to_ms(state.steady_since),
+            state.moved_cycles,
+        ),
+    )
+
+
+def _call_state(row: Sequence[Any]) -> CallState:
+    steady = None if row[4] is None else Call(Action(row[4]), row[5], from_ms(row[6]))
+    return CallState(
+        latest=Call(Action(row[0]), row[1], from_ms(row[2])),
+        run_cycles=row[3],
+        steady=steady,
+        steady_since=None if row[7] is None else from_ms(row[7]),
+        moved_cycles=row[8],
     )
 
 

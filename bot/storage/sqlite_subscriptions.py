@@ -60,6 +60,13 @@ class SqliteSubscriptions:
                 )
                 return None
             await _set_symbols(conn, transport, chat_id, rest)
+            # What the chat was told of a symbol it no longer follows is forgotten: following it
+            # again starts from the current call, as a new subscription does.
+            await conn.execute(
+                "DELETE FROM chat_states WHERE transport = ? AND chat_id = ?"
+                f" AND symbol NOT IN ({', '.join('?' * len(rest))})",
+                (transport, chat_id, *rest),
+            )
         return dataclasses.replace(current, symbols=rest)
 
     async def subscription(self, transport: str, chat_id: str) -> Subscription | None:
