@@ -1,6 +1,7 @@
-# signaldesk: the bot as a container. Runs on the embedded replay data unless tokens are given:
+# signaldesk: the bot as a container, on the embedded replay data. This build's only chat is the
+# console (no Discord or Telegram transport), so chat with it interactively:
 #   docker build -t signaldesk .
-#   docker run --rm -e TELEGRAM_TOKEN=... -v signaldesk-data:/data signaldesk
+#   docker run --rm -it -v signaldesk-data:/data signaldesk run
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -42,8 +42,8 @@ from intel.timeutil import iso
 __all__ = ["build_message", "run_bot"]
 
 SENDER_STOP_GRACE_S = 30.0
-# Chat platforms whose transports come with a later version: a token for one is reported, not used.
-LATER_TRANSPORTS = (("Discord", "discord_token"), ("Telegram", "telegram_token"))
+# Chat platforms this build has no transport for: a token for one is reported, not used.
+UNAVAILABLE_TRANSPORTS = (("Discord", "discord_token"), ("Telegram", "telegram_token"))
 
 log = structlog.get_logger(__name__)
 
@@ -75,7 +75,7 @@ async def run_bot(
 ) -> int:
     """Run the bot until SIGINT/SIGTERM or the end of console input; returns the exit status."""
     stop = asyncio.Event()
-    _log_later_transports(secrets)
+    _log_unavailable_transports(secrets)
     clock_ref: list[MarketClock] = []  # the desk needs the clock; the clock needs the desk's data
     desk = desk_factory(config, market_clock=lambda: clock_ref[0].now())  # refuses a bad mode
     transports = list(extra_transports)
@@ -245,14 +245,14 @@ def _greeting(bot: _Bot) -> str:
     return greeting_text(clock.now(), clock.describe(), every)
 
 
-def _log_later_transports(secrets: Secrets) -> None:
-    for platform, attribute in LATER_TRANSPORTS:
+def _log_unavailable_transports(secrets: Secrets) -> None:
+    for platform, attribute in UNAVAILABLE_TRANSPORTS:
         if getattr(secrets, attribute):
             log.warning(
                 "transport_not_available",
                 transport=platform.lower(),
-                detail=f"a {platform} token is set, but the {platform} transport "
-                "arrives in a later version; it is not started",
+                detail=f"a {platform} token is set, but this build has no {platform} "
+                "transport; the token is not used",
             )
 
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import BeforeValidator, ConfigDict, Field
 
 from intel.config import Config, Frozen, UtcDatetime
 from intel.timeutil import parse_time
@@ -52,7 +53,8 @@ class CommandsConfig(Frozen):
 
 class DemoConfig(Frozen):
     enabled: bool = True
-    speed: float = Field(360.0, gt=0)
+    # Bounded so a cycle's real interval stays between a few ms and a day or so of real time.
+    speed: float = Field(360.0, ge=0.01, le=1_000_000)
     # Where the demo clock stops: the end of the whale coverage, while every replayed modality
     # is still current. The clock also stops at the end of any configured symbol's candles.
     until: UtcDatetime = Field(default_factory=lambda: parse_time("2025-10-12T14:00Z"))
@@ -64,11 +66,21 @@ class ConsoleConfig(Frozen):
     max_chart_files: int = Field(100, ge=1)
 
 
+def _upper(value: Any) -> Any:
+    return value.strip().upper() if isinstance(value, str) else value
+
+
+# The standard library's level names, any case; anything else is refused at load with its key.
+LogLevel = Annotated[
+    Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], BeforeValidator(_upper)
+]
+
+
 class LoggingConfig(Frozen):
     json_output: bool | None = None
-    level: str = "INFO"
+    level: LogLevel = "INFO"
     # While the console chat shares the terminal, quieter logs keep the conversation readable.
-    console_level: str = "WARNING"
+    console_level: LogLevel = "WARNING"
 
 
 class BotConfig(Config):

@@ -10,12 +10,20 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    ValidationError,
+    field_validator,
+)
 
 from intel.errors import ConfigError, UserInputError
 from intel.symbols import normalize_symbol
@@ -28,16 +36,23 @@ _SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey", "client_id"
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # `.inf` and `.nan` are YAML floats that pass `gt=0` and break arithmetic far from the key.
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 def _to_utc(value: Any) -> Any:
-    """ISO text or a datetime (YAML may parse one) to an aware UTC datetime; no zone means UTC."""
+    """ISO text, a datetime or a date (YAML parses both) to an aware UTC datetime.
+
+    No zone means UTC and a date means its midnight UTC, as `--at` reads them.
+    """
     if isinstance(value, str):
         return _as_value_error(parse_time, value)
     if isinstance(value, datetime):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    return value
+    if isinstance(value, date):  # pydantic would make a naive datetime of it
+        return datetime.combine(value, time(), tzinfo=UTC)
+    # pydantic would read a number as Unix time; the README promises ISO-8601 only.
+    raise ValueError("use an ISO-8601 time, e.g. 2025-10-06T16:00Z or 2025-10-06")
 
 
 UtcDatetime = Annotated[datetime, BeforeValidator(_to_utc)]
@@ -74,7 +89,7 @@ class PipelineConfig(Frozen):
 
 
 class OrderBookAgentConfig(Frozen):
-    bands_pct: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0)
+    bands_pct: tuple[PositiveFloat, ...] = Field((0.1, 0.5, 1.0, 2.0), min_length=1)
     score_band_pct: float = Field(0.5, gt=0)
     wall_multiple: float = Field(6.0, gt=1)
     wall_range_pct: float = Field(2.0, gt=0)
@@ -159,7 +174,7 @@ class ChartConfig(Frozen):
 class Config(Frozen):
     # Top-level sections belonging to the bot (see bot.config.BotConfig) are ignored here, so
     # intel can read the shared config.yaml; BotConfig forbids unknown sections again.
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
 
     symbols: tuple[str, ...] = ("BTC/USDT", "ETH/USDT")
     data: DataConfig = DataConfig()
@@ -180,7 +195,8 @@ class Config(Frozen):
             value = [value]
         if not isinstance(value, list | tuple) or not value:
             raise ValueError("must be a non-empty list of symbols such as [BTC/USDT]")
-        return tuple(_as_value_error(normalize_symbol, str(item)) for item in value)
+        canonical = (_as_value_error(normalize_symbol, str(item)) for item in value)
+        return tuple(dict.fromkeys(canonical))  # `[btc, BTC/USDT]` is one symbol; order kept
 
 
 ConfigT = TypeVar("ConfigT", bound=Config)

@@ -20,7 +20,7 @@ from intel.agents.whales import WhaleAgent
 from intel.config import Config
 from intel.coordinator.base import Coordinator
 from intel.coordinator.rules import RulesCoordinator
-from intel.errors import BadTimeError, ConfigError
+from intel.errors import BadTimeError, ConfigError, NoSignalError, SourceError
 from intel.lifecycle import Lifecycle, enter_all
 from intel.pipeline import SignalPipeline, SignalResult
 from intel.sentiment.base import SentimentEngine
@@ -61,12 +61,31 @@ class SignalDesk:
         self._opened: AsyncExitStack | None = None
 
     async def start(self) -> None:
-        """Start every component in order; if one fails, those already started are closed."""
+        """Start every component in order; if one fails, those already started are closed.
+
+        ConfigError naming `symbols` when the candle source has no data at all for one of them.
+        """
         if self._opened is not None:
             raise RuntimeError("the desk is already started")
         async with AsyncExitStack() as stack:
             await enter_all(stack, self._components)
+            await self._check_symbols()
             self._opened = stack.pop_all()
+
+    async def _check_symbols(self) -> None:
+        # A symbol nobody can serve is a configuration mistake, refused once at start rather
+        # than failing every signal, status probe and cycle that touches it.
+        missing = []
+        for symbol in self.symbols:
+            try:
+                await self.coverage(symbol)
+            except SourceError as exc:
+                missing.append(f"{symbol} ({exc})")
+        if missing:
+            raise ConfigError(
+                f"symbols: no candle data for {', '.join(missing)}; "
+                "configure only symbols the data source serves"
+            )
 
     async def close(self) -> None:
         """Close the started components in reverse order (a second call does nothing)."""
@@ -103,11 +122,21 @@ class SignalDesk:
         return await self._candles.coverage(symbol)
 
     async def check_moment(self, symbol: str, at: datetime) -> None:
+        """BadTimeError when a moment someone chose (`--at`) is outside the symbol's candles."""
         first, last = await self.coverage(symbol)
         if not first <= at <= last:
             raise BadTimeError(
                 f"--at {iso(at)} is outside the recorded {symbol} candles "
                 f"({iso(first)} → {iso(last)})"
+            )
+
+    async def _check_market_moment(self, symbol: str, moment: datetime) -> None:
+        # Nobody chose this moment (the clock or `data.default_at` did): no data, not bad input.
+        first, last = await self.coverage(symbol)
+        if not first <= moment <= last:
+            raise NoSignalError(
+                f"no {symbol} signal at the market moment {iso(moment)}: its recorded "
+                f"candles cover {iso(first)} → {iso(last)}"
             )
 
     def source_health(self) -> dict[str, SourceState]:
@@ -121,9 +150,14 @@ class SignalDesk:
         return self.source_health()
 
     async def signal(self, symbol: str, at: datetime | None = None) -> SignalResult:
-        moment = self.now() if at is None else at
-        await self.check_moment(symbol, moment)
-        return await self._pipeline.run(symbol, moment)
+        """The signal at `at` (BadTimeError outside the candles), else at the market moment now
+        (NoSignalError outside the candles)."""
+        if at is None:
+            at = self.now()
+            await self._check_market_moment(symbol, at)
+        else:
+            await self.check_moment(symbol, at)
+        return await self._pipeline.run(symbol, at)
 
 
 class DeskFactory(Protocol):
@@ -183,7 +217,10 @@ def build_desk(
 def _sources_for(config: Config) -> Sources:
     match config.data.mode:
         case "replay":
-            return replay_sources(config.data.replay_dir or DEFAULT_REPLAY_DIR)
+            replay_dir = config.data.replay_dir or DEFAULT_REPLAY_DIR
+            if not replay_dir.is_dir():
+                raise ConfigError(f"data.replay_dir: {replay_dir} is not a folder")
+            return replay_sources(replay_dir)
         case "live":
             raise ConfigError("data.mode: live mode is not available in this version")
 

@@ -210,14 +210,13 @@ def test_quote_input_is_printable_and_bounded():
 # -- help and unknown commands ---------------------------------------------------------------
 
 
-async def test_help_lists_every_command_with_an_example_and_how_to_connect(router):
+async def test_help_lists_every_command_with_an_example_and_which_chats_exist(router):
     reply = await ask(router, "help")
     assert not reply.is_error
     for command in router.commands.values():
         assert f"{command.name} — " in reply.text
         assert f"`{command.example}`" in reply.text
-    assert "DISCORD_TOKEN" in reply.text
-    assert "TELEGRAM_TOKEN" in reply.text
+    assert "no Discord or Telegram transport" in reply.text
 
 
 async def test_help_for_one_command_and_a_typo(router):
@@ -508,7 +507,8 @@ async def test_a_market_moment_outside_the_data_is_explained_without_cli_flags(s
     router = CommandRouter(late, store, make_config(), fixed_status)
     reply = await ask(router, "signal btc")
     assert reply.is_error
-    assert "no recorded BTC/USDT market data" in reply.text
+    assert "no BTC/USDT signal at the market moment 2031-01-01T00:00:00Z" in reply.text
+    assert "its recorded candles cover" in reply.text  # the range, so the user sees why
     assert "--at" not in reply.text
 
 

@@ -10,14 +10,12 @@ from bot.commands.registry import Command, check_arg_count
 from intel.errors import UserInputError
 from intel.textfmt import quote_input
 
-__all__ = ["CONNECT_HINT", "HelpCommands"]
+__all__ = ["CHATS_NOTE", "HelpCommands"]
 
 USAGE = "help [COMMAND]"
 _FIRST_STEPS = ("signal", "watch", "alerts")
-CONNECT_HINT = (
-    "Connect Discord or Telegram: set DISCORD_TOKEN and/or TELEGRAM_TOKEN in the "
-    "environment and restart the bot."
-)
+# Only what this build does: it has no Discord or Telegram transport, so no token connects one.
+CHATS_NOTE = "This build chats in the console only: it has no Discord or Telegram transport."
 
 
 class HelpCommands:
@@ -39,7 +37,7 @@ class HelpCommands:
         lines.extend(
             f"  {c.name} — {c.summary} (e.g. `{c.example}`)" for c in self._registry.values()
         )
-        lines.extend(["", self._first_steps(), CONNECT_HINT])
+        lines.extend(["", self._first_steps(), CHATS_NOTE])
         return Reply(text="\n".join(lines))
 
     def _first_steps(self) -> str:

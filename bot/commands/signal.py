@@ -24,9 +24,8 @@ from bot.commands.base import Field, Reply, Request
 from bot.commands.registry import Command, Desk, check_arg_count, error_reply
 from bot.config import CommandsConfig
 from bot.render.chart_task import ChartFn
-from bot.render.text import MODALITY_TITLES, format_moment, modality_line, render_text
+from bot.render.text import MODALITY_TITLES, modality_line, render_text
 from bot.storage.base import SignalLog, SignalOrigin
-from intel.errors import BadTimeError
 from intel.models import AgentReport, Signal
 from intel.pipeline import SignalResult
 from intel.symbols import base_asset
@@ -235,12 +234,6 @@ class SignalCommands:
             )
         except BusyError:
             return error_reply("busy computing other signals right now — try again in a minute")
-        except BadTimeError:
-            # The desk words this for the CLI's --at; a chat user never chose the moment.
-            return error_reply(
-                f"no recorded {symbol} market data for the current market moment "
-                f"({format_moment(self._desk.now())}) — try another symbol"
-            )
         # Only an answer costs the cooldown; a user's concurrent duplicates joined this same
         # computation, so they cost nothing extra either.
         self._guard.start_cooldown(*who, symbol)

@@ -20,7 +20,7 @@ from typing import TextIO
 import structlog
 
 from bot.commands.base import Reply, Request
-from bot.commands.help import CONNECT_HINT
+from bot.commands.help import CHATS_NOTE
 from bot.commands.router import parse_command_line
 from bot.render.text import format_moment
 from bot.transports.base import CommandHandler, OutMessage
@@ -171,7 +171,7 @@ def greeting_text(market_now: datetime, clock: str, cycle_every: str) -> str:
             f"A signal cycle runs every {cycle_every}; alerts and DMs appear here as they happen.",
             "Type `help` to see every command; try `signal btc`, `subscribe` for channel alerts, "
             "`watch add eth` then `alerts 60` for DMs. Ctrl-D or Ctrl-C quits.",
-            CONNECT_HINT,
+            CHATS_NOTE,
         ]
     )
 
