@@ -95,13 +95,15 @@ async def run_bot(
         backoff_max_s=config.delivery.backoff_max_s,
     )
     await store.open()  # first: a bad path is reported as such, not as a lock problem
+    lock = DatabaseLock(config.storage.db_path)
     try:
-        with DatabaseLock(config.storage.db_path):
-            async with desk:  # sources, engine, coordinator: open in order, close in reverse
-                bot = await _assemble(config, secrets, store, desk, clock_ref, transports, chat)
-                await _serve(bot, Redactor(secrets.values()), stop)
+        lock.acquire()
+        async with desk:  # sources, engine, coordinator: open in order, close in reverse
+            bot = await _assemble(config, secrets, store, desk, clock_ref, transports, chat)
+            await _serve(bot, Redactor(secrets.values()), stop)
     finally:
         await store.close()
+        lock.release()  # after the store: see bot.storage.lock on SQLite's own locks
     return 0
 
 

@@ -32,6 +32,7 @@ from intel.sources.base import (
     FearGreedSource,
     OrderBookSource,
     PostSource,
+    SkipsRecords,
     WhaleSource,
 )
 from intel.textfmt import format_age
@@ -152,6 +153,9 @@ class SnapshotBuilder:
         else:
             moment = data_moment(result)
             state, detail = "ok", f"data as of {iso(moment)}" if moment else "ok"
+        source = getattr(self._sources, modality.value)
+        if isinstance(source, SkipsRecords):
+            detail = "; ".join((detail, *source.skipped_records(symbol)))
         previous = self._health.get(key)
         since = previous.since if previous and previous.state == state else utcnow()
         self._health[key] = SourceState(state=state, detail=detail, since=since)

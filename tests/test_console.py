@@ -190,6 +190,25 @@ async def test_run_bot_in_process_with_text_streams(tmp_path):
     assert out.rstrip().endswith("End of input — stopping the bot.")
 
 
+async def test_an_undecodable_line_is_answered_and_the_chat_carries_on(tmp_path):
+    """Bytes as a terminal or pipe delivers them: one bad byte costs that one line only."""
+    typed = b"help\nwatch list\nwatch add \xff\nwatch add eth\nstatus\n"
+    stdin = io.TextIOWrapper(io.BytesIO(typed), encoding="utf-8")
+    stdout = io.StringIO()
+    code = await asyncio.wait_for(
+        run_bot(make_config(tmp_path), Secrets(), console=True, stdin=stdin, stdout=stdout),
+        timeout=60,
+    )
+    out = stdout.getvalue()
+    assert code == 0
+    assert "Commands:" in out  # read in the same chunk as the bad byte, answered before it
+    assert "You watch nothing yet" in out
+    assert "error: that line is not valid utf-8 text (byte 0xff at position 11)" in out
+    assert "Now watching ETH/USDT" in out  # after it: the chat carried on
+    assert "Last cycle:" in out
+    assert out.rstrip().endswith("End of input — stopping the bot.")
+
+
 async def test_the_demo_clock_stops_at_the_end_of_the_data_and_says_so_once(tmp_path):
     read_fd, write_fd = os.pipe()
     stdin, stdout = os.fdopen(read_fd, "r"), io.StringIO()

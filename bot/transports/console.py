@@ -12,10 +12,10 @@ import asyncio
 import contextlib
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 import structlog
 
@@ -54,7 +54,7 @@ class ConsoleTransport:
         self._chart_dir = chart_dir
         self._max_chart_files = max_chart_files
         self._on_eof = on_eof
-        self._lines: asyncio.Queue[str | None] = asyncio.Queue()
+        self._lines: asyncio.Queue[str | UnicodeDecodeError | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._prompt = "> " if _is_tty(input) else ""
 
@@ -87,9 +87,9 @@ class ConsoleTransport:
         self._write(f"{text}\n")
 
     def _read_lines(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Runs in a daemon thread: every line, then None at end of input."""
+        """Runs in a daemon thread: every line (or why it is unreadable), then None at the end."""
         try:
-            for line in iter(self._input.readline, ""):
+            for line in _input_lines(self._input):
                 loop.call_soon_threadsafe(self._lines.put_nowait, line)
         except (OSError, ValueError, RuntimeError) as exc:  # closed stream: treat as end of input
             log.debug("console_input_closed", error=str(exc))
@@ -100,7 +100,9 @@ class ConsoleTransport:
     async def _serve(self, handler: CommandHandler) -> None:
         self._write(self._prompt)
         while (line := await self._lines.get()) is not None:
-            if line.strip():
+            if isinstance(line, UnicodeDecodeError):
+                self._write(f"error: {_unreadable(line)}\n")
+            elif line.strip():
                 await self._answer(handler, line.strip())
             self._write(self._prompt)
         self._write("\nEnd of input — stopping the bot.\n")
@@ -200,6 +202,32 @@ def _keep_newest(written: Path, max_files: int) -> None:
             old.unlink(missing_ok=True)
     except OSError as exc:  # a chart we could not delete is left; the next write tries again
         log.warning("console_chart_prune_failed", chart=str(written), reason=str(exc))
+
+
+def _input_lines(stream: TextIO) -> Iterator[str | UnicodeDecodeError]:
+    """Each line typed, decoded on its own: an undecodable line is reported, not the end.
+
+    A text stream decodes a whole buffered chunk at once, so one bad byte would fail (and lose)
+    every line read with it; reading the bytes underneath and decoding line by line keeps the rest.
+    """
+    raw: BinaryIO | None = getattr(stream, "buffer", None)
+    if raw is None:  # already text (io.StringIO): nothing to decode
+        yield from iter(stream.readline, "")
+        return
+    encoding = stream.encoding or "utf-8"
+    for data in iter(raw.readline, b""):
+        try:
+            yield data.decode(encoding)
+        except UnicodeDecodeError as exc:
+            yield exc
+
+
+def _unreadable(error: UnicodeDecodeError) -> str:
+    byte = error.object[error.start : error.start + 1].hex()
+    return (
+        f"that line is not valid {error.encoding} text (byte 0x{byte} at position "
+        f"{error.start + 1}); please type it again"
+    )
 
 
 def _is_tty(stream: TextIO) -> bool:

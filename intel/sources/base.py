@@ -4,13 +4,23 @@ A source answers "what was known at `now`": it never returns data published afte
 not judge freshness; the snapshot builder applies each modality's maximum age, in replay and live
 mode alike. Every source has the `Lifecycle` of `intel.lifecycle`: the composition root starts it
 before the first call (a live source opens its client there) and closes it at shutdown.
+
+Bad records. One malformed record (a CSV row, an order-book snapshot line, later one item of an API
+response) must cost that record only, never the modality: the source skips it and counts it in an
+`intel.sources.replay_files.BadRecords` (how many, and the first one's line and error), logs one
+`replay_records_skipped` warning per file, and goes on with the rest. A loader builds its table in
+locals and assigns it in one step once complete, so a read that fails for any reason leaves nothing
+half-built behind and the next call simply tries again. A source that skips records says so through
+`SkipsRecords.skipped_records`; the snapshot builder appends those notes to the source's health
+(shown by `status`), whether the call succeeded or not. Only when nothing usable is left does the
+call raise `SourceError`, and the modality becomes unavailable with that reason.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from intel.lifecycle import Lifecycle
 from intel.models import (
@@ -26,8 +36,18 @@ __all__ = [
     "FearGreedSource",
     "OrderBookSource",
     "PostSource",
+    "SkipsRecords",
     "WhaleSource",
 ]
+
+
+@runtime_checkable
+class SkipsRecords(Protocol):
+    """Optional part of any source: what it skipped as unreadable (see the module docstring)."""
+
+    def skipped_records(self, symbol: str) -> tuple[str, ...]:
+        """One note per file or response read for `symbol` that had bad records; () if none."""
+        ...
 
 
 class CandleSource(Lifecycle, Protocol):

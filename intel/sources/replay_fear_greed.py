@@ -9,7 +9,7 @@ from pathlib import Path
 from intel.errors import SourceError
 from intel.lifecycle import NoResources
 from intel.models import FearGreedReading
-from intel.sources.replay_files import read_csv_rows
+from intel.sources.replay_files import BadRecords, read_csv_records, skipped_notes
 from intel.timeutil import from_ms, iso, to_ms
 
 __all__ = ["ReplayFearGreedSource"]
@@ -20,9 +20,13 @@ class ReplayFearGreedSource(NoResources):
         self._path = replay_dir / "fear_greed.csv"
         self._times_ms: list[int] = []
         self._readings: list[FearGreedReading] = []
+        self._bad: BadRecords | None = None
+
+    def skipped_records(self, symbol: str) -> tuple[str, ...]:
+        return skipped_notes(self._bad)
 
     async def latest(self, now: datetime) -> FearGreedReading:
-        if not self._readings:
+        if self._bad is None:
             self._load()
         index = bisect.bisect_right(self._times_ms, to_ms(now))
         if index == 0:
@@ -30,14 +34,16 @@ class ReplayFearGreedSource(NoResources):
         return self._readings[index - 1]
 
     def _load(self) -> None:
-        rows = sorted(read_csv_rows(self._path), key=lambda row: int(row["timestamp"]))
-        for row in rows:
-            ms = int(row["timestamp"]) * 1000
-            self._times_ms.append(ms)
-            self._readings.append(
-                FearGreedReading(
-                    timestamp=from_ms(ms),
-                    value=int(float(row["value"])),
-                    classification=row["classification"],
-                )
-            )
+        readings, bad = read_csv_records(self._path, _parse)
+        readings.sort(key=lambda reading: reading.timestamp)
+        # Assigned together, once complete: a failed read leaves nothing half-built behind.
+        times_ms = [to_ms(reading.timestamp) for reading in readings]
+        self._times_ms, self._readings, self._bad = times_ms, readings, bad
+
+
+def _parse(row: dict[str, str]) -> FearGreedReading:
+    return FearGreedReading(
+        timestamp=from_ms(int(row["timestamp"]) * 1000),
+        value=int(float(row["value"])),
+        classification=row["classification"],
+    )

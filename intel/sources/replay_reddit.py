@@ -14,7 +14,7 @@ from pathlib import Path
 from intel.errors import SourceError
 from intel.lifecycle import NoResources
 from intel.models import SocialPost
-from intel.sources.replay_files import read_csv_rows
+from intel.sources.replay_files import BadRecords, read_csv_records, skipped_notes
 from intel.symbols import base_asset
 from intel.timeutil import from_ms, iso, to_ms
 
@@ -45,9 +45,13 @@ class ReplayPostSource(NoResources):
         self._path = replay_dir / "reddit" / "posts.csv.gz"
         self._times_ms: list[int] = []
         self._posts: list[SocialPost] = []
+        self._bad: BadRecords | None = None
+
+    def skipped_records(self, symbol: str) -> tuple[str, ...]:
+        return skipped_notes(self._bad)
 
     async def posts(self, symbol: str, now: datetime, window_h: int) -> Sequence[SocialPost]:
-        if not self._posts:
+        if self._bad is None:
             self._load()
         asset = base_asset(symbol)
         stop = bisect.bisect_right(self._times_ms, to_ms(now))
@@ -60,16 +64,17 @@ class ReplayPostSource(NoResources):
         return found
 
     def _load(self) -> None:
-        posts = [
-            SocialPost(
-                post_id=row["post_id"],
-                community=row["subreddit"],
-                created=from_ms(int(row["created_utc_s"]) * 1000),
-                title=row["title"],
-                body=row["excerpt"],
-            )
-            for row in read_csv_rows(self._path)
-        ]
+        posts, bad = read_csv_records(self._path, _parse)
         posts.sort(key=lambda post: post.created)
-        self._posts = posts
-        self._times_ms = [to_ms(post.created) for post in posts]
+        times_ms = [to_ms(post.created) for post in posts]
+        self._times_ms, self._posts, self._bad = times_ms, posts, bad
+
+
+def _parse(row: dict[str, str]) -> SocialPost:
+    return SocialPost(
+        post_id=row["post_id"],
+        community=row["subreddit"],
+        created=from_ms(int(row["created_utc_s"]) * 1000),
+        title=row["title"],
+        body=row["excerpt"],
+    )

@@ -14,7 +14,7 @@ from pathlib import Path
 from intel.errors import SourceError
 from intel.lifecycle import NoResources
 from intel.models import ExchangeFlow, WhaleFlows
-from intel.sources.replay_files import read_csv_rows
+from intel.sources.replay_files import BadRecords, read_csv_records, skipped_notes
 from intel.symbols import base_asset
 from intel.timeutil import from_ms, iso, to_ms
 
@@ -29,6 +29,10 @@ class ReplayWhaleSource(NoResources):
         self._dir = replay_dir / "whales"
         self._coverage: dict[str, tuple[int, int]] | None = None
         self._hours: dict[str, tuple[list[int], list[ExchangeFlow]]] = {}
+        self._bad: dict[str, BadRecords] = {}
+
+    def skipped_records(self, symbol: str) -> tuple[str, ...]:
+        return skipped_notes(self._bad.get(base_asset(symbol)))
 
     async def flows(self, symbol: str, now: datetime, window_h: int) -> WhaleFlows:
         asset = base_asset(symbol)
@@ -60,9 +64,10 @@ class ReplayWhaleSource(NoResources):
 
     def _asset_hours(self, asset: str) -> tuple[list[int], list[ExchangeFlow]]:
         if asset not in self._hours:
-            rows = read_csv_rows(self._dir / f"{asset}_exchange_flows_1h.csv")
-            flows = sorted((_parse(row) for row in rows), key=lambda f: f.hour_start)
+            flows, bad = read_csv_records(self._dir / f"{asset}_exchange_flows_1h.csv", _parse)
+            flows.sort(key=lambda flow: flow.hour_start)
             self._hours[asset] = ([to_ms(f.hour_start) for f in flows], flows)
+            self._bad[asset] = bad
         return self._hours[asset]
 
 
