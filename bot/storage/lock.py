@@ -42,6 +42,21 @@ class DatabaseLock:
         os.write(fd, f"{os.getpid()}\n".encode())
         self._fd = fd
 
+    def held(self) -> bool:
+        """Whether a bot holds this database now. Never creates the lock file; the probe's own
+        shared lock lasts a moment, and a bot starting in that moment is refused as a second."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing the descriptor releases the probe's shared lock
+        return False
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the lock

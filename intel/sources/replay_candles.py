@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from intel.errors import SourceError
+from intel.errors import NotRecordedError
 from intel.lifecycle import NoResources
 from intel.models import CandleSeries
 from intel.timeutil import from_ms, iso, to_ms
@@ -45,13 +45,13 @@ class ReplayCandleSource(NoResources):
         cutoff = to_ms(now) - series.interval_s * 1000
         stop = int(np.searchsorted(series.open_time_ms, cutoff, side="right"))
         if stop == 0:
-            raise SourceError(f"no {symbol} candle had closed by {iso(now)}")
+            raise NotRecordedError(f"no {symbol} candle had closed by {iso(now)}")
         return series.window(max(0, stop - count), stop)
 
     def _load(self, symbol: str) -> CandleSeries:
         path = self._dir / f"{symbol.replace('/', '')}_1h.csv.gz"
         if not path.is_file():
-            raise SourceError(f"no recorded candles for {symbol}")
+            raise NotRecordedError(f"no recorded candles for {symbol}")
         with gzip.open(path, "rt", encoding="utf-8") as handle:
             next(handle)  # header: open_time_ms,open,high,low,close,volume
             table = np.loadtxt(handle, delimiter=",", dtype=np.float64, ndmin=2)

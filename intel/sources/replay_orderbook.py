@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from intel.errors import SourceError
+from intel.errors import NotRecordedError
 from intel.lifecycle import NoResources
 from intel.models import OrderBook, OrderBookHistory
 from intel.sources.replay_files import open_text
@@ -68,7 +68,7 @@ class ReplayOrderBookSource(NoResources):
             if stop and (best is None or venue.times_ms[stop - 1] > best[0].times_ms[best[1] - 1]):
                 best = (venue, stop)
         if best is None:
-            raise SourceError(f"no {symbol} order book recorded before {iso(now)}")
+            raise NotRecordedError(f"no {symbol} order book recorded before {iso(now)}")
         venue, stop = best
         start = bisect.bisect_right(venue.times_ms, now_ms - int(window_s * 1000), 0, stop)
         start = min(start, stop - 1)  # always include the newest snapshot known at `now`
@@ -94,5 +94,5 @@ class ReplayOrderBookSource(NoResources):
             ]
         venues = [v for v in self._venues if v.for_symbol == symbol]
         if not venues:
-            raise SourceError(f"no order book recorded for {symbol}")
+            raise NotRecordedError(f"no order book recorded for {symbol}")
         return venues
