@@ -96,15 +96,17 @@ async def _gather(config: BotConfig, desk_factory: DeskFactory = build_desk) -> 
                 " run the bot once to migrate."
             )
     state = stored.state
-    if state is not None and state.running and DatabaseLock(db_path).held():
+    held = db_path.exists() and DatabaseLock(db_path).held()
+    if state is not None and state.running and held:
         return _recorded(state, stored)
-    if state is not None:
+    if state is not None and not held:
         notes.append(_not_running(state))
     desk = desk_factory(config)
     async with desk:  # the sources are open only while they are probed
         sources = source_health(await desk.probe_sources())
     market_now = desk.now()
-    notes.insert(0, f"Sources probed now at market moment {iso(market_now)}: no bot is running.")
+    why = "the bot running here has recorded no state yet" if held else "no bot is running"
+    notes.insert(0, f"Sources probed now at market moment {iso(market_now)}: {why}.")
     return BotStatus(
         market_now=market_now,
         sources=sources,

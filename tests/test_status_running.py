@@ -20,7 +20,9 @@ from bot.cli import main
 from bot.config import BotConfig
 from bot.logs import configure_logging
 from bot.scheduling.cycle import LAST_CYCLE_AT, LAST_CYCLE_MARKET_AT
+from bot.scheduling.manual_clock import ManualClock
 from bot.storage.lock import DatabaseLock
+from bot.storage.memory import MemoryStore
 from bot.storage.sqlite import SqliteStore
 from bot.transports.memory import MemoryTransport
 from intel.config import Secrets, load_config
@@ -249,3 +251,39 @@ async def test_a_source_that_fails_stays_failing_in_replay(tmp_path: Path) -> No
     assert (book.state, book.recorded) == ("failing", True)
     assert book.detail == "ETH/USDT order book: venue answered HTTP 503"
     assert (health["candles ETH/USDT"].state, health["candles ETH/USDT"].recorded) == ("ok", True)
+
+
+async def test_the_recorder_keeps_a_whole_record_and_health_follows_the_schedule(
+    clock: ManualClock, store: MemoryStore
+) -> None:
+    from bot.runstate import BOT_STATE_KEY, StateRecorder, health, load_state
+    from intel.snapshot import SourceState
+
+    interval_s = 600.0
+    books = {"orderbook BTC/USDT": SourceState("ok", "not recorded: none", clock(), False)}
+    recorder = StateRecorder(store, clock, interval_s, lambda: books, lambda: None, clock)
+    await recorder.started(["memory"])
+    clock.advance(30)
+    await recorder.cycled(clock.now())
+    state = await load_state(store)
+    assert state is not None
+    assert (state.running, state.version) == (True, 1)
+    assert state.transports == ("memory",)
+    assert state.last_cycle_at == clock()
+    assert state.sources["orderbook BTC/USDT"].recorded is False
+    # Two intervals and a minute (1260 s) after the last cycle it is still healthy; then not.
+    clock.advance(1260)
+    assert health(state, held=True, now=clock())[0]
+    clock.advance(1)
+    assert not health(state, held=True, now=clock())[0]
+    await recorder.stopped()
+    stopped = await load_state(store)
+    assert stopped is not None
+    assert not stopped.running
+    assert stopped.stopped_at == clock()
+    assert stopped.last_cycle_at == state.last_cycle_at  # the last cycle survives the stop
+    # A later release's record (more fields, a higher version) still reads.
+    newer = json.loads(await store.get_meta(BOT_STATE_KEY) or "{}")
+    newer.update(version=2, chat={"discord": "connected"})
+    await store.set_meta(BOT_STATE_KEY, json.dumps(newer))
+    assert (await load_state(store)) is not None
