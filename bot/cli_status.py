@@ -101,7 +101,12 @@ async def _gather(config: BotConfig, desk_factory: DeskFactory = build_desk) -> 
         return _recorded(state, stored)
     if state is not None and not held:
         notes.append(_not_running(state))
-    desk = desk_factory(config)
+    # Probe where the bot would resume (as `run` does): its last cycle's moment, if later.
+    resume = stored.last_market_at
+    if resume is not None and resume > config.data.default_at and config.data.mode == "replay":
+        desk = desk_factory(config, market_clock=lambda: resume)
+    else:
+        desk = desk_factory(config)
     async with desk:  # the sources are open only while they are probed
         sources = source_health(await desk.probe_sources())
     market_now = desk.now()

@@ -143,6 +143,7 @@ async def test_status_of_a_running_bot_shows_the_bots_own_state(
     code, out = await asyncio.to_thread(cli, capsys, "status", "--json", "--db", str(db))
     status = json.loads(out)
     assert status["origin"] == "probe"
+    assert parse_time(status["market_now"]) == RESUME_AT  # where the bot would resume
     assert any("stopped" in note for note in status["notes"]), status["notes"]
     code, _ = await asyncio.to_thread(cli, capsys, "status", "--health", "--db", str(db))
     assert code == 3
