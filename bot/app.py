@@ -27,8 +27,15 @@ from bot.delivery.sender import OutboxSender
 from bot.logs import Redactor
 from bot.render.chart_task import ChartFn, ChartRenderer
 from bot.render.text import render_text
+from bot.runstate import StateRecorder
 from bot.scheduling.clock import DemoClock, MarketClock, build_market_clock
-from bot.scheduling.cycle import LAST_CYCLE_AT, LAST_CYCLE_MARKET_AT, SignalCycle, stored_time
+from bot.scheduling.cycle import (
+    LAST_CYCLE_AT,
+    LAST_CYCLE_MARKET_AT,
+    CycleResult,
+    SignalCycle,
+    stored_time,
+)
 from bot.scheduling.scheduler import CycleScheduler, real_interval_s
 from bot.storage.base import DeliveryKind, OutboxItem, Store, StoredSignal
 from bot.storage.lock import DatabaseLock
@@ -61,6 +68,7 @@ class _Bot:
     scheduler: CycleScheduler
     transports: Sequence[Transport]
     console: ConsoleTransport | None
+    recorder: StateRecorder
 
 
 async def run_bot(
@@ -131,10 +139,18 @@ async def _assemble(
     chart = ChartRenderer.from_config(config.chart)  # one chart for alerts and `signal` alike
     cycle = SignalCycle(desk, store, config, chart, on_recorded=sender.wake)
     speed = clock.speed if clock.speed > 0 else 1.0  # a fixed clock: cycle at the market rate
-    scheduler = CycleScheduler(
-        cycle.run_once, store, interval_s=real_interval_s(config.schedule.interval_minutes, speed)
+    interval_s = real_interval_s(config.schedule.interval_minutes, speed)
+    recorder = StateRecorder(
+        store, clock, interval_s, desk.source_health, lambda: scheduler.next_run_at
     )
-    return _Bot(config, store, desk, clock, chart, sender, scheduler, transports, chat)
+    scheduler = CycleScheduler(partial(_cycle_and_record, cycle, recorder), store, interval_s)
+    return _Bot(config, store, desk, clock, chart, sender, scheduler, transports, chat, recorder)
+
+
+async def _cycle_and_record(cycle: SignalCycle, recorder: StateRecorder) -> CycleResult:
+    result = await cycle.run_once()
+    await recorder.cycled(result.market_at)  # `status` and the health check read this record
+    return result
 
 
 async def _serve(bot: _Bot, redactor: Redactor, stop: asyncio.Event) -> None:
@@ -152,6 +168,7 @@ async def _serve(bot: _Bot, redactor: Redactor, stop: asyncio.Event) -> None:
         if bot.console is not None:
             bot.console.notice(_greeting(bot))
         started = await _start_transports(bot.transports, handler)
+        await bot.recorder.started(started)
         _watch_clock_end(loop, bot.clock)
         log.info("bot_started", transports=started, clock=bot.clock.describe())
         if not started:
@@ -164,9 +181,17 @@ async def _serve(bot: _Bot, redactor: Redactor, stop: asyncio.Event) -> None:
         log.info("bot_stopping")
     finally:
         await _stop_all(bot, sender_stop, sender_task)
+        await _record_stop(bot.recorder)
         for signum in installed:
             loop.remove_signal_handler(signum)
     log.info("bot_stopped")
+
+
+async def _record_stop(recorder: StateRecorder) -> None:
+    try:
+        await recorder.stopped()
+    except Exception:  # the record is a report: failing to write it must not mask the stop
+        log.exception("bot_state_not_recorded")
 
 
 async def _start_transports(transports: Sequence[Transport], handler: CommandHandler) -> list[str]:

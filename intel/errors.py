@@ -6,6 +6,7 @@
     │   ├── UnknownSymbolError
     │   └── BadTimeError
     ├── SourceError          retry or degrade: a data source failed or has nothing current
+    │   └── NotRecordedError the recording has no data for this symbol or moment (expected)
     └── NoSignalError        no signal possible: required data is unavailable (exit 3)
 
 Anything else escaping to the top is a bug (exit 1).
@@ -18,6 +19,7 @@ __all__ = [
     "ConfigError",
     "IntelError",
     "NoSignalError",
+    "NotRecordedError",
     "SourceError",
     "UnknownSymbolError",
     "UserInputError",
@@ -46,6 +48,11 @@ class BadTimeError(UserInputError):
 
 class SourceError(IntelError):
     """A source failed or returned nothing current; the modality becomes unavailable."""
+
+
+class NotRecordedError(SourceError):
+    """Recorded data has nothing for this symbol or moment: an expected absence, not a fault
+    (status shows it as "not recorded"). The modality is unavailable all the same."""
 
 
 class NoSignalError(IntelError):

@@ -16,7 +16,7 @@ import structlog
 from cachetools import TTLCache
 
 from intel.config import Config
-from intel.errors import SourceError
+from intel.errors import NotRecordedError, SourceError
 from intel.models import (
     CandleSeries,
     FearGreedReading,
@@ -81,6 +81,9 @@ class SourceState:
     state: str  # "ok" | "failing", as in the status JSON contract
     detail: str
     since: datetime  # wall-clock time this state began
+    # False for an expected absence: the recording has no data for this symbol or moment. The
+    # state stays "ok" (nothing failed); the detail starts with "not recorded".
+    recorded: bool = True
 
 
 class SnapshotBuilder:
@@ -129,8 +132,6 @@ class SnapshotBuilder:
             ),
             self._fetch(Modality.FEAR_GREED, symbol, now, lambda: src.fear_greed.latest(now)),
         )
-        for modality, result in zip(Modality, results, strict=True):
-            self._record_health(modality, symbol, result)
         candles, orderbook, whales, posts, fear_greed = results
         return MarketSnapshot(
             symbol=symbol,
@@ -146,9 +147,13 @@ class SnapshotBuilder:
         """The last outcome of each source (per symbol where it matters), for `status`."""
         return dict(sorted(self._health.items()))
 
-    def _record_health(self, modality: Modality, symbol: str, result: object) -> None:
+    def _record_health(
+        self, modality: Modality, symbol: str, result: object, not_recorded: bool
+    ) -> None:
         key = modality.value if modality is Modality.FEAR_GREED else f"{modality.value} {symbol}"
-        if isinstance(result, Unavailable):
+        if isinstance(result, Unavailable) and not_recorded:
+            state, detail = "ok", f"not recorded: {result.reason}"
+        elif isinstance(result, Unavailable):
             state, detail = "failing", result.reason
         else:
             moment = data_moment(result)
@@ -156,25 +161,43 @@ class SnapshotBuilder:
         source = getattr(self._sources, modality.value)
         if isinstance(source, SkipsRecords):
             detail = "; ".join((detail, *source.skipped_records(symbol)))
+        recorded = not not_recorded
         previous = self._health.get(key)
-        since = previous.since if previous and previous.state == state else utcnow()
-        self._health[key] = SourceState(state=state, detail=detail, since=since)
+        unchanged = previous is not None and (previous.state, previous.recorded) == (
+            state,
+            recorded,
+        )
+        since = previous.since if previous is not None and unchanged else utcnow()
+        self._health[key] = SourceState(state, detail, since, recorded)
 
     async def _fetch(
         self, modality: Modality, symbol: str, now: datetime, call: Callable[[], Awaitable[T]]
     ) -> T | Unavailable:
+        result, not_recorded = await self._outcome(modality, symbol, now, call)
+        self._record_health(modality, symbol, result, not_recorded)
+        return result
+
+    async def _outcome(
+        self, modality: Modality, symbol: str, now: datetime, call: Callable[[], Awaitable[T]]
+    ) -> tuple[T | Unavailable, bool]:
+        """The value or why it is unavailable, and whether that is only the recording's gap."""
         name = MODALITY_NAMES[modality]
         try:
             value = await self._cached(modality, symbol, now, call)
         except TimeoutError:
             timeout = self._config.pipeline.source_timeout_s
-            return Unavailable(f"{name} source timed out after {timeout:g} s")
+            return Unavailable(f"{name} source timed out after {timeout:g} s"), False
+        except NotRecordedError as exc:
+            return Unavailable(str(exc)), True
         except SourceError as exc:
-            return Unavailable(str(exc))
+            return Unavailable(str(exc)), False
         except Exception as exc:  # a source bug must not take the whole signal down
             log.exception("source_failed", modality=modality.value, symbol=symbol)
-            return Unavailable(f"{name} source failed: {type(exc).__name__}")
-        return self._check_age(modality, value, now)
+            return Unavailable(f"{name} source failed: {type(exc).__name__}"), False
+        checked = self._check_age(modality, value, now)
+        # Replayed data older than its maximum age is a gap in the recording, not a stalled feed.
+        stale_replay = isinstance(checked, Unavailable) and self._config.data.mode == "replay"
+        return checked, stale_replay
 
     async def _cached(
         self, modality: Modality, symbol: str, now: datetime, call: Callable[[], Awaitable[T]]

@@ -43,9 +43,11 @@ def test_status_json_reports_every_source_with_a_contract_state(
     status = run_json(capsys, "--db", str(tmp_path / "absent.db"))
     sources = status["sources"]
     assert {s["state"] for s in sources.values()} <= {"ok", "failing", "open", "not_configured"}
-    # At the default moment (2025-10-06 16:00Z) no BTC book exists; everything else is current.
-    assert sources["orderbook BTC/USDT"]["state"] == "failing"
-    assert "no order book newer than" in sources["orderbook BTC/USDT"]["detail"]
+    # At the default moment (2025-10-06 16:00Z) the recording has no BTC book (expected, so
+    # "ok" but not recorded); everything else is current.
+    book = sources["orderbook BTC/USDT"]
+    assert (book["state"], book["recorded"]) == ("ok", False)
+    assert book["detail"].startswith("not recorded: no order book newer than")
     for name in (
         "candles BTC/USDT",
         "whales ETH/USDT",
@@ -149,5 +151,5 @@ def test_status_text_marks_states_with_symbols_not_only_colour(
 ) -> None:
     assert main(["status", "--db", str(tmp_path / "x.db")]) == 0
     out = capsys.readouterr().out
-    assert "❌ orderbook BTC/USDT: failing" in out
+    assert "○ orderbook BTC/USDT: not recorded: no order book newer than" in out
     assert "✅ candles BTC/USDT: ok" in out

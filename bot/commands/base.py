@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 from intel.models import Signal
 
@@ -50,6 +51,7 @@ class SourceHealth:
     state: str  # "ok" | "failing" | "open" | "not_configured", as in the status JSON contract
     detail: str
     since: datetime | None = None
+    recorded: bool = True  # False: the recording has nothing here (state stays "ok")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +66,9 @@ class BotStatus:
     outbox: dict[str, int]
     transports: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    # "bot": asked inside the running bot; "recorded": read from the running bot's record;
+    # "probe": no bot runs on the database, so the sources were fetched just now.
+    origin: Literal["bot", "recorded", "probe"] = "bot"
 
 
 StatusProvider = Callable[[], Awaitable[BotStatus]]

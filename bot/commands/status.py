@@ -20,6 +20,7 @@ STATE_MARKS: Mapping[str, str] = {
     "open": "⛔",
     "not_configured": "➖",
 }
+NOT_RECORDED_MARK = "○"  # state "ok", but the recording has no data here: nothing failed
 
 
 class StatusCommands:
@@ -46,18 +47,26 @@ class StatusCommands:
 
 def source_health(states: Mapping[str, SourceState]) -> tuple[SourceHealth, ...]:
     """The desk's per-source states as the status view shows them."""
-    return tuple(SourceHealth(name, s.state, s.detail, s.since) for name, s in states.items())
+    return tuple(
+        SourceHealth(name, s.state, s.detail, s.since, s.recorded) for name, s in states.items()
+    )
 
 
 def status_to_json(status: BotStatus) -> dict[str, object]:
-    """The status JSON of the contract: {"sources": {name: {"state", "detail"}}, ...}."""
+    """The status JSON of the contract: {"sources": {name: {"state", "detail"}}, ...}; an
+    expected absence keeps state "ok" with "recorded": false and a "not recorded" detail."""
 
     def moment(value: datetime | None) -> str | None:
         return iso(value) if value is not None else None
 
     return {
         "sources": {
-            s.name: {"state": s.state, "detail": s.detail, "since": moment(s.since)}
+            s.name: {
+                "state": s.state,
+                "detail": s.detail,
+                "since": moment(s.since),
+                "recorded": s.recorded,
+            }
             for s in status.sources
         },
         "market_now": iso(status.market_now),
@@ -67,6 +76,7 @@ def status_to_json(status: BotStatus) -> dict[str, object]:
         "outbox": dict(status.outbox),
         "transports": list(status.transports),
         "notes": list(status.notes),
+        "origin": status.origin,
     }
 
 
@@ -90,13 +100,17 @@ def render_status(status: BotStatus) -> Reply:
 
 
 def _source_line(source: SourceHealth) -> str:
-    return f"{STATE_MARKS.get(source.state, '•')} {source.name}: {_source_value(source)}"
+    mark = STATE_MARKS.get(source.state, "•") if source.recorded else NOT_RECORDED_MARK
+    return f"{mark} {source.name}: {_source_value(source)}"
 
 
 def _source_value(source: SourceHealth) -> str:
-    value = source.state.replace("_", " ")
-    if source.detail:
-        value += f" — {source.detail}"
+    if not source.recorded:  # the detail already says "not recorded: why"
+        value = source.detail
+    else:
+        value = source.state.replace("_", " ")
+        if source.detail:
+            value += f" — {source.detail}"
     if source.since is not None:
         value += f" (since {format_moment(source.since)})"
     return value

@@ -48,6 +48,23 @@ class DatabaseLock:
             ) from None
         self._fd = fd
 
+    def held(self) -> bool:
+        """Whether a bot holds this database now (for `status`, with no connection of its own
+        open: closing the probe's descriptor would drop this process's SQLite locks). Never
+        creates the file; the probe's shared lock lasts a moment, and a bot starting in that
+        moment is refused as a second."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing the descriptor releases the probe's shared lock
+        return False
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor releases the lock

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from intel.errors import SourceError
+from intel.errors import NotRecordedError, SourceError
 from intel.lifecycle import NoResources
 from intel.models import CandleSeries
 from intel.sources.replay_files import BadRecords, read_csv_records, skipped_notes
@@ -51,13 +51,13 @@ class ReplayCandleSource(NoResources):
         cutoff = to_ms(now) - series.interval_s * 1000
         stop = int(np.searchsorted(series.open_time_ms, cutoff, side="right"))
         if stop == 0:
-            raise SourceError(f"no {symbol} candle had closed by {iso(now)}")
+            raise NotRecordedError(f"no {symbol} candle had closed by {iso(now)}")
         return series.window(max(0, stop - count), stop)
 
     def _load(self, symbol: str) -> tuple[CandleSeries, BadRecords]:
         path = self._dir / f"{symbol.replace('/', '')}_1h.csv.gz"
         if not path.is_file():
-            raise SourceError(f"no recorded candles for {symbol}")
+            raise NotRecordedError(f"no recorded candles for {symbol}")
         bad = BadRecords(path.name)
         try:
             with gzip.open(path, "rt", encoding="utf-8") as handle:

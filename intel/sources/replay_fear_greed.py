@@ -6,7 +6,7 @@ import bisect
 from datetime import datetime
 from pathlib import Path
 
-from intel.errors import SourceError
+from intel.errors import NotRecordedError
 from intel.lifecycle import NoResources
 from intel.models import FearGreedReading
 from intel.sources.replay_files import BadRecords, read_csv_records, skipped_notes
@@ -30,7 +30,7 @@ class ReplayFearGreedSource(NoResources):
             self._load()
         index = bisect.bisect_right(self._times_ms, to_ms(now))
         if index == 0:
-            raise SourceError(f"no Fear & Greed reading published by {iso(now)}")
+            raise NotRecordedError(f"no Fear & Greed reading published by {iso(now)}")
         return self._readings[index - 1]
 
     def _load(self) -> None:

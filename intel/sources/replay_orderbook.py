@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from intel.errors import SourceError
+from intel.errors import NotRecordedError, SourceError
 from intel.lifecycle import NoResources
 from intel.models import OrderBook, OrderBookHistory
 from intel.sources.replay_files import RECORD_ERRORS, BadRecords, open_text, skipped_notes
@@ -107,7 +107,7 @@ class ReplayOrderBookSource(NoResources):
             if stop and (best is None or times_ms[stop - 1] > best[2]):
                 best = (venue, stop, times_ms[stop - 1])
         if best is None:
-            raise SourceError(f"no {symbol} order book recorded before {iso(now)}")
+            raise NotRecordedError(f"no {symbol} order book recorded before {iso(now)}")
         venue, stop, _ = best
         times_ms = venue.load().times_ms
         start = bisect.bisect_right(times_ms, now_ms - int(window_s * 1000), 0, stop)
@@ -142,5 +142,5 @@ class ReplayOrderBookSource(NoResources):
             ]
         venues = [v for v in self._venues if v.for_symbol == symbol]
         if not venues:
-            raise SourceError(f"no order book recorded for {symbol}")
+            raise NotRecordedError(f"no order book recorded for {symbol}")
         return venues

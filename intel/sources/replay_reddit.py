@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from intel.errors import SourceError
+from intel.errors import NotRecordedError
 from intel.lifecycle import NoResources
 from intel.models import SocialPost
 from intel.sources.replay_files import BadRecords, read_csv_records, skipped_notes
@@ -58,7 +58,7 @@ class ReplayPostSource(NoResources):
         start = bisect.bisect_left(self._times_ms, to_ms(now - timedelta(hours=window_h)), 0, stop)
         found = [post for post in self._posts[start:stop] if is_about(post, asset)]
         if not found:
-            raise SourceError(
+            raise NotRecordedError(
                 f"no Reddit posts about {asset} in the {window_h} h before {iso(now)}"
             )
         return found

@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-from intel.errors import SourceError
+from intel.errors import NotRecordedError
 from intel.lifecycle import NoResources
 from intel.models import ExchangeFlow, WhaleFlows
 from intel.sources.replay_files import BadRecords, read_csv_records, skipped_notes
@@ -39,7 +39,9 @@ class ReplayWhaleSource(NoResources):
         start_ms, end_ms = self._asset_coverage(asset)
         now_ms = to_ms(now)
         if now_ms < start_ms + HOUR_MS:
-            raise SourceError(f"no {asset} whale flows recorded before {iso(from_ms(start_ms))}")
+            raise NotRecordedError(
+                f"no {asset} whale flows recorded before {iso(from_ms(start_ms))}"
+            )
         # The newest moment the data speaks for: the last completed hour, capped by the coverage.
         as_of_ms = min(now_ms - now_ms % HOUR_MS, end_ms)
         window_start_ms = as_of_ms - window_h * HOUR_MS
@@ -59,7 +61,7 @@ class ReplayWhaleSource(NoResources):
             raw = json.loads((self._dir / "coverage.json").read_text(encoding="utf-8"))
             self._coverage = {k: (int(v["start_ms"]), int(v["end_ms"])) for k, v in raw.items()}
         if asset not in self._coverage:
-            raise SourceError(f"no whale flows recorded for {asset}")
+            raise NotRecordedError(f"no whale flows recorded for {asset}")
         return self._coverage[asset]
 
     def _asset_hours(self, asset: str) -> tuple[list[int], list[ExchangeFlow]]:
