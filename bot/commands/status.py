@@ -34,7 +34,7 @@ class StatusCommands:
             Command(
                 "status",
                 self.status,
-                "source health, breakers, last cycle and next run",
+                "source health, last cycle and next run",
                 "status",
                 USAGE,
             ),
