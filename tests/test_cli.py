@@ -15,25 +15,10 @@ import pytest
 
 from bot.cli import main
 from intel.sources.replay_candles import ReplayCandleSource
+from tests.contract import SIGNAL_KEYS
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-SIGNAL_KEYS = {
-    "symbol",
-    "action",
-    "confidence",
-    "thesis",
-    "risk_factors",
-    "timeframe_hours",
-    "position_size",
-    "divergence",
-    "coordinator",
-    "clamps",
-    "notes",
-    "as_of",
-    "created_at",
-    "reports",
-}
 CREDENTIALS = (
     "DISCORD_TOKEN",
     "TELEGRAM_TOKEN",

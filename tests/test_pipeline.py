@@ -31,6 +31,7 @@ from intel.sentiment.lexicon import LexiconEngine
 from intel.serialize import signal_from_json, signal_to_json
 from intel.snapshot import SnapshotBuilder
 from intel.timeutil import parse_time
+from tests.contract import REPORT_KEYS, SIGNAL_KEYS
 
 # ETH at this moment has all three modalities (the book is Kraken's, so "degraded").
 SYMBOL = "ETH/USDT"
@@ -288,24 +289,6 @@ async def test_cancelling_a_signal_cancels_the_coordinator_without_a_fallback() 
 
 
 # --- the Signal's JSON ------------------------------------------------------------------------
-
-SIGNAL_KEYS = {
-    "symbol",
-    "action",
-    "confidence",
-    "thesis",
-    "risk_factors",
-    "timeframe_hours",
-    "position_size",
-    "divergence",
-    "coordinator",
-    "clamps",
-    "notes",
-    "as_of",
-    "created_at",
-    "reports",
-}
-REPORT_KEYS = {"score", "status", "reason", "as_of", "age_s", "features"}
 
 
 def is_number(value: object) -> bool:
