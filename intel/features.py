@@ -60,6 +60,9 @@ class OrderBookFeatures:
     resistance: BookWall | None
     spoofing_events: int
     snapshot_count: int
+    # How far the recorded book reaches from mid (% of mid, the shallower side); None in records
+    # made before it was kept. Bands wider than this hold the whole book, not their own band.
+    book_reach_pct: float | None = None
 
     def imbalance_at(self, band_pct: float) -> float | None:
         return next((b.imbalance for b in self.imbalances if b.band_pct == band_pct), None)

@@ -167,6 +167,8 @@ def _book_figures(f: OrderBookFeatures) -> dict[str, float | None]:
             figures[f"{label}_price"] = wall.price
             figures[f"{label}_size_quote"] = wall.size_quote
     figures.update(spoofing_events=float(f.spoofing_events), snapshots=float(f.snapshot_count))
+    if f.book_reach_pct is not None:
+        figures["book_reach_pct"] = f.book_reach_pct
     return figures
 
 
@@ -241,6 +243,7 @@ def _book_from_json(figures: Figures) -> OrderBookFeatures | None:
         resistance=_wall_from_json(figures, "resistance"),
         spoofing_events=int(spoofing_events),
         snapshot_count=int(snapshots),
+        book_reach_pct=_figure(figures, "book_reach_pct"),
     )
 
 

@@ -20,7 +20,7 @@ from intel.features import (
     SentimentFeatures,
     WhaleFeatures,
 )
-from intel.models import Action, FearGreedReading, SocialPost
+from intel.models import Action, FearGreedReading, OrderBookHistory, SocialPost
 from intel.sentiment.lexicon import LexiconEngine
 from intel.snapshot import SnapshotBuilder, Sources
 from intel.sources.replay_candles import ReplayCandleSource
@@ -56,7 +56,13 @@ async def test_whale_figures_sum_the_hours_of_the_window() -> None:
 async def test_order_book_figures_of_the_newest_book() -> None:
     # Bid 62,140 × (62,160 × 3 / 65536), ask 62,160 × (62,140 / 65536): 3:1 within 0.5 %;
     # depth to 2 % adds 61,700 + 61,500 + 61,250 × 20 + 61,000 (bids), and the asks' mirror.
-    report = await OrderBookAgent(AGENTS.orderbook).analyze(make_snapshot(Action.BUY))
+    snapshot = make_snapshot(Action.BUY)
+    report = await OrderBookAgent(AGENTS.orderbook).analyze(snapshot)
+    assert isinstance(snapshot.orderbook, OrderBookHistory)
+    deepest_bid, deepest_ask = (
+        snapshot.orderbook.latest.bids[-1],
+        snapshot.orderbook.latest.asks[-1],
+    )
     inner = 62_140 * 62_160 / 65_536
     bid_depth = 3 * inner + 61_700 + 61_500 + 61_250 * 20 + 61_000
     ask_depth = inner + 62_600 + 62_800 + 63_050 * 20 + 63_300
@@ -76,6 +82,9 @@ async def test_order_book_figures_of_the_newest_book() -> None:
         resistance=BookWall(63_050.0, 63_050.0 * 20),
         spoofing_events=0,
         snapshot_count=3,
+        book_reach_pct=pytest.approx(
+            min(62_150 - deepest_bid[0], deepest_ask[0] - 62_150) / 62_150 * 100
+        ),
     )
 
 

@@ -42,8 +42,7 @@ def signal_at(symbol: str) -> tuple[dict[str, Any], SignalResult]:
 
 @cache
 def figure_of(symbol: str) -> Figure:
-    # The whale panel spans the agent's window here: the panel's default 48 h is wider than
-    # the 24 h fetched (a known wrong figure, fixed elsewhere).
+    # The whale panel spans the agent's window here, so its sums are the agent's.
     _, result = signal_at(symbol)
     return build_figure(
         result.signal, result.snapshot, candles=CONFIG.chart.candles, flow_hours=WINDOW_H
@@ -51,9 +50,11 @@ def figure_of(symbol: str) -> Figure:
 
 
 def panel(symbol: str, title_start: str) -> Axes:
-    return next(
-        ax for ax in figure_of(symbol).axes if ax.get_title(loc="left").startswith(title_start)
-    )
+    return panel_of(figure_of(symbol), title_start)
+
+
+def panel_of(figure: Figure, title_start: str) -> Axes:
+    return next(ax for ax in figure.axes if ax.get_title(loc="left").startswith(title_start))
 
 
 def texts(ax: Axes) -> list[str]:
@@ -188,3 +189,41 @@ def test_status_text_prints_the_market_moment_and_each_source_time() -> None:
         else:
             mark = {"ok": "✅", "failing": "❌"}[state]
             assert f"{mark} {name}: {state} — {detail} (since " in text
+
+
+@pytest.mark.parametrize("symbol", ["BTC/USDT", "ETH/USDT"])
+def test_the_whale_axis_at_the_configured_span_draws_every_recorded_flow_it_covers(
+    symbol: str,
+) -> None:
+    """With the chart's own span (48 h, wider than the 24 h fetched), every hour on the axis is
+    an hour whose recorded flows are drawn: the axis never shows unfetched hours as empty."""
+    assert CONFIG.chart.flow_hours > WINDOW_H  # the case in question
+    _, result = signal_at(symbol)
+    figure = build_figure(result.signal, result.snapshot, flow_hours=CONFIG.chart.flow_hours)
+    ax = panel_of(figure, "Whale flows")
+    left, right = ax.get_xlim()
+    assert right == 0
+    truth = whale_totals(symbol[:3], NOW, round(-left))
+    bars = [
+        path.vertices[:, 1]
+        for collection in ax.collections
+        if isinstance(collection, PolyCollection)
+        for path in collection.get_paths()
+    ]
+    assert sum(max(b.max(), 0.0) for b in bars) == pytest.approx(truth.outflow_usd / 1e6)
+    assert -sum(min(b.min(), 0.0) for b in bars) == pytest.approx(truth.inflow_usd / 1e6)
+    assert f"({-left:g} h fetched)" in ax.get_xlabel()
+
+
+def test_a_shallow_book_axis_says_how_far_the_book_reaches() -> None:
+    at = parse_time("2024-08-09T00:05Z")
+    _, result = asyncio.run(desk_signal("BTC/USDT", at, CONFIG))
+    book = book_history("binance_BTCUSDT_top20_1s.tsv.gz", at, 900)[-1]
+    mid = (book.bids[0][0] + book.asks[0][0]) / 2
+    reach_pct = min(mid - book.bids[-1][0], book.asks[-1][0] - mid) / mid * 100
+    ax = panel_of(build_figure(result.signal, result.snapshot), "Order book")
+    assert ax.get_xlabel() == f"price (book reaches ±{reach_pct:.2g}% of mid)"
+    bands = ", ".join(f"{band:g}" for band in CONFIG.agents.orderbook.bands_pct)
+    assert f"imbalance bands ±{bands}%:\nbeyond the recorded book" in texts(ax)
+    labels = [text for text in texts(ax) if "support" in text or "resistance" in text]
+    assert all(f"${book.bids[0][0]:,.0f}" not in label for label in labels)

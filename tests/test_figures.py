@@ -127,12 +127,16 @@ def quote_near(levels: list[Level], mid: float, pct: float) -> float:
     return sum(p * q for p, q in levels if abs(p - mid) <= mid * pct / 100)
 
 
-def nearest_wall(levels: list[Level], mid: float, multiple: float, range_pct: float) -> Level:
-    """(price, quote size) of the wall nearest to mid: a level within range at least `multiple`
-    times the median quote size of the side's levels within range."""
+def nearest_wall(
+    levels: list[Level], mid: float, multiple: float, range_pct: float
+) -> Level | None:
+    """(price, quote size) of the wall nearest to mid: a level within range, beyond the touch
+    (the first level), at least `multiple` times the median quote size of the side's levels
+    within range."""
     near = [(p, p * q) for p, q in levels if abs(p - mid) <= mid * range_pct / 100]
     threshold = multiple * statistics.median(size for _, size in near)
-    return min(((p, s) for p, s in near if s >= threshold), key=lambda w: abs(w[0] - mid))
+    walls = [(p, s) for p, s in near[1:] if s >= threshold]
+    return min(walls, key=lambda w: abs(w[0] - mid), default=None)
 
 
 def band_key(band_pct: float) -> str:
@@ -163,12 +167,12 @@ def test_book_figures_are_those_of_the_newest_recorded_book(
     assert figures["mid"] == pytest.approx(mid)
     assert figures["bid_depth_quote"] == pytest.approx(quote_near(bids, mid, cfg.wall_range_pct))
     assert figures["ask_depth_quote"] == pytest.approx(quote_near(asks, mid, cfg.wall_range_pct))
-    support = nearest_wall(bids, mid, cfg.wall_multiple, cfg.wall_range_pct)
-    resistance = nearest_wall(asks, mid, cfg.wall_multiple, cfg.wall_range_pct)
-    assert (figures["support_price"], figures["support_size_quote"]) == pytest.approx(support)
-    assert (figures["resistance_price"], figures["resistance_size_quote"]) == pytest.approx(
-        resistance
-    )
+    for label, levels in (("support", bids), ("resistance", asks)):
+        wall = nearest_wall(levels, mid, cfg.wall_multiple, cfg.wall_range_pct)
+        found = (figures.get(f"{label}_price"), figures.get(f"{label}_size_quote"))
+        assert found == (pytest.approx(wall) if wall else (None, None)), label
+    reach_pct = min((mid - bids[-1][0]) / mid, (asks[-1][0] - mid) / mid) * 100
+    assert figures["book_reach_pct"] == pytest.approx(reach_pct)
     assert figures["snapshots"] == len(history)
     report = signal_at(symbol, at)[0]["reports"]["orderbook"]
     band_score = figures[band_key(cfg.score_band_pct)]
@@ -183,8 +187,11 @@ def test_book_figures_in_the_text_and_the_chat() -> None:
     mid = (book.bids[0][0] + book.asks[0][0]) / 2
     cfg = CONFIG.agents.orderbook
     bid, ask = quote_near(book.bids, mid, 0.5), quote_near(book.asks, mid, 0.5)
-    support = nearest_wall(book.bids, mid, cfg.wall_multiple, cfg.wall_range_pct)[0]
-    resistance = nearest_wall(book.asks, mid, cfg.wall_multiple, cfg.wall_range_pct)[0]
+    support_wall = nearest_wall(book.bids, mid, cfg.wall_multiple, cfg.wall_range_pct)
+    resistance_wall = nearest_wall(book.asks, mid, cfg.wall_multiple, cfg.wall_range_pct)
+    assert support_wall
+    assert resistance_wall
+    support, resistance = support_wall[0], resistance_wall[0]
     spread_bps = (book.asks[0][0] - book.bids[0][0]) / mid * 10_000
     shown = (
         f"imbalance {(bid - ask) / (bid + ask):+.2f} (±0.5%) · spread {spread_bps:.1f} bps · "
@@ -201,6 +208,34 @@ def test_book_figures_in_the_text_and_the_chat() -> None:
     assert shown in chat_field("ETH/USDT", NOW, "Order book")
 
 
+def test_a_shallow_book_shows_no_touch_as_a_wall_and_says_how_far_it_reaches() -> None:
+    """Binance's top-20 book spans hundredths of a percent: its best bid and ask are not walls,
+    and bands wider than the book all hold the whole book."""
+    cfg = CONFIG.agents.orderbook
+    book = book_history(BINANCE_FILE, BINANCE_NOW, cfg.spoof_window_s)[-1]
+    mid = (book.bids[0][0] + book.asks[0][0]) / 2
+    bid_reach = (mid - book.bids[-1][0]) / mid * 100
+    ask_reach = (book.asks[-1][0] - mid) / mid * 100
+    assert max(bid_reach, ask_reach) < 0.1  # shallower than every configured band
+    support = nearest_wall(book.bids, mid, cfg.wall_multiple, cfg.wall_range_pct)
+    assert support is not None
+    assert support[0] != book.bids[0][0]
+    assert nearest_wall(book.asks, mid, cfg.wall_multiple, cfg.wall_range_pct) is None
+    bid, ask = quote_near(book.bids, mid, 0.5), quote_near(book.asks, mid, 0.5)
+    shown = (
+        f"imbalance {(bid - ask) / (bid + ask):+.2f} (whole book, book reaches "
+        f"±{min(bid_reach, ask_reach):.2g}%; ±0.5%: beyond the recorded book)"
+    )
+    for surface in (
+        text_line("BTC/USDT", BINANCE_NOW, "Order book"),
+        chat_field("BTC/USDT", BINANCE_NOW, "Order book"),
+    ):
+        assert shown in surface
+        assert f"support ${support[0]:,.0f}" in surface
+        assert f"${book.asks[0][0]:,.0f}" not in surface.replace(f"${support[0]:,.0f}", "")
+        assert f"no resistance wall within {ask_reach:.2g} %" in surface
+
+
 def test_a_stale_book_is_unavailable_with_its_age_everywhere() -> None:
     report = signal_at("BTC/USDT", NOW)[0]["reports"]["orderbook"]
     newest = last_book_time(BINANCE_FILE)
@@ -211,7 +246,8 @@ def test_a_stale_book_is_unavailable_with_its_age_everywhere() -> None:
     assert report["features"] == {}
     assert report["reason"] == reason
     assert report["as_of"] == newest.strftime("%Y-%m-%dT%H:%M:%SZ")
-    shown = f"unavailable: {reason} (age {days} d {hours} h)"
+    # The reason already gives the age: it is printed once, not again as "(age …)".
+    shown = f"unavailable: {reason}"
     assert text_line("BTC/USDT", NOW, "Order book").endswith(f"n/a  {shown}")
     assert chat_field("BTC/USDT", NOW, "Order book") == f"n/a · {shown}"
 

@@ -3,10 +3,16 @@ agents (tests/factories.py); expected values are worked out from the factory's i
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from matplotlib.text import Text
+from matplotlib.transforms import Bbox
 
 from bot.commands.signal import modality_fields
 from bot.render.chart import build_figure
+from intel.features import BookWall, OrderBookFeatures
 from intel.models import Action
 from tests.factories import make_signal, make_snapshot
 
@@ -49,3 +55,28 @@ def test_the_chart_captions_the_reddit_mood_and_post_count() -> None:
     figure = build_figure(make_signal(), make_snapshot())
     captions = [text.get_text() for text in figure.findobj(Text)]
     assert "Reddit -100 · 6 posts · lexicon" in captions
+
+
+def label_extents(figure: Figure, words: tuple[str, ...]) -> list[Bbox]:
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    return [
+        text.get_window_extent(renderer)
+        for text in figure.findobj(Text)
+        if any(word in text.get_text() for word in words)
+    ]
+
+
+def test_wall_labels_close_on_the_axis_never_collide() -> None:
+    """Walls $40 apart on a ±2 % axis: the labels, drawn side by side, would run into each
+    other (even touching bounding boxes read as one label); they must keep a clear gap."""
+    signal = make_signal()
+    report = signal.reports["orderbook"]
+    book = report.features_as(OrderBookFeatures)
+    assert book is not None
+    close = replace(book, support=BookWall(62_130.0, 1e6), resistance=BookWall(62_170.0, 1e6))
+    reports = {**signal.reports, "orderbook": replace(report, features=close)}
+    figure = build_figure(replace(signal, reports=reports), make_snapshot())
+    support, resistance = label_extents(figure, ("support",)), label_extents(figure, ("resist",))
+    assert len(support) == len(resistance) == 1
+    gap_px = 6.0  # about one character at the labels' 7 pt
+    assert not support[0].padded(gap_px).overlaps(resistance[0])

@@ -190,20 +190,58 @@ async def test_missing_sentiment_is_said() -> None:
             30,
             60,
             {},
-            "Whales and retail do not diverge in a tradeable way: divergence +10 (low).",
+            "No call: whales are accumulating while retail is greedy: both lean the same way, "
+            "so there is no divergence to trade (divergence +10, low).",
         ),
         (
             12,
             45,
             {},
-            "Whales and retail do not diverge in a tradeable way: divergence +22 (moderate).",
+            "No call: retail is fearful but whales show no clear intent, score +12 short of ±15 "
+            "(divergence +22, moderate).",
         ),
-        (10, 45, {}, "Whales and retail do not diverge in a tradeable way: divergence +20 (low)."),
+        (
+            10,
+            45,
+            {},
+            "No call: retail is fearful but whales show no clear intent, score +10 short of ±15 "
+            "(divergence +20, low).",
+        ),
         (
             12,
             45,
             {"moderate_divergence": 30},
-            "Whales and retail do not diverge in a tradeable way: divergence +22 (low).",
+            "No call: retail is fearful but whales show no clear intent, score +12 short of ±15 "
+            "(divergence +22, low).",
+        ),
+        # A high divergence without a call: the retail side is short of its threshold.
+        (
+            -61,
+            54,
+            {},
+            "No call: whales are distributing, score -61, but retail mood +8 is short of greed at "
+            "+10 (divergence -69, high).",
+        ),
+        (
+            61,
+            46,
+            {"mood_threshold": 12},
+            "No call: whales are accumulating, score +61, but retail mood -8 is short of fear at "
+            "-12 (divergence +69, high).",
+        ),
+        (
+            -20,
+            35,
+            {},
+            "No call: whales are distributing while retail is fearful: both lean the same way, "
+            "so there is no divergence to trade (divergence +10, low).",
+        ),
+        (
+            5,
+            52,
+            {},
+            "No call: whale score +5 and retail mood +4 are both inside their thresholds, ±15 and "
+            "±10 (divergence +1, low).",
         ),
         (
             20,

@@ -23,12 +23,15 @@ from PIL import Image
 
 from bot.render.text import (
     MODALITY_TITLES,
+    beyond_book,
+    book_reach_label,
     coordinator_label,
     format_age,
     format_moment,
     format_price,
     format_score,
     format_usd,
+    shown_walls,
 )
 from intel.features import OrderBookFeatures, SentimentFeatures
 from intel.models import (
@@ -301,15 +304,40 @@ def _draw_orderbook_panel(
         return
     latest = book.latest
     _draw_depth(ax, latest)
-    if report is not None:
-        _mark_walls(ax, report.features_as(OrderBookFeatures))
+    features = report.features_as(OrderBookFeatures) if report is not None else None
     _title(ax, _score_title(f"Order book · {book.exchange} {book.venue_symbol}", report))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: format_usd(value)))
     ax.xaxis.set_major_locator(MaxNLocator(3))
     ax.yaxis.set_major_locator(MaxNLocator(3))
     ax.set_ylim(bottom=0)
-    ax.set_xlabel(f"price (±{BOOK_RANGE_PCT:g}% of mid)", fontsize=8)
+    ax.set_xlabel(_book_axis_label(latest, features), fontsize=8)
     ax.tick_params(labelsize=8)
+    if features is not None:
+        _mark_walls(ax, features)
+        _mark_unreached_bands(ax, features)
+
+
+def _book_axis_label(book: OrderBook, features: OrderBookFeatures | None) -> str:
+    """The price span actually drawn: the recorded book, when it is shallower than the range."""
+    reach = features and book_reach_label(features)
+    if reach and features and (features.book_reach_pct or 0.0) < BOOK_RANGE_PCT:
+        return f"price ({reach} of mid)"
+    return f"price (±{BOOK_RANGE_PCT:g}% of mid)"
+
+
+def _mark_unreached_bands(ax: Axes, book: OrderBookFeatures) -> None:
+    unreached = [f"{b.band_pct:g}" for b in book.imbalances if beyond_book(book, b.band_pct)]
+    if unreached:
+        ax.text(
+            0.5,
+            0.4,
+            f"imbalance bands ±{', '.join(unreached)}%:\nbeyond the recorded book",
+            transform=ax.transAxes,
+            fontsize=7,
+            color=MUTED,
+            ha="center",
+            va="top",
+        )
 
 
 def _side_depth(
@@ -341,25 +369,25 @@ def _draw_depth(ax: Axes, book: OrderBook) -> None:
     )
 
 
-def _mark_walls(ax: Axes, book: OrderBookFeatures | None) -> None:
-    if book is None:
-        return
-    for wall, colour, label, align in (
-        (book.support, UP, "support", "right"),
-        (book.resistance, DOWN, "resistance", "left"),
-    ):
-        if wall is not None:
-            ax.axvline(wall.price, color=colour, linestyle="--", linewidth=1.2)
-            ax.text(
-                wall.price,
-                0.97,
-                f" {label}\n {format_price(wall.price)}",
-                transform=ax.get_xaxis_transform(),
-                fontsize=7,
-                color=colour,
-                va="top",
-                ha=align,
-            )
+def _mark_walls(ax: Axes, book: OrderBookFeatures) -> None:
+    walls = shown_walls(book)
+    left, right = ax.get_xlim()
+    # Labels grow away from their lines; when the lines are close (under a third of the panel)
+    # the second label drops a row, so the two never run into each other.
+    close = len(walls) == 2 and abs(walls[1][1].price - walls[0][1].price) < (right - left) / 3
+    for row, (label, wall) in enumerate(walls):
+        colour, align = (UP, "right") if label == "support" else (DOWN, "left")
+        ax.axvline(wall.price, color=colour, linestyle="--", linewidth=1.2)
+        ax.text(
+            wall.price,
+            0.97 - (0.17 * row if close else 0.0),
+            f" {label}\n {format_price(wall.price)}",
+            transform=ax.get_xaxis_transform(),
+            fontsize=7,
+            color=colour,
+            va="top",
+            ha=align,
+        )
 
 
 def _draw_whale_panel(
@@ -370,7 +398,11 @@ def _draw_whale_panel(
     if reason is not None or not isinstance(flows, WhaleFlows):
         _show_unavailable(ax, "Whale flows", reason or "no data")
         return
-    start = snapshot.as_of - timedelta(hours=flow_hours)
+    # The axis spans what was fetched (the agent's window) when that is shorter than asked for:
+    # a wider axis would show the unfetched hours as hours without flows.
+    fetched_h = (snapshot.as_of - flows.window_start).total_seconds() / 3600
+    span_h = min(float(flow_hours), fetched_h)
+    start = snapshot.as_of - timedelta(hours=span_h)
     hours = [hour for hour in flows.hours if start <= hour.hour_start < snapshot.as_of]
     x = np.array([(h.hour_start - snapshot.as_of).total_seconds() / 3600 for h in hours])
     inflow = np.array([h.inflow_usd for h in hours]) / 1e6
@@ -380,15 +412,17 @@ def _draw_whale_panel(
         ax.add_collection(_boxes(x + 0.1, x + 0.9, zeros, outflow, [UP] * len(hours)))
         ax.add_collection(_boxes(x + 0.1, x + 0.9, -inflow, zeros, [DOWN] * len(hours)))
     peak = max(1.0, float(np.max(np.concatenate([inflow, outflow, [0.0]]))))
-    ax.set_xlim(-flow_hours, 0)
+    ax.set_xlim(-span_h, 0)
     ax.xaxis.set_major_locator(MaxNLocator(3, integer=True))
     ax.yaxis.set_major_locator(MaxNLocator(3, symmetric=True))
     ax.set_ylim(-peak * 1.3, peak * 1.3)
     ax.axhline(0, color="black", linewidth=0.8)
-    _label_whale_panel(ax, report, float(outflow.sum() - inflow.sum()))
+    _label_whale_panel(ax, report, float(outflow.sum() - inflow.sum()), span_h)
 
 
-def _label_whale_panel(ax: Axes, report: AgentReport | None, net_out_m: float) -> None:
+def _label_whale_panel(
+    ax: Axes, report: AgentReport | None, net_out_m: float, span_h: float
+) -> None:
     ax.text(
         0.02, 0.96, "↑ out of exchanges", transform=ax.transAxes, fontsize=7, color=UP, va="top"
     )
@@ -407,7 +441,7 @@ def _label_whale_panel(ax: Axes, report: AgentReport | None, net_out_m: float) -
     )
     _title(ax, _score_title("Whale flows", report))
     ax.set_ylabel("$M per hour", fontsize=8)
-    ax.set_xlabel("hours before the signal · data: Whale Alert", fontsize=8)
+    ax.set_xlabel(f"hours before the signal ({span_h:g} h fetched) · data: Whale Alert", fontsize=8)
     ax.tick_params(labelsize=8)
 
 

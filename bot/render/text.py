@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
-from intel.features import Features, OrderBookFeatures, SentimentFeatures, WhaleFeatures
+from intel.features import BookWall, Features, OrderBookFeatures, SentimentFeatures, WhaleFeatures
 from intel.models import Action, AgentReport, ReportStatus, Signal
 from intel.textfmt import format_age, format_usd
 
@@ -17,13 +17,17 @@ __all__ = [
     "ACTION_EMOJI",
     "CREDITS",
     "MODALITY_TITLES",
+    "beyond_book",
+    "book_reach_label",
     "coordinator_label",
     "format_age",
     "format_moment",
     "format_price",
     "format_score",
     "format_usd",
+    "is_touch",
     "render_text",
+    "shown_walls",
 ]
 
 ACTION_EMOJI: Mapping[Action, str] = {Action.BUY: "🟢", Action.SELL: "🔴", Action.HOLD: "⚪"}
@@ -67,18 +71,63 @@ def _whale_figures(flows: WhaleFeatures) -> list[str]:
     ]
 
 
-def _orderbook_figures(book: OrderBookFeatures) -> list[str]:
-    imbalances = (
-        f"imbalance {imbalance:+.2f} (±{band_pct:g}%)"
-        for band_pct in _SHOWN_IMBALANCE_BANDS_PCT
-        if (imbalance := book.imbalance_at(band_pct)) is not None
+def beyond_book(book: OrderBookFeatures, band_pct: float) -> bool:
+    """Whether the band reaches past the recorded book (its figure is then the whole book's)."""
+    return book.book_reach_pct is not None and band_pct > book.book_reach_pct
+
+
+def book_reach_label(book: OrderBookFeatures) -> str | None:
+    return None if book.book_reach_pct is None else f"book reaches ±{book.book_reach_pct:.2g}%"
+
+
+def _imbalance_figure(book: OrderBookFeatures) -> str | None:
+    band_pct, imbalance = next(
+        (
+            (band_pct, imbalance)
+            for band_pct in _SHOWN_IMBALANCE_BANDS_PCT
+            if (imbalance := book.imbalance_at(band_pct)) is not None
+        ),
+        (None, None),
     )
-    shown = next(imbalances, None)
-    parts = [shown] if shown else []
+    if band_pct is None or imbalance is None:
+        return None
+    if beyond_book(book, band_pct):
+        return (
+            f"imbalance {imbalance:+.2f} (whole book, {book_reach_label(book)}; "
+            f"±{band_pct:g}%: beyond the recorded book)"
+        )
+    return f"imbalance {imbalance:+.2f} (±{band_pct:g}%)"
+
+
+def is_touch(book: OrderBookFeatures, wall: BookWall, *, bid: bool) -> bool:
+    """A "wall" at the best bid or ask, as records made before walls skipped the touch hold."""
+    half_spread = book.mid_price * book.spread_bps / 20_000
+    touch = book.mid_price - half_spread if bid else book.mid_price + half_spread
+    return abs(wall.price - touch) <= book.mid_price * 1e-9
+
+
+def shown_walls(book: OrderBookFeatures) -> list[tuple[str, BookWall]]:
+    """Support and resistance worth showing: present, and not just the touch."""
+    return [
+        (label, wall)
+        for label, wall, bid in (
+            ("support", book.support, True),
+            ("resistance", book.resistance, False),
+        )
+        if wall is not None and not is_touch(book, wall, bid=bid)
+    ]
+
+
+def _orderbook_figures(book: OrderBookFeatures) -> list[str]:
+    imbalance = _imbalance_figure(book)
+    parts = [imbalance] if imbalance else []
     parts.append(f"spread {book.spread_bps:.1f} bps")
+    shown = dict(shown_walls(book))
     for label, wall in (("support", book.support), ("resistance", book.resistance)):
-        if wall is not None:
-            parts.append(f"{label} {format_price(wall.price)}")
+        if label in shown:
+            parts.append(f"{label} {format_price(shown[label].price)}")
+        elif wall is not None:  # an older record's "wall" at the best bid or ask
+            parts.append(f"no {label} wall beyond the touch")
     if book.spoofing_events > 0:
         parts.append(f"⚠ spoofing seen ({book.spoofing_events})")
     return parts
@@ -109,7 +158,9 @@ def _status_note(report: AgentReport) -> str | None:
     if report.status is ReportStatus.OK:
         return None
     note = f"{report.status.value}: {report.reason or 'no reason given'}"
-    return f"{note} (age {format_age(report.age_s)})" if report.age_s is not None else note
+    if report.age_s is None or format_age(report.age_s) in note:
+        return note  # the reason already says how old the data is: once is enough
+    return f"{note} (age {format_age(report.age_s)})"
 
 
 def modality_line(key: str, report: AgentReport) -> str:

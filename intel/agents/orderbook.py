@@ -77,6 +77,7 @@ class OrderBookAgent:
             notes.append("spoofing not judged: only one order-book snapshot")
         if pulled:
             notes.append(f"spoofing: {pulled} wall(s) vanished unreached")
+        notes.extend(_missing_wall_notes(latest, features, cfg))
         reason = None
         if other_venue:
             venue = f"{history.exchange.title()} {history.venue_symbol}"
@@ -125,12 +126,37 @@ def _book_features(
         resistance=_nearest_wall(book, _Side.ASK, cfg),
         spoofing_events=spoofing_events,
         snapshot_count=snapshot_count,
+        book_reach_pct=min(_reach_pct(book, _Side.BID), _reach_pct(book, _Side.ASK)),
     )
 
 
 def _nearest_wall(book: OrderBook, side: _Side, cfg: OrderBookAgentConfig) -> BookWall | None:
-    walls = _walls(book, side, cfg)
+    """The nearest wall beyond the touch: the best bid or ask is where price trades, and in a
+    shallow (top-N) book it is often the largest level without being a wall."""
+    touch = book.best_bid if side is _Side.BID else book.best_ask
+    walls = [wall for wall in _walls(book, side, cfg) if wall.price != touch]
     return BookWall(walls[0].price, walls[0].size_quote) if walls else None
+
+
+def _reach_pct(book: OrderBook, side: _Side) -> float:
+    """How far from mid the recorded levels of one side reach, in % of mid."""
+    return abs(_levels(book, side)[-1][0] / book.mid - 1.0) * 100.0
+
+
+def _missing_wall_notes(
+    book: OrderBook, features: OrderBookFeatures, cfg: OrderBookAgentConfig
+) -> list[str]:
+    """A side without a wall says how far the search looked: the wall range or, when the
+    recorded book is shallower, its depth on that side."""
+    notes: list[str] = []
+    for label, wall, side in (
+        ("support", features.support, _Side.BID),
+        ("resistance", features.resistance, _Side.ASK),
+    ):
+        if wall is None:
+            searched_pct = min(cfg.wall_range_pct, _reach_pct(book, side))
+            notes.append(f"no {label} wall within {searched_pct:.2g} %")
+    return notes
 
 
 def _score(book: OrderBook, cfg: OrderBookAgentConfig) -> float | None:

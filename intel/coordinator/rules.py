@@ -58,6 +58,8 @@ class Assessment:
     high_volatility: bool
     retail_tone: RetailTone  # the mood against the configured threshold, as the thesis words it
     divergence_level: DivergenceLevel
+    whale_threshold: float  # the configured thresholds, so the thesis can say which side fell short
+    mood_threshold: float
 
 
 class RulesCoordinator(NoResources):
@@ -123,6 +125,8 @@ class RulesCoordinator(NoResources):
             high_volatility=volatility > cfg.high_volatility_pct,
             retail_tone=self._retail_tone(mood),
             divergence_level=self._divergence_level(divergence),
+            whale_threshold=cfg.whale_threshold,
+            mood_threshold=cfg.mood_threshold,
         )
 
     def _divergence_level(self, divergence: float) -> DivergenceLevel:

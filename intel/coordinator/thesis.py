@@ -102,8 +102,34 @@ def _verdict_sentence(a: Assessment) -> str:
     if a.whale_score is None:
         return "Without whale flows there is no divergence to act on."
     return (
-        f"Whales and retail do not diverge in a tradeable way: divergence "
-        f"{format_signed(a.divergence)} ({level})."
+        f"{_no_call_reason(a, a.whale_score)} (divergence {format_signed(a.divergence)}, {level})."
+    )
+
+
+def _no_call_reason(a: Assessment, whale: float) -> str:
+    """Why a HOLD: the side short of its configured threshold, or both leaning the same way."""
+    whales = "accumulating" if whale > 0 else "distributing"
+    whale_clear = abs(whale) >= a.whale_threshold
+    mood = format_signed(a.retail_mood or 0.0)
+    if not whale_clear and a.retail_tone == "neutral":
+        return (
+            f"No call: whale score {format_signed(whale)} and retail mood {mood} are both inside "
+            f"their thresholds, ±{a.whale_threshold:g} and ±{a.mood_threshold:g}"
+        )
+    if not whale_clear:
+        return (
+            f"No call: retail is {a.retail_tone} but whales show no clear intent, "
+            f"score {format_signed(whale)} short of ±{a.whale_threshold:g}"
+        )
+    if a.retail_tone == "neutral":
+        wanted = "greed at +" if whale < 0 else "fear at -"
+        return (
+            f"No call: whales are {whales}, score {format_signed(whale)}, but retail mood {mood} "
+            f"is short of {wanted}{a.mood_threshold:g}"
+        )
+    return (
+        f"No call: whales are {whales} while retail is {a.retail_tone}: both lean the same way, "
+        "so there is no divergence to trade"
     )
 
 
