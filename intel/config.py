@@ -8,6 +8,7 @@ Secrets never live here: see `Secrets`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -171,6 +172,59 @@ class ChartConfig(Frozen):
     flow_hours: int = Field(48, ge=6, le=336)
 
 
+def _base_url(value: Any) -> Any:
+    """An http(s) base URL without its trailing slash, so paths join the same way everywhere."""
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return value.rstrip("/")
+
+
+BaseUrl = Annotated[str, BeforeValidator(_base_url)]
+_SUBREDDIT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_]{1,20}")
+_SUBREDDITS: dict[str, tuple[str, ...]] = {
+    "BTC": ("Bitcoin", "BitcoinMarkets", "CryptoCurrency"),
+    "ETH": ("ethereum", "ethfinance", "CryptoCurrency"),
+}
+
+
+class FearGreedSourceConfig(Frozen):
+    base_url: BaseUrl = "https://api.alternative.me"
+    timeout_s: float = Field(10, gt=0)
+
+
+class RedditSourceConfig(Frozen):
+    # Reddit's token endpoint lives on reddit_url, the API on oauth_url; a fake can stand in.
+    oauth_url: BaseUrl = "https://oauth.reddit.com"
+    reddit_url: BaseUrl = "https://www.reddit.com"
+    timeout_s: float = Field(10, gt=0)
+    listing_limit: int = Field(100, ge=1, le=100)  # Reddit answers at most 100 per request
+    max_posts_kept: int = Field(2000, ge=10, le=100_000)
+    subreddits: dict[str, tuple[str, ...]] = Field(default_factory=lambda: dict(_SUBREDDITS))
+
+    @field_validator("subreddits", mode="before")
+    @classmethod
+    def _asset_keys(cls, value: Any) -> Any:
+        if not isinstance(value, Mapping):
+            raise ValueError("must map an asset to its subreddits, e.g. {BTC: [Bitcoin]}")
+        fixed: dict[str, Any] = {}
+        for asset, names in value.items():
+            names = [names] if isinstance(names, str) else names
+            if not isinstance(names, list | tuple) or not names:
+                raise ValueError(f"{asset}: give a non-empty list of subreddit names")
+            for name in names:
+                if not isinstance(name, str) or not _SUBREDDIT_NAME.fullmatch(name):
+                    raise ValueError(f"{asset}: {name!r} is not a subreddit name (no r/ prefix)")
+            fixed[str(asset).upper()] = tuple(dict.fromkeys(names))
+        return fixed
+
+
+class SourcesConfig(Frozen):
+    """The live sources (`data.mode: live`); replay mode reads none of it."""
+
+    fear_greed: FearGreedSourceConfig = FearGreedSourceConfig()
+    reddit: RedditSourceConfig = RedditSourceConfig()
+
+
 class Config(Frozen):
     # Top-level sections belonging to the bot (see bot.config.BotConfig) are ignored here, so
     # intel can read the shared config.yaml; BotConfig forbids unknown sections again.
@@ -187,6 +241,7 @@ class Config(Frozen):
     storage: StorageConfig = StorageConfig()
     llm: LlmConfig = LlmConfig()
     chart: ChartConfig = ChartConfig()
+    sources: SourcesConfig = SourcesConfig()
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -221,6 +276,7 @@ class Secrets:
     groq_api_key: str | None = None
     reddit_client_id: str | None = None
     reddit_client_secret: str | None = None
+    reddit_user_agent: str | None = None  # not secret, but Reddit's credentials go together
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Secrets:
@@ -234,6 +290,7 @@ class Secrets:
             groq_api_key=read("GROQ_API_KEY"),
             reddit_client_id=read("REDDIT_CLIENT_ID"),
             reddit_client_secret=read("REDDIT_CLIENT_SECRET"),
+            reddit_user_agent=read("REDDIT_USER_AGENT"),
         )
 
     def values(self) -> list[str]:

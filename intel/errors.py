@@ -6,7 +6,8 @@
     │   ├── UnknownSymbolError
     │   └── BadTimeError
     ├── SourceError          retry or degrade: a data source failed or has nothing current
-    │   └── NotRecordedError the recording has no data for this symbol or moment (expected)
+    │   ├── NotRecordedError the recording has no data for this symbol or moment (expected)
+    │   └── NotConfiguredError a live source lacks its credentials (status: not_configured)
     └── NoSignalError        no signal possible: required data is unavailable (exit 3)
 
 Anything else escaping to the top is a bug (exit 1).
@@ -19,6 +20,7 @@ __all__ = [
     "ConfigError",
     "IntelError",
     "NoSignalError",
+    "NotConfiguredError",
     "NotRecordedError",
     "SourceError",
     "UnknownSymbolError",
@@ -53,6 +55,12 @@ class SourceError(IntelError):
 class NotRecordedError(SourceError):
     """Recorded data has nothing for this symbol or moment: an expected absence, not a fault
     (status shows it as "not recorded"). The modality is unavailable all the same."""
+
+
+class NotConfiguredError(SourceError):
+    """A live source cannot run without credentials the environment does not hold; the message
+    names the variables to set. Nothing failed, and retrying will not help: the modality is
+    unavailable until they are set."""
 
 
 class NoSignalError(IntelError):

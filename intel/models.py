@@ -180,13 +180,16 @@ class WhaleFlows:
 
 @dataclass(frozen=True, slots=True)
 class SocialPost:
-    """A Reddit post as known at posting time (no later score or comment count)."""
+    """A Reddit post. Replay posts are as known at posting time (no author, score or comment
+    count); a live post also carries its author and its score when it was fetched."""
 
     post_id: str
     community: str
     created: datetime
     title: str
     body: str
+    author: str | None = None  # None: replay, or an account deleted since
+    score: int | None = None  # upvotes minus downvotes at fetch time; None in replay
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,10 +35,14 @@ RECORD_ERRORS = (ValueError, KeyError, TypeError, IndexError)
 
 
 class BadRecords:
-    """The records of one file that were skipped: how many, and the first one's line and error."""
+    """The records of one file that were skipped: how many, and the first one's line and error.
 
-    def __init__(self, file: str) -> None:
+    `unit` names what the position counts: a file's lines, or a response's entries.
+    """
+
+    def __init__(self, file: str, unit: str = "line") -> None:
         self.file = file
+        self.unit = unit
         self.count = 0
         self.first_line: int | None = None
         self.first_error = ""
@@ -55,7 +59,7 @@ class BadRecords:
         records = "record" if self.count == 1 else "records"
         return (
             f"{self.file}: skipped {self.count} bad {records} "
-            f"(first at line {self.first_line}: {self.first_error})"
+            f"(first at {self.unit} {self.first_line}: {self.first_error})"
         )
 
     def log(self) -> None:
