@@ -192,3 +192,16 @@ async def test_close_releases_the_connection() -> None:
                 break
             await asyncio.sleep(0.01)
         assert fake.open_connections() == 0
+
+
+async def test_the_fakes_rate_limit_answers_429_and_counts_violations() -> None:
+    async with FakeAlternativeMe() as fake, api_source(fake) as source:
+        fake.rate_limit(2, per_s=0.3)
+        await source.latest(datetime.now(UTC))
+        await source.latest(datetime.now(UTC))
+        with pytest.raises(SourceError, match=r"rate limited \(HTTP 429, retry after 0\.\d+ s\)"):
+            await source.latest(datetime.now(UTC))
+        await asyncio.sleep(0.35)  # the window has passed
+        await source.latest(datetime.now(UTC))
+    assert fake.violations == 1
+    assert fake.count("fng") == 4

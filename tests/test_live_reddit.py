@@ -23,9 +23,15 @@ from typing import Any
 import asyncprawcore
 import pytest
 
-from intel.config import Config, FearGreedSourceConfig, RedditSourceConfig, Secrets
+from intel.config import (
+    Config,
+    FearGreedSourceConfig,
+    RedditSourceConfig,
+    Secrets,
+    load_config,
+)
 from intel.desk import build_desk, replay_sources
-from intel.errors import NotConfiguredError, SourceError
+from intel.errors import ConfigError, NotConfiguredError, SourceError
 from intel.models import ReportStatus
 from intel.sources.fakes.social import (
     FakeAlternativeMe,
@@ -315,3 +321,14 @@ async def test_without_reddit_the_sentiment_report_says_so_and_fear_greed_counts
     )
     assert report.score == (value - 50) * 2.0  # Fear & Greed alone makes the mood
     assert fng.requests == ["fng"]
+
+
+def test_subreddits_are_keyed_by_asset_and_bad_names_are_refused_naming_the_key() -> None:
+    loaded = load_config(env={"BOT__SOURCES__REDDIT__SUBREDDITS": "{sol: [solana, solana]}"})
+    assert loaded.sources.reddit.subreddits == {"SOL": ("solana",)}
+    with pytest.raises(ConfigError, match=r"sources\.reddit\.subreddits.*'r/Bitcoin'"):
+        load_config(env={"BOT__SOURCES__REDDIT__SUBREDDITS": "{BTC: [r/Bitcoin]}"})
+    with pytest.raises(ConfigError, match=r"sources\.fear_greed\.base_url"):
+        load_config(env={"BOT__SOURCES__FEAR_GREED__BASE_URL": "api.alternative.me"})
+    trailing = load_config(env={"BOT__SOURCES__FEAR_GREED__BASE_URL": "http://127.0.0.1:9/"})
+    assert trailing.sources.fear_greed.base_url == "http://127.0.0.1:9"
