@@ -6,7 +6,11 @@
     │   ├── UnknownSymbolError
     │   └── BadTimeError
     ├── SourceError          retry or degrade: a data source failed or has nothing current
-    │   └── NotRecordedError the recording has no data for this symbol or moment (expected)
+    │   │                    (`retry_after_s`: how long the source asked us to wait, if it said)
+    │   ├── NotRecordedError the recording has no data for this symbol or moment (expected)
+    │   ├── PermanentSourceError  degrade, never retry: the answer will not change (HTTP 451)
+    │   ├── NotConfiguredError    degrade, never retry: the source is not set up (no credentials)
+    │   └── CircuitOpenError      degrade at once: the source failed repeatedly and rests
     └── NoSignalError        no signal possible: required data is unavailable (exit 3)
 
 Anything else escaping to the top is a bug (exit 1).
@@ -16,10 +20,13 @@ from __future__ import annotations
 
 __all__ = [
     "BadTimeError",
+    "CircuitOpenError",
     "ConfigError",
     "IntelError",
     "NoSignalError",
+    "NotConfiguredError",
     "NotRecordedError",
+    "PermanentSourceError",
     "SourceError",
     "UnknownSymbolError",
     "UserInputError",
@@ -47,12 +54,33 @@ class BadTimeError(UserInputError):
 
 
 class SourceError(IntelError):
-    """A source failed or returned nothing current; the modality becomes unavailable."""
+    """A source failed or returned nothing current; the modality becomes unavailable.
+
+    `retry_after_s` carries a wait the source itself asked for (HTTP `Retry-After`); the
+    resilience layer waits that long before its next try instead of its own backoff.
+    """
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class NotRecordedError(SourceError):
     """Recorded data has nothing for this symbol or moment: an expected absence, not a fault
     (status shows it as "not recorded"). The modality is unavailable all the same."""
+
+
+class PermanentSourceError(SourceError):
+    """The source refused in a way retrying cannot change (e.g. HTTP 451: not from this region)."""
+
+
+class NotConfiguredError(SourceError):
+    """The source is not set up (no credentials, not in this build); the message says what is
+    missing. Never retried; status shows the source as "not_configured"."""
+
+
+class CircuitOpenError(SourceError):
+    """The source failed repeatedly; calls fail fast until its cool-down ends (status: "open")."""
 
 
 class NoSignalError(IntelError):
