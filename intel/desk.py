@@ -14,8 +14,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
-import structlog
-
 from intel.agents.orderbook import OrderBookAgent
 from intel.agents.sentiment import SentimentAgent
 from intel.agents.whales import WhaleAgent
@@ -26,7 +24,6 @@ from intel.errors import (
     BadTimeError,
     ConfigError,
     NoSignalError,
-    PermanentSourceError,
     SourceError,
 )
 from intel.lifecycle import Lifecycle, enter_all
@@ -46,8 +43,6 @@ from intel.symbols import resolve_symbol
 from intel.timeutil import iso, utcnow
 
 __all__ = ["DeskFactory", "SignalDesk", "build_desk", "replay_sources"]
-
-log = structlog.get_logger(__name__)
 
 
 class SignalDesk:
@@ -86,16 +81,16 @@ class SignalDesk:
 
     async def _check_symbols(self) -> None:
         # A symbol nobody can serve is a configuration mistake, refused once at start rather
-        # than failing every signal, status probe and cycle that touches it.
+        # than failing every signal, status probe and cycle that touches it. Live: the exchange
+        # source checks symbols against its markets when it starts; asking it again here would
+        # only make a start without network wait for it.
+        if self.live:
+            return
         missing = []
         for symbol in self.symbols:
             try:
                 await self.coverage(symbol)
             except SourceError as exc:
-                if self.live and not isinstance(exc, PermanentSourceError):
-                    # The network may be down now; each signal says so until it is back.
-                    log.warning("symbol_not_checked", symbol=symbol, detail=str(exc))
-                    continue
                 missing.append(f"{symbol} ({exc})")
         if missing:
             raise ConfigError(

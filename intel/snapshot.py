@@ -238,9 +238,10 @@ class SnapshotBuilder:
             log.exception("source_failed", modality=modality.value, symbol=symbol)
             return Unavailable(f"{name} source failed: {type(exc).__name__}"), "failing"
         checked = self._check_age(modality, value, now)
+        if not isinstance(checked, Unavailable):
+            return checked, "ok"
         # Replayed data older than its maximum age is a gap in the recording, not a stalled feed.
-        stale_replay = isinstance(checked, Unavailable) and self._config.data.mode == "replay"
-        return checked, NOT_RECORDED if stale_replay else "ok"
+        return checked, NOT_RECORDED if self._config.data.mode == "replay" else "failing"
 
     def _timeout_reason(self, name: str, deadline: float) -> str:
         pipeline = self._config.pipeline

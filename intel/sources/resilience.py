@@ -28,7 +28,13 @@ from typing import Any, TypeVar, cast
 
 import structlog
 from aiolimiter import AsyncLimiter
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential_jitter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    wait_exponential,
+    wait_random,
+)
 
 from intel.config import SourcePolicyConfig
 from intel.errors import (
@@ -150,14 +156,14 @@ class SourceGuard:
         self.breaker = CircuitBreaker(
             name, policy.failures_to_open, policy.open_cooldown_s, self._timing
         )
+        # One call per 60/rate seconds, no burst: the API's limit then holds over any window.
         self._limiter = (
-            AsyncLimiter(policy.rate_per_min, 60.0) if policy.rate_per_min is not None else None
+            AsyncLimiter(1, 60.0 / policy.rate_per_min) if policy.rate_per_min is not None else None
         )
-        self._backoff = wait_exponential_jitter(
-            initial=policy.backoff_initial_s,
-            max=policy.backoff_max_s,
-            jitter=policy.backoff_initial_s,
-        )
+        # initial × 2^(try−1), capped, plus up to `initial` of jitter so clients spread out.
+        self._backoff = wait_exponential(
+            multiplier=policy.backoff_initial_s, max=policy.backoff_max_s
+        ) + wait_random(0, policy.backoff_initial_s)
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
         """`fn()` under the policy; the last error (a timeout as SourceError) when it gives up."""
