@@ -122,9 +122,9 @@ class CircuitBreaker:
     def failed(self, error: str) -> None:
         self._failures += 1
         self._last_error = error
-        reopen = self._trial_running
         self._trial_running = False
-        if reopen or self._failures >= self._failures_to_open:
+        # The count is kept through the rest, so a failed trial call opens the breaker again.
+        if self._failures >= self._failures_to_open:
             self._opened_at, self._opened_wall = self._timing.monotonic(), self._timing.wall()
             log.warning("circuit_opened", source=self._name, failures=self._failures, last=error)
 
