@@ -176,7 +176,8 @@ class CoordinatorConfig(Frozen):
 
 class ScheduleConfig(Frozen):
     interval_minutes: int = Field(60, ge=1, le=1440)
-    max_concurrent_symbols: int = Field(4, ge=1, le=64)  # symbols computed at once per cycle
+    # Symbols computed at once per cycle; each source's rate limit still paces its calls.
+    max_concurrent_symbols: int = Field(4, ge=1, le=64)
 
 
 class StorageConfig(Frozen):
