@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 
 from bot.cli import compute_signal
+from bot.cli_status import _gather
+from bot.commands.base import BotStatus
+from bot.commands.status import render_status, source_health, status_to_json
 from bot.config import BotConfig
 from intel.config import Config
 from intel.desk import build_desk
@@ -319,3 +322,43 @@ async def test_the_signal_command_ends_within_the_overall_deadline_when_nothing_
     with pytest.raises(NoSignalError, match=r"did not open within 0\.3 s"):
         await compute_signal(config, "eth", None, desk_factory=factory)
     assert time.monotonic() - started < 2.0
+
+
+async def test_status_live_probe_shows_failing_and_not_configured_sources(tmp_path) -> None:
+    raw = live_config().model_dump(mode="json")
+    raw["storage"] = {"db_path": str(tmp_path / "none.db")}
+    config = BotConfig.model_validate(raw)
+    live = Live(posts=failing(ReplayPostSource(DEFAULT_REPLAY_DIR), SourceError("HTTP 500")))
+    factory = partial(
+        build_desk, market_clock=lambda: config.data.default_at, live_sources=live.factories()
+    )
+    status = await _gather(config, factory)
+    sources = status_to_json(status)["sources"]
+    assert sources[f"whales {SYMBOL}"]["state"] == "not_configured"
+    assert sources[f"whales {SYMBOL}"]["detail"] == NO_WHALE_DATA
+    assert sources[f"posts {SYMBOL}"]["state"] == "failing"
+    assert "HTTP 500" in sources[f"posts {SYMBOL}"]["detail"]
+    assert sources[f"candles {SYMBOL}"]["state"] == "ok"
+    assert f"➖ whales {SYMBOL}: not configured — {NO_WHALE_DATA}" in render_status(status).text
+
+
+async def test_a_resting_breaker_is_shown_open_by_status() -> None:
+    live = Live(fear_greed=failing(ReplayFearGreedSource(DEFAULT_REPLAY_DIR), SourceError("502")))
+    async with desk_for(live) as desk:
+        for _ in range(3):  # two failed calls open it (failures_to_open=2), the third rests
+            await desk.signal(SYMBOL)
+        states = source_health(desk.source_health())
+    text = render_status(
+        BotStatus(
+            market_now=desk.now(),
+            sources=states,
+            last_cycle_at=None,
+            last_cycle_market_at=None,
+            next_run_at=None,
+            outbox={},
+            transports=(),
+            notes=(),
+            origin="probe",
+        )
+    ).text
+    assert "⛔ fear_greed: open — fear_greed: circuit open since" in text
