@@ -60,7 +60,7 @@ class SourceError(IntelError):
     resilience layer waits that long before its next try instead of its own backoff.
     """
 
-    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+    def __init__(self, message: str = "", *, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
 

@@ -21,7 +21,7 @@ from bot.commands.status import render_status, source_health, status_to_json
 from bot.config import BotConfig
 from intel.config import Config
 from intel.desk import build_desk
-from intel.errors import NoSignalError, PermanentSourceError, SourceError
+from intel.errors import NoSignalError, NotConfiguredError, PermanentSourceError, SourceError
 from intel.models import ReportStatus
 from intel.sources.live import NO_WHALE_DATA, LiveSourceFactories
 from intel.sources.replay_fear_greed import ReplayFearGreedSource
@@ -362,3 +362,22 @@ async def test_a_resting_breaker_is_shown_open_by_status() -> None:
         )
     ).text
     assert "⛔ fear_greed: open — fear_greed: circuit open since" in text
+
+
+class RedditWithoutCredentials(ReplayPostSource):
+    """Like the live Reddit source with no REDDIT_* variables set: refuses at start."""
+
+    async def start(self) -> None:
+        raise NotConfiguredError("Reddit not configured (set REDDIT_CLIENT_ID, …)")
+
+
+async def test_reddit_not_configured_leaves_fear_and_greed_counting() -> None:
+    posts = scripted(RedditWithoutCredentials(DEFAULT_REPLAY_DIR))
+    result, health, _ = await signal_with(Live(posts=posts))
+    sentiment = result.signal.reports["sentiment"]
+    assert sentiment.status is ReportStatus.DEGRADED
+    assert sentiment.reason == "Reddit: Reddit not configured (set REDDIT_CLIENT_ID, …)"
+    assert sentiment.score is not None  # Fear & Greed alone
+    assert health[f"posts {SYMBOL}"].state == "not_configured"
+    assert health["fear_greed"].state == "ok"
+    assert script_of(posts).calls == 0  # never asked, never retried
