@@ -6,6 +6,7 @@ unavailable or degraded with the reason, in bounded time, the other modalities i
 from __future__ import annotations
 
 import asyncio
+import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,12 +15,13 @@ from typing import Any
 
 import pytest
 
+from bot.app import run_bot
 from bot.cli import compute_signal
 from bot.cli_status import _gather
 from bot.commands.base import BotStatus
 from bot.commands.status import render_status, source_health, status_to_json
 from bot.config import BotConfig
-from intel.config import Config
+from intel.config import Config, Secrets
 from intel.desk import build_desk
 from intel.errors import NoSignalError, NotConfiguredError, PermanentSourceError, SourceError
 from intel.models import ReportStatus
@@ -381,3 +383,21 @@ async def test_reddit_not_configured_leaves_fear_and_greed_counting() -> None:
     assert health[f"posts {SYMBOL}"].state == "not_configured"
     assert health["fear_greed"].state == "ok"
     assert script_of(posts).calls == 0  # never asked, never retried
+
+
+async def test_run_live_starts_with_the_exchange_down_and_says_why_there_is_no_signal(
+    tmp_path,
+) -> None:
+    raw = live_config().model_dump(mode="json")
+    raw["storage"] = {"db_path": str(tmp_path / "bot.db")}
+    raw["console"] = {"chart_dir": str(tmp_path / "charts")}
+    config = BotConfig.model_validate(raw)
+    down = failing(ReplayExchange(), SourceError("exchange unreachable: no network"))
+    factory = partial(build_desk, live_sources=Live(exchange=down).factories())
+    stdin, stdout = io.StringIO("signal eth\n"), io.StringIO()
+    code = await asyncio.wait_for(
+        run_bot(config, Secrets(), console=True, stdin=stdin, stdout=stdout, desk_factory=factory),
+        timeout=30,
+    )
+    assert code == 0
+    assert "exchange unreachable: no network" in stdout.getvalue()
