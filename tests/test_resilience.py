@@ -16,6 +16,7 @@ from intel.errors import (
     NotConfiguredError,
     PermanentSourceError,
     SourceError,
+    UnknownSymbolError,
 )
 from intel.lifecycle import NoResources
 from intel.sources.resilience import BreakerState, SourceGuard, Timing, resilient
@@ -208,11 +209,16 @@ async def test_half_open_lets_one_trial_through_at_a_time(fake_time) -> None:
     assert guard.breaker.state is BreakerState.CLOSED
 
 
-async def test_a_missing_configuration_does_not_count_toward_the_breaker(fake_time) -> None:
+@pytest.mark.parametrize(
+    "error", [NotConfiguredError("no credentials"), UnknownSymbolError("unknown symbol XYZ/USDT")]
+)
+async def test_what_is_not_the_sources_fault_does_not_count_toward_the_breaker(
+    fake_time, error
+) -> None:
     guard = SourceGuard("api", policy(failures_to_open=1), fake_time.timing())
     for _ in range(3):
-        with pytest.raises(NotConfiguredError):
-            await guard.call(Answers(NotConfiguredError("no credentials")))
+        with pytest.raises(type(error)):
+            await guard.call(Answers(error))
     assert guard.breaker.state is BreakerState.CLOSED
 
 

@@ -4,10 +4,11 @@ backoff and jitter that honour `Retry-After` within a deadline, and a circuit br
 `SourceGuard.call` runs one source call under all of them; `resilient(source, guard)` puts every
 async data method of a source behind its guard (one mechanism whatever the source's protocol).
 Never retried: `PermanentSourceError` (the answer will not change), `NotConfiguredError` (nothing
-to call) and errors that are bugs rather than I/O. The breaker counts failed calls (after their
-retries; a call cut off by a caller's timeout counts too): `failures_to_open` in a row open it and
-calls fail fast with `CircuitOpenError` until `open_cooldown_s` has passed; then one trial call
-runs (half-open) and its outcome closes or reopens the breaker. Clocks and sleep are injectable
+to call), a user's bad input (an unknown symbol) and errors that are bugs rather than I/O. The
+breaker counts failed calls (after their retries; a call cut off by a caller's timeout counts too,
+a missing configuration or bad input does not): `failures_to_open` in a row open it and calls
+fail fast with `CircuitOpenError` until `open_cooldown_s` has passed; then one trial call runs
+(half-open) and its outcome closes or reopens the breaker. Clocks and sleep are injectable
 (`Timing`) so tests run the cycle in milliseconds.
 
 A guarded source's `start` tries once and never raises for a source failure: a source that could
@@ -42,6 +43,7 @@ from intel.errors import (
     NotConfiguredError,
     PermanentSourceError,
     SourceError,
+    UserInputError,
 )
 from intel.lifecycle import Lifecycle
 from intel.timeutil import iso, utcnow
@@ -178,7 +180,7 @@ class SourceGuard:
         )
         try:
             result: T = await retrying(self._attempt, fn, deadline)
-        except NotConfiguredError:
+        except (NotConfiguredError, UserInputError):  # nothing wrong with the source itself
             self.breaker.released()
             raise
         except TimeoutError as exc:
@@ -255,9 +257,11 @@ class GuardedSource(AsyncMethodProxy):
             async with asyncio.timeout(self.guard.call_timeout_s):
                 await self._ensure_started()
         except NotConfiguredError as exc:
-            log.warning("source_not_configured", source=self.guard.name, detail=str(exc))
+            log.info("source_not_configured", source=self.guard.name, detail=str(exc))
         except (SourceError, TimeoutError, OSError) as exc:  # tried again before the next call
-            log.warning("source_start_failed", source=self.guard.name, detail=_describe(exc))
+            # Info, not warning: the signal or status that needs the source reports it, and the
+            # CLI's error stays one line.
+            log.info("source_start_failed", source=self.guard.name, detail=_describe(exc))
 
     async def close(self) -> None:
         if self._started:
