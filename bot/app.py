@@ -26,7 +26,7 @@ from bot.config import BotConfig, TransportLimits
 from bot.delivery.sender import OutboxSender
 from bot.logs import Redactor
 from bot.render.chart_task import ChartFn, ChartRenderer
-from bot.render.text import render_text
+from bot.render.text import DEFAULT_CREDITS, render_text
 from bot.runstate import StateRecorder
 from bot.scheduling.clock import DemoClock, MarketClock, build_market_clock
 from bot.scheduling.cycle import (
@@ -44,7 +44,7 @@ from bot.transports.base import CommandHandler, OutMessage, Transport
 from bot.transports.console import ConsoleTransport, greeting_text
 from intel.config import Secrets
 from intel.desk import DeskFactory, SignalDesk, build_desk
-from intel.timeutil import iso
+from intel.timeutil import iso, utcnow
 
 __all__ = ["build_message", "run_bot"]
 
@@ -124,7 +124,12 @@ async def _assemble(
     transports: Sequence[Transport],
     chat: ConsoleTransport | None,
 ) -> _Bot:
-    data_end = min([(await desk.coverage(symbol))[1] for symbol in desk.symbols])
+    # Live: the wall clock needs no end of data (and a source down at start must not stop us).
+    data_end = (
+        utcnow()
+        if desk.live
+        else min([(await desk.coverage(symbol))[1] for symbol in desk.symbols])
+    )
     resume = await stored_time(store, LAST_CYCLE_MARKET_AT)
     clock = build_market_clock(config, data_end, resume, partial(_clock_ended, chat))
     clock_ref.append(clock)
@@ -133,7 +138,7 @@ async def _assemble(
         {t.name: t for t in transports},
         {t.name: getattr(config.delivery, t.name, TransportLimits()) for t in transports},
         concurrency=config.delivery.concurrency,
-        build_message=partial(build_message, Redactor(secrets.values())),
+        build_message=partial(build_message, Redactor(secrets.values()), credits=desk.credits),
         poll_interval_s=config.delivery.poll_interval_s,
     )
     chart = ChartRenderer.from_config(config.chart)  # one chart for alerts and `signal` alike
@@ -283,11 +288,17 @@ def _log_unavailable_transports(secrets: Secrets) -> None:
             )
 
 
-def build_message(redactor: Redactor, item: OutboxItem, stored: StoredSignal) -> OutMessage:
-    """An outbox row as a message: the intro, the signal's text and fields, its chart."""
+def build_message(
+    redactor: Redactor,
+    item: OutboxItem,
+    stored: StoredSignal,
+    credits: Sequence[str] = DEFAULT_CREDITS,
+) -> OutMessage:
+    """An outbox row as a message: the intro, the signal's text and fields, its chart; the
+    footer credits this bot's sources."""
     signal = stored.signal
     reply = Reply(
-        text=redactor.redact(render_text(signal)),
+        text=redactor.redact(render_text(signal, credits)),
         fields=modality_fields(signal),
         chart_png=stored.chart_png,
         signal=signal,

@@ -13,6 +13,7 @@ import os
 import sys
 import traceback
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -52,6 +53,15 @@ def _global_options() -> _Parser:
     return common
 
 
+def add_live_flag(parser: argparse.ArgumentParser) -> None:
+    """`--live` on a command: read the live sources (the same as `data.mode: live`)."""
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="read the live exchange and APIs instead of the recorded data (data.mode: live)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _global_options()
     parser = _Parser(
@@ -76,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TIME",
         help="market moment to replay, ISO-8601 (UTC if no zone); default: config data.default_at",
     )
+    add_live_flag(signal)
     signal.set_defaults(handler=_cmd_signal)
     # Each further command lives in its own module with a `register(subparsers, common)`.
     from bot import cli_run, cli_status
@@ -111,6 +122,8 @@ def _load(args: argparse.Namespace) -> BotConfig:
     overrides: dict[str, Any] = {}
     if getattr(args, "db", None) is not None:
         overrides["storage.db_path"] = str(args.db)
+    if getattr(args, "live", False):
+        overrides["data.mode"] = "live"
     config = load_config(getattr(args, "config", None), os.environ, overrides, model=BotConfig)
     from bot.logs import configure_logging
 
@@ -136,6 +149,8 @@ def _fail(exc: BaseException, code: int, args: argparse.Namespace | None, prefix
 
 
 def _cmd_signal(args: argparse.Namespace, config: BotConfig) -> int:
+    if args.at is not None and config.data.mode == "live":
+        raise UserInputError("--at replays a recorded moment; it cannot go with --live")
     at = parse_time(args.at) if args.at is not None else None
     result = asyncio.run(compute_signal(config, args.symbol, at))
     if args.chart is not None:
@@ -147,7 +162,7 @@ def _cmd_signal(args: argparse.Namespace, config: BotConfig) -> int:
     else:
         from bot.render.text import render_text
 
-        print(render_text(result.signal))
+        print(render_text(result.signal, result.credits))
         if args.chart is not None:
             print(f"\nChart written to {args.chart}")
     return EXIT_OK
@@ -159,13 +174,29 @@ async def compute_signal(
     at: datetime | None,
     desk_factory: DeskFactory | None = None,
 ) -> SignalResult:
-    """The `signal` command's composition root: the desk's parts are open only while it works."""
+    """The `signal` command's composition root: the desk's parts are open only while it works.
+
+    In live mode the whole command (opening the sources included) ends within
+    `pipeline.overall_deadline_s`: NoSignalError past it, never a hang.
+    """
     from intel.desk import build_desk
 
     desk = (desk_factory or build_desk)(config)
     symbol = desk.resolve(symbol_text)
-    async with desk:
-        return await desk.signal(symbol, at)
+    if not desk.live:
+        async with desk:
+            return await desk.signal(symbol, at)
+    deadline_s = config.pipeline.overall_deadline_s
+    deadline = asyncio.get_running_loop().time() + deadline_s
+    async with AsyncExitStack() as stack:
+        try:
+            async with asyncio.timeout_at(deadline):
+                await stack.enter_async_context(desk)
+        except TimeoutError:
+            raise NoSignalError(
+                f"no signal for {symbol}: the sources did not open within {deadline_s:g} s"
+            ) from None
+        return await desk.signal(symbol, at, deadline=deadline)
 
 
 def _write_chart(path: Path, result: Any, config: BotConfig) -> None:

@@ -1,4 +1,4 @@
-"""`python -m bot run [--no-console]`: the bot itself, registered into the command line.
+"""`python -m bot run [--no-console] [--live]`: the bot itself, registered into the command line.
 
 Logs go to stderr through structlog (see bot.logs): JSON when stderr is not a terminal
 (production), readable text in a terminal, quieter while the console chat shares the terminal.
@@ -13,6 +13,7 @@ import os
 import sys
 from typing import Any
 
+from bot.cli import add_live_flag
 from bot.config import BotConfig
 from bot.logs import configure_logging
 from intel.config import Secrets
@@ -35,6 +36,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         action="store_true",
         help="never start the console chat (for containers and services)",
     )
+    add_live_flag(run)
     run.set_defaults(handler=_cmd_run)
 
 

@@ -1,5 +1,6 @@
-"""`python -m bot status [--json] [--health]`: the running bot's recorded state when a bot holds
-the database, else each source probed now at the market moment, plus the last cycle and outbox.
+"""`python -m bot status [--json] [--health] [--live]`: the running bot's recorded state when a
+bot holds the database, else each source probed now at the market moment (live: now), plus the
+last cycle and outbox.
 Registered into the command line."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bot.cli import add_live_flag
 from bot.commands.base import BotStatus, SourceHealth
 from bot.commands.status import render_status, source_health, status_to_json
 from bot.config import BotConfig
@@ -44,6 +46,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         help="health check only (no probe): exit 0 when a bot runs on the database and its "
         f"last cycle is recent, else {EXIT_UNHEALTHY}",
     )
+    add_live_flag(status)
     status.set_defaults(handler=_cmd_status)
 
 

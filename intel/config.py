@@ -30,7 +30,7 @@ from intel.errors import ConfigError, UserInputError
 from intel.symbols import normalize_symbol
 from intel.timeutil import parse_time
 
-__all__ = ["Config", "Frozen", "Secrets", "UtcDatetime", "load_config"]
+__all__ = ["Config", "Frozen", "Secrets", "SourcePolicyConfig", "UtcDatetime", "load_config"]
 
 ENV_PREFIX = "BOT__"
 _SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey", "client_id")
@@ -87,6 +87,27 @@ class PipelineConfig(Frozen):
     source_timeout_s: float = Field(10, gt=0)
     agent_timeout_s: float = Field(10, gt=0)
     candle_lookback: int = Field(240, ge=24, le=5000)
+    # One signal's whole gathering of sources; a modality not in by then is unavailable.
+    overall_deadline_s: float = Field(15, gt=0)
+
+
+class SourcePolicyConfig(Frozen):
+    """How one live source is called: rate limit, timeout, retries, circuit breaker."""
+
+    rate_per_min: float | None = Field(None, gt=0)  # None: no limit here (ccxt keeps its own)
+    call_timeout_s: float = Field(5, gt=0)  # one try
+    max_attempts: int = Field(3, ge=1, le=10)
+    backoff_initial_s: float = Field(0.5, ge=0)  # doubles per try, with random jitter
+    backoff_max_s: float = Field(4, ge=0)
+    retry_deadline_s: float = Field(8, gt=0)  # tries and waits of one call end by then
+    failures_to_open: int = Field(5, ge=1)  # consecutive failed calls that open the breaker
+    open_cooldown_s: float = Field(60, gt=0)  # open this long, then one trial call
+
+
+class ResilienceConfig(Frozen):
+    exchange: SourcePolicyConfig = SourcePolicyConfig()
+    fear_greed: SourcePolicyConfig = SourcePolicyConfig(rate_per_min=30)
+    reddit: SourcePolicyConfig = SourcePolicyConfig(rate_per_min=60)
 
 
 class OrderBookAgentConfig(Frozen):
@@ -156,6 +177,8 @@ class CoordinatorConfig(Frozen):
 
 class ScheduleConfig(Frozen):
     interval_minutes: int = Field(60, ge=1, le=1440)
+    # Symbols computed at once per cycle; each source's rate limit still paces its calls.
+    max_concurrent_symbols: int = Field(4, ge=1, le=64)
 
 
 class StorageConfig(Frozen):
@@ -235,6 +258,7 @@ class Config(Frozen):
     max_age_s: MaxAgeConfig = MaxAgeConfig()
     cache_ttl_s: CacheTtlConfig = CacheTtlConfig()
     pipeline: PipelineConfig = PipelineConfig()
+    resilience: ResilienceConfig = ResilienceConfig()
     agents: AgentsConfig = AgentsConfig()
     coordinator: CoordinatorConfig = CoordinatorConfig()
     schedule: ScheduleConfig = ScheduleConfig()

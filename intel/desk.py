@@ -20,13 +20,19 @@ from intel.agents.whales import WhaleAgent
 from intel.config import Config
 from intel.coordinator.base import Coordinator
 from intel.coordinator.rules import RulesCoordinator
-from intel.errors import BadTimeError, ConfigError, NoSignalError, SourceError
+from intel.errors import (
+    BadTimeError,
+    ConfigError,
+    NoSignalError,
+    SourceError,
+)
 from intel.lifecycle import Lifecycle, enter_all
 from intel.pipeline import SignalPipeline, SignalResult
 from intel.sentiment.base import SentimentEngine
 from intel.sentiment.lexicon import LexiconEngine
 from intel.snapshot import SnapshotBuilder, Sources, SourceState
 from intel.sources.base import CandleSource
+from intel.sources.live import LIVE_SOURCES, LiveSourceFactories, live
 from intel.sources.replay_candles import ReplayCandleSource
 from intel.sources.replay_fear_greed import ReplayFearGreedSource
 from intel.sources.replay_files import DEFAULT_REPLAY_DIR
@@ -34,7 +40,7 @@ from intel.sources.replay_orderbook import ReplayOrderBookSource
 from intel.sources.replay_reddit import ReplayPostSource
 from intel.sources.replay_whales import ReplayWhaleSource
 from intel.symbols import resolve_symbol
-from intel.timeutil import iso
+from intel.timeutil import iso, utcnow
 
 __all__ = ["DeskFactory", "SignalDesk", "build_desk", "replay_sources"]
 
@@ -42,7 +48,8 @@ __all__ = ["DeskFactory", "SignalDesk", "build_desk", "replay_sources"]
 class SignalDesk:
     """Signals on demand over `components`, which `async with desk:` keeps open.
 
-    Replay parts hold nothing, so an unopened desk still answers; live parts need opening.
+    Replay parts hold nothing, so an unopened desk still answers; live parts need opening. The
+    market clock is `data.default_at` in replay and the wall clock in live mode, unless given.
     """
 
     def __init__(
@@ -57,7 +64,7 @@ class SignalDesk:
         self._pipeline = pipeline
         self._candles = candles
         self._components = components
-        self._market_clock = market_clock or (lambda: config.data.default_at)
+        self._market_clock = market_clock or _default_clock(config)
         self._opened: AsyncExitStack | None = None
 
     async def start(self) -> None:
@@ -74,7 +81,11 @@ class SignalDesk:
 
     async def _check_symbols(self) -> None:
         # A symbol nobody can serve is a configuration mistake, refused once at start rather
-        # than failing every signal, status probe and cycle that touches it.
+        # than failing every signal, status probe and cycle that touches it. Live: the exchange
+        # source checks symbols against its markets when it starts; asking it again here would
+        # only make a start without network wait for it.
+        if self.live:
+            return
         missing = []
         for symbol in self.symbols:
             try:
@@ -108,6 +119,15 @@ class SignalDesk:
     @property
     def symbols(self) -> tuple[str, ...]:
         return self.config.symbols
+
+    @property
+    def live(self) -> bool:
+        return self.config.data.mode == "live"
+
+    @property
+    def credits(self) -> tuple[str, ...]:
+        """What this desk's sources ask to be credited for, in every signal's footer."""
+        return self._pipeline.credits()
 
     def resolve(self, text: str) -> str:
         """Canonical symbol from what a person typed; UserInputError with a hint otherwise."""
@@ -149,15 +169,21 @@ class SignalDesk:
             await self._pipeline.probe(symbol, self.now())
         return self.source_health()
 
-    async def signal(self, symbol: str, at: datetime | None = None) -> SignalResult:
+    async def signal(
+        self, symbol: str, at: datetime | None = None, *, deadline: float | None = None
+    ) -> SignalResult:
         """The signal at `at` (BadTimeError outside the candles), else at the market moment now
-        (NoSignalError outside the candles)."""
+        (NoSignalError outside the candles). Live sources answer for now: no range to check,
+        and no candles in time is NoSignalError from the pipeline. `deadline` (event-loop time) may
+        end the gathering of sources sooner than `pipeline.overall_deadline_s`."""
+        if self.live:
+            return await self._pipeline.run(symbol, at or self.now(), deadline=deadline)
         if at is None:
             at = self.now()
             await self._check_market_moment(symbol, at)
         else:
             await self.check_moment(symbol, at)
-        return await self._pipeline.run(symbol, at)
+        return await self._pipeline.run(symbol, at, deadline=deadline)
 
 
 class DeskFactory(Protocol):
@@ -186,13 +212,15 @@ def build_desk(
     engine: SentimentEngine | None = None,
     coordinator: Coordinator | None = None,
     market_clock: Callable[[], datetime] | None = None,
+    live_sources: LiveSourceFactories = LIVE_SOURCES,
 ) -> SignalDesk:
     """The desk `config` describes; injected parts replace what `config` would build.
 
-    ConfigError for `data.mode: live`, which arrives with the live-data release.
+    In live mode the sources come from `live_sources`, each behind the resilience layer;
+    ConfigError when this build has no exchange source.
     """
     if sources is None:
-        sources = _sources_for(config)
+        sources = _sources_for(config, live_sources)
     engine = engine or LexiconEngine()
     rules = RulesCoordinator(config.coordinator)
     coordinator = coordinator or _coordinator_for(config, rules)
@@ -214,7 +242,13 @@ def build_desk(
     return SignalDesk(config, pipeline, sources.candles, components, market_clock)
 
 
-def _sources_for(config: Config) -> Sources:
+def _default_clock(config: Config) -> Callable[[], datetime]:
+    if config.data.mode == "live":
+        return utcnow
+    return lambda: config.data.default_at
+
+
+def _sources_for(config: Config, live_sources: LiveSourceFactories) -> Sources:
     match config.data.mode:
         case "replay":
             replay_dir = config.data.replay_dir or DEFAULT_REPLAY_DIR
@@ -222,7 +256,7 @@ def _sources_for(config: Config) -> Sources:
                 raise ConfigError(f"data.replay_dir: {replay_dir} is not a folder")
             return replay_sources(replay_dir)
         case "live":
-            raise ConfigError("data.mode: live mode is not available in this version")
+            return live(config, live_sources)
 
 
 def _coordinator_for(config: Config, rules: RulesCoordinator) -> Coordinator:

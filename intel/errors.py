@@ -6,8 +6,11 @@
     │   ├── UnknownSymbolError
     │   └── BadTimeError
     ├── SourceError          retry or degrade: a data source failed or has nothing current
+    │   │                    (`retry_after_s`: how long the source asked us to wait, if it said)
     │   ├── NotRecordedError the recording has no data for this symbol or moment (expected)
-    │   └── NotConfiguredError a live source lacks its credentials (status: not_configured)
+    │   ├── PermanentSourceError  degrade, never retry: the answer will not change (HTTP 451)
+    │   ├── NotConfiguredError    degrade, never retry: the source is not set up (no credentials)
+    │   └── CircuitOpenError      degrade at once: the source failed repeatedly and rests
     └── NoSignalError        no signal possible: required data is unavailable (exit 3)
 
 Anything else escaping to the top is a bug (exit 1).
@@ -17,11 +20,13 @@ from __future__ import annotations
 
 __all__ = [
     "BadTimeError",
+    "CircuitOpenError",
     "ConfigError",
     "IntelError",
     "NoSignalError",
     "NotConfiguredError",
     "NotRecordedError",
+    "PermanentSourceError",
     "SourceError",
     "UnknownSymbolError",
     "UserInputError",
@@ -49,7 +54,15 @@ class BadTimeError(UserInputError):
 
 
 class SourceError(IntelError):
-    """A source failed or returned nothing current; the modality becomes unavailable."""
+    """A source failed or returned nothing current; the modality becomes unavailable.
+
+    `retry_after_s` carries a wait the source itself asked for (HTTP `Retry-After`); the
+    resilience layer waits that long before its next try instead of its own backoff.
+    """
+
+    def __init__(self, message: str = "", *, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class NotRecordedError(SourceError):
@@ -57,10 +70,17 @@ class NotRecordedError(SourceError):
     (status shows it as "not recorded"). The modality is unavailable all the same."""
 
 
+class PermanentSourceError(SourceError):
+    """The source refused in a way retrying cannot change (e.g. HTTP 451: not from this region)."""
+
+
 class NotConfiguredError(SourceError):
-    """A live source cannot run without credentials the environment does not hold; the message
-    names the variables to set. Nothing failed, and retrying will not help: the modality is
-    unavailable until they are set."""
+    """The source is not set up (no credentials, not in this build); the message says what is
+    missing. Never retried; status shows the source as "not_configured"."""
+
+
+class CircuitOpenError(SourceError):
+    """The source failed repeatedly; calls fail fast until its cool-down ends (status: "open")."""
 
 
 class NoSignalError(IntelError):

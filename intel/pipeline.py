@@ -1,9 +1,9 @@
 """One signal cycle: sources gathered concurrently, agents run concurrently, each with a timeout.
 
 A failing source or agent yields a Signal with that modality unavailable and the reason: never a
-crash, never a silent omission. Only missing price candles make a signal impossible. The
-coordinator runs under an outer deadline; if it fails or is late, the rules decide and the
-Signal's `notes` say why.
+crash, never a silent omission; the sources are gathered within `pipeline.overall_deadline_s`.
+Only missing price candles make a signal impossible. The coordinator runs under an outer deadline;
+if it fails or is late, the rules decide and the Signal's `notes` say why.
 """
 
 from __future__ import annotations
@@ -31,10 +31,12 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class SignalResult:
-    """The signal and the snapshot it was computed from (the chart draws the same data)."""
+    """The signal, the snapshot it was computed from (the chart draws the same data) and what
+    its sources ask to be credited for (the footer)."""
 
     signal: Signal
     snapshot: MarketSnapshot
+    credits: tuple[str, ...] = ()
 
 
 class SignalPipeline:
@@ -60,17 +62,22 @@ class SignalPipeline:
     def source_health(self) -> dict[str, SourceState]:
         return self._builder.source_health()
 
+    def credits(self) -> tuple[str, ...]:
+        return self._builder.credits()
+
     async def probe(self, symbol: str, now: datetime) -> MarketSnapshot:
         """Fetch every source for `symbol` at `now` (updates health) without running agents."""
         return await self._builder.build(symbol, now)
 
-    async def run(self, symbol: str, now: datetime) -> SignalResult:
-        snapshot = await self._builder.build(symbol, now)
+    async def run(
+        self, symbol: str, now: datetime, *, deadline: float | None = None
+    ) -> SignalResult:
+        snapshot = await self._builder.build(symbol, now, deadline=deadline)
         if isinstance(snapshot.candles, Unavailable):
             raise NoSignalError(f"no signal for {symbol}: {snapshot.candles.reason}")
         reports = await asyncio.gather(*(self._run_agent(a, snapshot) for a in self._agents))
         signal = await self._decide(symbol, now, {r.agent: r for r in reports}, snapshot.candles)
-        return SignalResult(signal=signal, snapshot=snapshot)
+        return SignalResult(signal=signal, snapshot=snapshot, credits=self._builder.credits())
 
     async def _decide(
         self, symbol: str, now: datetime, reports: Mapping[str, AgentReport], candles: CandleSeries

@@ -210,13 +210,36 @@ def test_a_bad_environment_override_is_bad_input(capsys, monkeypatch) -> None:
     assert "pipeline.source_timeout_s" in assert_one_line_error(err)
 
 
-@pytest.mark.parametrize("command", [["signal", "btc"], ["status"], ["run", "--no-console"]])
-def test_live_mode_is_refused_at_start_as_bad_config(capsys, monkeypatch, command) -> None:
+LIVE_COMMANDS = [["signal", "btc"], ["status"], ["run", "--no-console"]]
+
+
+@pytest.mark.parametrize("command", LIVE_COMMANDS)
+def test_live_mode_without_the_exchange_source_is_refused_at_start(
+    capsys, monkeypatch, command
+) -> None:
     monkeypatch.setenv("BOT__DATA__MODE", "live")
     code, _, err = cli(capsys, *command, "--db", "bot.db")
     assert code == 2
-    assert "live mode is not available in this version" in assert_one_line_error(err)
+    assert "live mode needs the exchange source, not in this build" in assert_one_line_error(err)
     assert not Path("bot.db").exists()  # refused before anything was created
+
+
+@pytest.mark.parametrize("command", LIVE_COMMANDS)
+def test_the_live_flag_asks_for_live_mode(capsys, command) -> None:
+    code, _, err = cli(capsys, *command, "--live", "--db", "bot.db")
+    assert code == 2
+    assert "live mode needs the exchange source" in assert_one_line_error(err)
+    assert not Path("bot.db").exists()
+
+
+@pytest.mark.parametrize("live", [["--live"], []])
+def test_at_with_live_is_bad_input(capsys, monkeypatch, live) -> None:
+    if not live:
+        monkeypatch.setenv("BOT__DATA__MODE", "live")
+    code, _, err = cli(capsys, "signal", "btc", "--at", "2025-10-06T16:00Z", *live)
+    assert code == 2
+    assert "--at" in assert_one_line_error(err)
+    assert "--live" in err
 
 
 def test_a_coordinator_this_version_lacks_is_bad_config(capsys, monkeypatch) -> None:

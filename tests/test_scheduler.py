@@ -8,6 +8,7 @@ followed symbol once, isolates failures and remembers when it ran.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -266,3 +267,42 @@ async def test_first_run_is_now_when_overdue_else_one_interval_after_the_last(st
     assert await scheduler.first_run_at() == clock()  # due exactly now
     clock.advance(3 * 86400)
     assert await scheduler.first_run_at() == clock()  # days overdue: now, once
+
+
+class BusyDesk:
+    """Symbols whose signals take `delay_s` each (the real BTC signal, renamed); counts how many
+    are computing at once."""
+
+    def __init__(self, desk: SignalDesk, symbols: tuple[str, ...], delay_s: float) -> None:
+        self._desk = desk
+        self.symbols = symbols
+        self._delay_s = delay_s
+        self.running = 0
+        self.peak = 0
+
+    def now(self) -> datetime:
+        return datetime(2025, 9, 30, 4, tzinfo=UTC)
+
+    async def signal(self, symbol: str, at: datetime | None = None) -> SignalResult:
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        try:
+            await asyncio.sleep(self._delay_s)
+            result = await self._desk.signal(BTC, at)
+        finally:
+            self.running -= 1
+        return dataclasses.replace(result, signal=dataclasses.replace(result.signal, symbol=symbol))
+
+
+async def test_cycle_computes_symbols_concurrently_within_the_configured_bound(real_desk, store):
+    symbols = tuple(f"{name}/USDT" for name in ("AAA", "BBB", "CCC", "DDD", "EEE", "FFF"))
+    desk = BusyDesk(real_desk, symbols, delay_s=0.1)
+    config = config_with(alerts__dwell_cycles="1", schedule__max_concurrent_symbols="2")
+    cycle = SignalCycle(desk, store, config, fixed_chart, lambda: None)  # type: ignore[arg-type]
+    await store.subscribe("console", "console", ())
+    result = await cycle.run_once()
+    assert result.computed == symbols  # recorded in symbol order
+    assert desk.peak == 2  # concurrent (not one by one), never more than the bound
+    for symbol in symbols:
+        stored = await store.last_signal(symbol)
+        assert stored is not None

@@ -7,6 +7,7 @@ data speaks for. The guard under test: a cached answer is never served to an ear
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -163,6 +164,28 @@ async def test_each_symbol_has_its_own_cache_entry() -> None:
         ]
     assert isinstance(snapshot.candles, CandleSeries)
     assert snapshot.candles.symbol == "ETH/USDT"
+
+
+async def test_fear_and_greed_is_fetched_once_for_all_symbols() -> None:
+    source = RecordingSource()
+    shared = builder(source)
+    await shared.build("BTC/USDT", T)
+    await shared.build("ETH/USDT", T)
+    assert source.asked("fear_greed") == [T]  # market-wide: one cache entry
+    assert [name for name in shared.source_health() if name.startswith("fear_greed")] == [
+        "fear_greed"
+    ]
+
+
+async def test_symbols_built_concurrently_share_one_call_for_market_wide_data() -> None:
+    source = RecordingSource()
+    config = Config().model_copy(
+        update={"cache_ttl_s": Config().cache_ttl_s.model_copy(update={"fear_greed": 0})}
+    )
+    shared = builder(source, config)  # no cache: only the shared call in flight can join
+    await asyncio.gather(shared.build("BTC/USDT", T), shared.build("ETH/USDT", T))
+    assert source.asked("fear_greed") == [T]
+    assert len(source.asked("candles")) == 2
 
 
 @pytest.mark.parametrize("modality", MODALITIES)

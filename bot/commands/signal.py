@@ -246,7 +246,7 @@ def signal_reply(outcome: SignalOutcome) -> Reply:
     base = base_asset(signal.symbol).lower()
     next_step = f"`watch add {base}` to follow {signal.symbol}, then `alerts 60` for a DM"
     return Reply(
-        text=render_text(signal),
+        text=render_text(signal, outcome.result.credits),
         fields=modality_fields(signal),
         chart_png=outcome.chart_png,
         signal=signal,

@@ -6,7 +6,7 @@ that every surface shows the same figures the same way.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from intel.features import BookWall, Features, OrderBookFeatures, SentimentFeatures, WhaleFeatures
@@ -15,7 +15,7 @@ from intel.textfmt import format_age, format_usd
 
 __all__ = [
     "ACTION_EMOJI",
-    "CREDITS",
+    "DEFAULT_CREDITS",
     "MODALITY_TITLES",
     "beyond_book",
     "book_reach_label",
@@ -36,7 +36,8 @@ MODALITY_TITLES: Mapping[str, str] = {
     "orderbook": "Order book",
     "sentiment": "Sentiment",
 }
-CREDITS = "Fear & Greed: Alternative.me · whale flows: Whale Alert"
+# The replay sources' credits; a desk's own come from its sources (`SignalDesk.credits`).
+DEFAULT_CREDITS = ("Fear & Greed: Alternative.me", "whale flows: Whale Alert")
 # The band whose imbalance is shown: the first of these the report has.
 _SHOWN_IMBALANCE_BANDS_PCT = (0.5, 0.1, 1.0, 2.0)
 
@@ -206,8 +207,9 @@ def _plan_lines(signal: Signal) -> list[str]:
     return lines
 
 
-def render_text(signal: Signal) -> str:
-    """The console/CLI text of a signal: what, how sure, why and how fresh, in a few lines."""
+def render_text(signal: Signal, credits: Sequence[str] = DEFAULT_CREDITS) -> str:
+    """The console/CLI text of a signal: what, how sure, why and how fresh, in a few lines;
+    the footer credits `credits`, the data sources the signal was made from."""
     header = (
         f"{ACTION_EMOJI.get(signal.action, '')} {signal.action.value} {signal.symbol}"
         f" · confidence {signal.confidence}/100 · {coordinator_label(signal)}"
@@ -223,5 +225,5 @@ def render_text(signal: Signal) -> str:
         f"Market moment {format_moment(signal.as_of)}"
         f" · created {signal.created_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
     )
-    lines.append(f"{CREDITS} · Not financial advice.")
+    lines.append(" · ".join((*credits, "Not financial advice.")))
     return "\n".join(lines)

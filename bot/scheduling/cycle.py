@@ -11,6 +11,7 @@ last run stopped) is not computed again: the same data would only repeat the sam
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from bot.storage.base import (
 )
 from intel.desk import SignalDesk
 from intel.errors import UserInputError
+from intel.pipeline import SignalResult
 from intel.timeutil import iso, parse_time, utcnow
 
 if TYPE_CHECKING:  # at run time it would load matplotlib into `status`, which reads this module
@@ -87,14 +89,27 @@ class SignalCycle:
         self._wall_clock = wall_clock
 
     async def run_once(self) -> CycleResult:
-        """Compute every followed symbol once at the current market moment; never raises."""
+        """Compute every followed symbol once at the current market moment; never raises.
+
+        Signals are computed concurrently, at most `schedule.max_concurrent_symbols` at once
+        (each source's rate limit paces its own calls); they are recorded one by one, in symbol
+        order, so alerts and the store see the same sequence as before.
+        """
         market_at = self._desk.now().replace(microsecond=0)
         computed: list[str] = []
         failed: list[str] = []
         deliveries = 0
-        for symbol in sorted(await self.followed_symbols()):
+        symbols = sorted(await self.followed_symbols())
+        slots = asyncio.Semaphore(self._config.schedule.max_concurrent_symbols)
+        results = await asyncio.gather(
+            *(self._compute(symbol, market_at, slots) for symbol in symbols),
+            return_exceptions=True,
+        )
+        for symbol, outcome in zip(symbols, results, strict=True):
             try:
-                sent = await self._run_symbol(symbol, market_at)
+                if isinstance(outcome, BaseException):
+                    raise outcome
+                sent = None if outcome is None else await self._record(symbol, outcome)
             except Exception:  # one symbol's failure must not stop the others
                 log.exception("cycle_symbol_failed", symbol=symbol, market_at=iso(market_at))
                 failed.append(symbol)
@@ -126,12 +141,18 @@ class SignalCycle:
                 return set(self._desk.symbols)
         return followed & set(self._desk.symbols)
 
-    async def _run_symbol(self, symbol: str, market_at: datetime) -> int | None:
-        """Compute, plan and record one symbol; the number of deliveries, None when skipped."""
+    async def _compute(
+        self, symbol: str, market_at: datetime, slots: asyncio.Semaphore
+    ) -> SignalResult | None:
+        """The symbol's signal at `market_at`; None when already computed for that moment."""
         last = await self._store.last_signal(symbol)
         if last is not None and last.signal.as_of >= market_at:
             return None
-        result = await self._desk.signal(symbol, market_at)
+        async with slots:
+            return await self._desk.signal(symbol, market_at)
+
+    async def _record(self, symbol: str, result: SignalResult) -> int:
+        """Plan and record one computed signal; the number of deliveries."""
         signal = result.signal
         before = await self._store.call_state(symbol)
         state = advance_call(before, signal, self._config.alerts)  # the dwell and hysteresis

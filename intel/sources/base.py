@@ -14,6 +14,12 @@ half-built behind and the next call simply tries again. A source that skips reco
 `SkipsRecords.skipped_records`; the snapshot builder appends those notes to the source's health
 (shown by `status`), whether the call succeeded or not. Only when nothing usable is left does the
 call raise `SourceError`, and the modality becomes unavailable with that reason.
+
+Live sources. A live source makes one try per call and says how it failed; retries, rate limits,
+timeouts and the circuit breaker are the resilience layer's (`intel.sources.resilience`), which
+live mode puts around every source. It raises `SourceError` for what may pass (with
+`retry_after_s` when the API sent `Retry-After`), `PermanentSourceError` for what will not (HTTP
+451) and `NotConfiguredError` when it is not set up (no credentials), from `start` or any call.
 """
 
 from __future__ import annotations

@@ -16,6 +16,8 @@ __all__ = ["ReplayFearGreedSource"]
 
 
 class ReplayFearGreedSource(NoResources):
+    credit = "Fear & Greed: Alternative.me"  # the signal footer's data credit
+
     def __init__(self, replay_dir: Path) -> None:
         self._path = replay_dir / "fear_greed.csv"
         self._times_ms: list[int] = []

@@ -25,6 +25,8 @@ CREDIT = "via Whale Alert's public channel"
 
 
 class ReplayWhaleSource(NoResources):
+    credit = "whale flows: Whale Alert"  # the signal footer's data credit
+
     def __init__(self, replay_dir: Path) -> None:
         self._dir = replay_dir / "whales"
         self._coverage: dict[str, tuple[int, int]] | None = None

@@ -1,0 +1,69 @@
+"""Live mode's sources: the concrete clients from their factories, each behind its own guard of
+the resilience layer, and whales not configured (no on-chain source yet).
+
+`LIVE_SOURCES` is the one place the concrete sources are plugged in. Without an exchange source
+live mode is refused at start; a missing Fear & Greed or Reddit source leaves that part of the
+sentiment "not configured".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from intel.config import Config
+from intel.errors import ConfigError
+from intel.snapshot import Sources
+from intel.sources.base import CandleSource, FearGreedSource, OrderBookSource, PostSource
+from intel.sources.resilience import SourceGuard, Timing, resilient
+from intel.sources.unconfigured import NotConfiguredSource
+
+__all__ = ["LIVE_SOURCES", "NO_WHALE_DATA", "ExchangeSourceLike", "LiveSourceFactories", "live"]
+
+# Every live signal says this: the rules need a whale score for BUY or SELL.
+NO_WHALE_DATA = "no whale data — BUY/SELL need it"
+
+
+class ExchangeSourceLike(CandleSource, OrderBookSource, Protocol):
+    """One exchange client serves candles and order books (one guard, one breaker)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LiveSourceFactories:
+    """How each live source is made from the configuration; None: not in this build."""
+
+    exchange: Callable[[Config], ExchangeSourceLike] | None = None
+    fear_greed: Callable[[Config], FearGreedSource] | None = None
+    posts: Callable[[Config], PostSource] | None = None
+
+
+# The concrete clients of this build (none yet: live mode refuses to start, honestly).
+LIVE_SOURCES = LiveSourceFactories()
+
+
+def live(
+    config: Config, factories: LiveSourceFactories = LIVE_SOURCES, timing: Timing | None = None
+) -> Sources:
+    """Every modality from the live sources, each behind the guard its config section sets."""
+    if factories.exchange is None:
+        raise ConfigError("data.mode: live mode needs the exchange source, not in this build")
+    policies = config.resilience
+    exchange = resilient(
+        factories.exchange(config), SourceGuard("exchange", policies.exchange, timing)
+    )
+    fear_greed: FearGreedSource = NotConfiguredSource("Fear & Greed source not in this build")
+    if factories.fear_greed is not None:
+        fear_greed = resilient(
+            factories.fear_greed(config), SourceGuard("fear_greed", policies.fear_greed, timing)
+        )
+    posts: PostSource = NotConfiguredSource("Reddit source not in this build")
+    if factories.posts is not None:
+        posts = resilient(factories.posts(config), SourceGuard("reddit", policies.reddit, timing))
+    return Sources(
+        candles=exchange,
+        orderbook=exchange,
+        whales=NotConfiguredSource(NO_WHALE_DATA),
+        posts=posts,
+        fear_greed=fear_greed,
+    )
