@@ -35,6 +35,7 @@ __all__ = [
     "CAPTION_LIMIT",
     "MESSAGE_LIMIT",
     "TelegramSignal",
+    "plain_text",
     "reply_messages",
     "signal_messages",
     "telegram_length",
@@ -50,6 +51,7 @@ _HEAD_MAX = CAPTION_LIMIT - 300  # what the thesis keeps at least
 _CAPTION_FIGURES = 2  # figures per modality in the caption; all of them follow in the text
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _CODE_SPAN = re.compile(r"`([^`\n]+)`")
+_TAG = re.compile(r"</?[a-z-]+>")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,12 @@ class _Line:
 def telegram_length(text: str) -> int:
     """Length as Telegram counts it: UTF-16 code units."""
     return len(text.encode("utf-16-le")) // 2
+
+
+def plain_text(message_html: str) -> str:
+    """A rendered message as plain text (the fallback when Telegram cannot parse it): the
+    renderer's own tags dropped, entities decoded; every `<` of the text itself was escaped."""
+    return html.unescape(_TAG.sub("", message_html))
 
 
 def signal_messages(
