@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +31,7 @@ from intel.desk import SignalDesk, build_desk
 from tests.factories import make_signal
 from tests.telegram_html import check_telegram_html, utf16_length
 
+ROOT = Path(__file__).resolve().parents[1]
 CONFIG = load_config(env={}, model=BotConfig)
 GROUP = -1001234567890
 ADMIN, MEMBER = 501, 502
@@ -277,3 +283,35 @@ async def test_a_rejected_token_fails_start_in_one_clear_error(api, store):
     with pytest.raises(PermanentDeliveryError, match="rejected the token"):
         await telegram.start(lambda request: asyncio.sleep(0, Reply(text="")))
     await telegram.close()
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_run_exits_2_in_one_line_when_the_only_token_cannot_start(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BOT__", "DISCORD"))}
+    token = "123456:tg-REJECTED-token"
+    env.update(
+        TELEGRAM_TOKEN=token,
+        TELEGRAM_BASE_URL=f"http://127.0.0.1:{closed_port()}/bot",
+        PYTHONPATH=str(ROOT),
+        MPLBACKEND="Agg",
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "run", "--no-console", "--db", str(tmp_path / "bot.db")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    failures = [line for line in proc.stderr.splitlines() if "transport_start_failed" in line]
+    assert len(failures) == 1
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: no chat transport could start")
+    assert token not in proc.stdout + proc.stderr
