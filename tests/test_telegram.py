@@ -24,7 +24,7 @@ from bot.delivery.sender import OutboxSender
 from bot.logs import Redactor
 from bot.storage.base import Delivery, DeliveryKind
 from bot.transports.base import OutMessage, PermanentDeliveryError
-from bot.transports.fake_telegram import FakeBotApi
+from bot.transports.fake_telegram import FakeBotApi, FloodLimits
 from bot.transports.telegram import TelegramTransport, sender_limits
 from intel.config import load_config
 from intel.desk import SignalDesk, build_desk
@@ -33,6 +33,7 @@ from tests.telegram_html import check_telegram_html, utf16_length
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = load_config(env={}, model=BotConfig)
+FAST = TransportLimits(overall_per_s=300, per_chat_per_s=20, per_group_per_min=1200)
 GROUP = -1001234567890
 ADMIN, MEMBER = 501, 502
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -58,7 +59,7 @@ async def api() -> AsyncIterator[FakeBotApi]:
 async def transport(api, store, desk) -> AsyncIterator[TelegramTransport]:
     router = CommandRouter(desk, store, CONFIG, no_status)
     telegram = TelegramTransport(
-        api.token, store, limits=CONFIG.delivery.telegram, base_url=api.base_url, polling=False
+        api.token, store, limits=FAST, base_url=api.base_url, polling=False
     )
     await telegram.start(router.handle)
     yield telegram
@@ -315,3 +316,28 @@ def test_run_exits_2_in_one_line_when_the_only_token_cannot_start(tmp_path):
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("error: no chat transport could start")
     assert token not in proc.stdout + proc.stderr
+
+
+async def test_messages_to_one_chat_keep_its_per_second_limit(api, store):
+    """Replies and alerts share one pacer per chat: the fake refuses a second message to a chat
+    within 1 / per_chat_per_s, so any 429 here means the pacing failed."""
+    api.limits = FloodLimits(per_chat_per_s=4)
+    telegram = TelegramTransport(
+        api.token,
+        store,
+        limits=TransportLimits(per_chat_per_s=4),
+        base_url=api.base_url,
+        polling=False,
+        max_retries=0,
+    )
+    await telegram.start(lambda request: asyncio.sleep(0, Reply(text="")))
+    try:
+        await asyncio.gather(telegram.send("77", alert()), telegram.send("77", alert("again")))
+        await feed(telegram, command("/start", chat_id=77, user_id=77))
+    finally:
+        await telegram.close()
+    sent = api.sent("77")
+    assert len(sent) == 5  # two alerts of photo + text, one welcome
+    assert not [r for r in api.requests if r.status == 429]
+    gaps = [later.at_s - earlier.at_s for earlier, later in itertools.pairwise(sent)]
+    assert min(gaps) >= 0.25 - 0.02

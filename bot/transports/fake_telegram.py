@@ -75,6 +75,8 @@ class FloodLimits:
 
     overall_per_s: float | None = None
     per_chat_per_s: float | None = None
+    # Telegram measures arrival: sends this close to a window's edge count as outside it.
+    tolerance_s: float = 0.02
 
 
 @dataclass
@@ -91,11 +93,13 @@ class FakeBotApi:
     # The next N sends are refused with 429 and this retry_after (seconds; may be sub-second).
     flood_next: int = 0
     flood_retry_after_s: float = 0.2
+    flood_every: int = 0  # also refuse every Nth send this way (0: never)
     requests: list[FakeRequest] = field(default_factory=list)
     _runner: web.AppRunner | None = None
     _port: int = 0
     _file_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _message_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    _sends: int = 0
     _overall: deque[float] = field(default_factory=deque)
     _per_chat: dict[str, deque[float]] = field(default_factory=dict)
 
@@ -192,13 +196,14 @@ class FakeBotApi:
 
     def _flood(self, chat_id: str, now: float) -> float | None:
         """The retry_after of a 429 when this send is over a limit, else None (send counted)."""
-        if self.flood_next > 0:
-            self.flood_next -= 1
+        self._sends += 1
+        if self.flood_next > 0 or (self.flood_every and self._sends % self.flood_every == 0):
+            self.flood_next = max(0, self.flood_next - 1)
             return self.flood_retry_after_s
         chat = self._per_chat.setdefault(chat_id, deque())
         windows = ((self._overall, self.limits.overall_per_s), (chat, self.limits.per_chat_per_s))
         for sent, limit in windows:
-            while sent and sent[0] <= now - 1.0:
+            while sent and sent[0] <= now - 1.0 + self.limits.tolerance_s:
                 sent.popleft()
             if limit is not None and len(sent) >= limit:
                 # Whole seconds, rounded up, as Telegram answers; tests use sub-second floods.
