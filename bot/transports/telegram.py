@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -265,10 +266,8 @@ class TelegramTransport:
 
     def _reply_parts(self, reply: Reply, intro: str = "") -> list[_Part]:
         if reply.signal is None:
-            texts = reply_messages(reply)
-            if intro:
-                texts = reply_messages(Reply(text=f"{intro}\n{reply.text}", fields=reply.fields))
-            return [_Part(text) for text in texts]
+            text = f"{intro}\n{reply.text}" if intro else reply.text
+            return [_Part(html) for html in reply_messages(dataclasses.replace(reply, text=text))]
         follow = [f"Next: {reply.extra['next']}"] if reply.extra.get("next") else []
         rendered = signal_messages(reply.signal, intro, follow)
         first = _Part(rendered.caption, reply.chart_png)
