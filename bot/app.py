@@ -40,17 +40,19 @@ from bot.scheduling.scheduler import CycleScheduler, real_interval_s
 from bot.storage.base import DeliveryKind, OutboxItem, Store, StoredSignal
 from bot.storage.lock import DatabaseLock
 from bot.storage.sqlite import SqliteStore
-from bot.transports.base import CommandHandler, OutMessage, Transport
+from bot.transports.base import CommandHandler, DeliveryError, OutMessage, Transport
 from bot.transports.console import ConsoleTransport, greeting_text
+from bot.transports.telegram import TelegramTransport, sender_limits
 from intel.config import Secrets
 from intel.desk import DeskFactory, SignalDesk, build_desk
+from intel.errors import UserInputError
 from intel.timeutil import iso, utcnow
 
 __all__ = ["build_message", "run_bot"]
 
 SENDER_STOP_GRACE_S = 30.0
 # Chat platforms this build has no transport for: a token for one is reported, not used.
-UNAVAILABLE_TRANSPORTS = (("Discord", "discord_token"), ("Telegram", "telegram_token"))
+UNAVAILABLE_TRANSPORTS = (("Discord", "discord_token"),)
 
 log = structlog.get_logger(__name__)
 
@@ -86,7 +88,13 @@ async def run_bot(
     _log_unavailable_transports(secrets)
     clock_ref: list[MarketClock] = []  # the desk needs the clock; the clock needs the desk's data
     desk = desk_factory(config, market_clock=lambda: clock_ref[0].now())  # refuses a bad mode
-    transports = list(extra_transports)
+    store = SqliteStore(
+        config.storage.db_path,
+        backoff_base_s=config.delivery.backoff_base_s,
+        backoff_max_s=config.delivery.backoff_max_s,
+    )
+    await store.open()  # first: a bad path is reported as such, not as a lock problem
+    transports = [*extra_transports, *_chat_transports(config, secrets, store)]
     chat: ConsoleTransport | None = None
     if console and not transports:
         chat = ConsoleTransport(
@@ -97,12 +105,6 @@ async def run_bot(
             max_chart_files=config.console.max_chart_files,
         )
         transports.append(chat)
-    store = SqliteStore(
-        config.storage.db_path,
-        backoff_base_s=config.delivery.backoff_base_s,
-        backoff_max_s=config.delivery.backoff_max_s,
-    )
-    await store.open()  # first: a bad path is reported as such, not as a lock problem
     lock = DatabaseLock(config.storage.db_path)
     try:
         lock.acquire()
@@ -136,7 +138,7 @@ async def _assemble(
     sender = OutboxSender(
         store,
         {t.name: t for t in transports},
-        {t.name: getattr(config.delivery, t.name, TransportLimits()) for t in transports},
+        {t.name: _sender_limits(config, t.name) for t in transports},
         concurrency=config.delivery.concurrency,
         build_message=partial(build_message, Redactor(secrets.values()), credits=desk.credits),
         poll_interval_s=config.delivery.poll_interval_s,
@@ -150,6 +152,26 @@ async def _assemble(
     )
     scheduler = CycleScheduler(partial(_cycle_and_record, cycle, recorder), store, interval_s)
     return _Bot(config, store, desk, clock, chart, sender, scheduler, transports, chat, recorder)
+
+
+def _chat_transports(config: BotConfig, secrets: Secrets, store: Store) -> list[Transport]:
+    """Every chat platform whose token is set (each starts, or fails alone, in `_serve`)."""
+    if not secrets.telegram_token:
+        return []
+    telegram = TelegramTransport(
+        secrets.telegram_token,
+        store,
+        limits=config.delivery.telegram,
+        base_url=secrets.telegram_base_url,
+    )
+    return [telegram]
+
+
+def _sender_limits(config: BotConfig, transport: str) -> TransportLimits:
+    limits = getattr(config.delivery, transport, TransportLimits())
+    # PTB's AIORateLimiter paces Telegram's overall and group budgets per API call; a second
+    # limiter on the same budgets would double the waits (bot.transports.telegram).
+    return sender_limits(limits) if transport == TelegramTransport.name else limits
 
 
 async def _cycle_and_record(cycle: SignalCycle, recorder: StateRecorder) -> CycleResult:
@@ -173,6 +195,10 @@ async def _serve(bot: _Bot, redactor: Redactor, stop: asyncio.Event) -> None:
         if bot.console is not None:
             bot.console.notice(_greeting(bot))
         started = await _start_transports(bot.transports, handler)
+        if bot.transports and not started and bot.console is None:
+            raise UserInputError(
+                "no chat transport could start (see the log line above); check the tokens"
+            )
         await bot.recorder.started(started)
         _watch_clock_end(loop, bot.clock)
         log.info("bot_started", transports=started, clock=bot.clock.describe())
@@ -204,6 +230,9 @@ async def _start_transports(transports: Sequence[Transport], handler: CommandHan
     for transport in transports:
         try:
             await transport.start(handler)
+        except DeliveryError as exc:  # a rejected token or an unreachable platform: one line
+            log.error("transport_start_failed", transport=transport.name, reason=str(exc))
+            continue
         except Exception:  # one chat platform failing must not keep the others down
             log.exception("transport_start_failed", transport=transport.name)
             continue
@@ -302,6 +331,7 @@ def build_message(
         fields=modality_fields(signal),
         chart_png=stored.chart_png,
         signal=signal,
+        credits=tuple(credits),
     )
     return OutMessage(
         intro=redactor.redact(item.intro),

@@ -33,6 +33,9 @@ FAKE_ENV = {
     "GROQ_API_KEY": "gsk_fake_groq_key_0123456789",
 }
 SECRETS = Secrets.from_env(FAKE_ENV)
+# With a Telegram token `run` serves Telegram instead of the console (tests/test_telegram.py).
+CONSOLE_ENV = {k: v for k, v in FAKE_ENV.items() if k != "TELEGRAM_TOKEN"}
+TYPED_SECRET = "rd-FAKE-secret-42"  # short enough to be echoed whole in an error reply
 
 
 async def no_chart(signal: object, snapshot: object) -> bytes | None:
@@ -130,25 +133,34 @@ async def test_replies_are_redacted(tmp_path, captured_logs):
     lines = "".join(
         f"{line}\n"
         for line in (
-            f"signal {FAKE_ENV['TELEGRAM_TOKEN']}",
-            f"watch add {FAKE_ENV['TELEGRAM_TOKEN']}",
-            f"help {FAKE_ENV['TELEGRAM_TOKEN']}",
+            f"signal {TYPED_SECRET}",
+            f"watch add {TYPED_SECRET}",
+            f"help {TYPED_SECRET}",
             "status",
         )
     )
     stdout = io.StringIO()
     assert (
-        await run_bot(config, SECRETS, console=True, stdin=io.StringIO(lines), stdout=stdout) == 0
+        await run_bot(
+            config,
+            Secrets.from_env(CONSOLE_ENV | {"REDDIT_CLIENT_SECRET": TYPED_SECRET}),
+            console=True,
+            stdin=io.StringIO(lines),
+            stdout=stdout,
+        )
+        == 0
     )
     out = stdout.getvalue()
     assert "<redacted>" in out
+    assert TYPED_SECRET not in out
     assert_clean(out)
     assert_clean(captured_logs.getvalue())
 
 
 def test_run_with_tokens_never_prints_them(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOT__")}
-    env.update(FAKE_ENV, PYTHONPATH=str(ROOT), MPLBACKEND="Agg", BOT__DEMO__SPEED="7200")
+    env.pop("TELEGRAM_TOKEN", None)
+    env.update(CONSOLE_ENV, PYTHONPATH=str(ROOT), MPLBACKEND="Agg", BOT__DEMO__SPEED="7200")
     commands = "help\nsignal btc\nsubscribe\nwatch add eth\nalerts 50\nstatus\n"
     proc = subprocess.run(
         [sys.executable, "-m", "bot", "run", "--debug", "--db", str(tmp_path / "bot.db")],

@@ -41,6 +41,7 @@ class Reply:
     fields: tuple[Field, ...] = ()
     chart_png: bytes | None = None
     signal: Signal | None = None  # set when the reply is a signal (Discord builds an embed)
+    credits: tuple[str, ...] = ()  # the signal's data credits; empty: the replay sources'
     is_error: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 

@@ -14,8 +14,11 @@ __all__ = ["CHATS_NOTE", "HelpCommands"]
 
 USAGE = "help [COMMAND]"
 _FIRST_STEPS = ("signal", "watch", "alerts")
-# Only what this build does: it has no Discord or Telegram transport, so no token connects one.
-CHATS_NOTE = "This build chats in the console only: it has no Discord or Telegram transport."
+# Only what this build does: a Telegram token connects Telegram; it has no Discord transport.
+CHATS_NOTE = (
+    "Chats: the console, or Telegram when TELEGRAM_TOKEN is set (README: Telegram); "
+    "this build has no Discord transport."
+)
 
 
 class HelpCommands:

@@ -250,5 +250,6 @@ def signal_reply(outcome: SignalOutcome) -> Reply:
         fields=modality_fields(signal),
         chart_png=outcome.chart_png,
         signal=signal,
+        credits=tuple(outcome.result.credits),
         extra={"next": next_step},
     )

@@ -26,6 +26,10 @@ __all__ = [
     "format_score",
     "format_usd",
     "is_touch",
+    "modality_figures",
+    "modality_status",
+    "modality_title",
+    "ordered_reports",
     "render_text",
     "shown_walls",
 ]
@@ -155,7 +159,8 @@ def _figures(features: Features | None) -> list[str]:
             return []
 
 
-def _status_note(report: AgentReport) -> str | None:
+def modality_status(report: AgentReport) -> str | None:
+    """Why a modality is degraded or unavailable (with its age), or None when it is ok."""
     if report.status is ReportStatus.OK:
         return None
     note = f"{report.status.value}: {report.reason or 'no reason given'}"
@@ -164,20 +169,29 @@ def _status_note(report: AgentReport) -> str | None:
     return f"{note} (age {format_age(report.age_s)})"
 
 
-def modality_line(key: str, report: AgentReport) -> str:
-    """One line per agent: title, score, the figures behind it, notes and any degradation."""
-    title = MODALITY_TITLES.get(key, key.replace("_", " ").capitalize())
+def modality_title(key: str) -> str:
+    return MODALITY_TITLES.get(key, key.replace("_", " ").capitalize())
+
+
+def modality_figures(report: AgentReport) -> list[str]:
+    """The figures behind an agent's score, most telling first, then its engine and notes."""
     parts = _figures(report.features)
     if report.engine:
         parts.append(f"engine {report.engine}")
     parts.extend(report.notes)
-    status = _status_note(report)
+    return parts
+
+
+def modality_line(key: str, report: AgentReport) -> str:
+    """One line per agent: title, score, the figures behind it, notes and any degradation."""
+    parts = modality_figures(report)
+    status = modality_status(report)
     if status:
         parts.append(status)
-    return f"{title:<11} {format_score(report.score):>4}  " + " · ".join(parts)
+    return f"{modality_title(key):<11} {format_score(report.score):>4}  " + " · ".join(parts)
 
 
-def _ordered_reports(reports: Mapping[str, AgentReport]) -> list[tuple[str, AgentReport]]:
+def ordered_reports(reports: Mapping[str, AgentReport]) -> list[tuple[str, AgentReport]]:
     known = [(key, reports[key]) for key in MODALITY_TITLES if key in reports]
     return known + [(key, r) for key, r in reports.items() if key not in MODALITY_TITLES]
 
@@ -215,7 +229,7 @@ def render_text(signal: Signal, credits: Sequence[str] = DEFAULT_CREDITS) -> str
         f" · confidence {signal.confidence}/100 · {coordinator_label(signal)}"
     )
     lines = [header, "", signal.thesis.strip(), ""]
-    lines.extend(modality_line(key, report) for key, report in _ordered_reports(signal.reports))
+    lines.extend(modality_line(key, report) for key, report in ordered_reports(signal.reports))
     lines.extend(_missing_lines(signal.reports))
     lines.append("")
     lines.extend(_plan_lines(signal))

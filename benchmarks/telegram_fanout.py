@@ -1,0 +1,140 @@
+"""Fan-out of one alert (photo + text = 2 messages per chat) to many Telegram chats through the
+real outbox sender, the real Telegram transport (python-telegram-bot) and the fake Bot API.
+
+    .venv/bin/python benchmarks/telegram_fanout.py [--chats 2000] [--scale 10] [--stacked]
+
+Telegram's limits (30 messages/s overall, 1/s per chat, 20/min per group) are all multiplied by
+`--scale`, so that the run takes seconds (the floor is 2 x chats / (30 x scale)); the fake allows
+exactly that in any sliding second, answering 429 with a retry_after when exceeded, and also
+refuses every `--flood-every`th send with a 429 of `--flood-retry-s`. `--stacked` also gives the
+sender those limits, as a second limiter on top of the transport's (the design rejected).
+Prints total time vs the floor (target <= 1.1x), 429s, lost and duplicate messages, uploads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import structlog
+
+from bot.app import build_message
+from bot.config import BotConfig, TransportLimits
+from bot.delivery import OutboxSender
+from bot.logs import Redactor
+from bot.render.chart_task import ChartRenderer
+from bot.storage.base import Delivery, DeliveryKind
+from bot.storage.sqlite import SqliteStore
+from bot.transports.fake_telegram import FakeBotApi, FloodLimits
+from bot.transports.telegram import TelegramTransport, sender_limits
+from intel.config import load_config
+from intel.desk import build_desk
+
+SYMBOL = "BTC/USDT"
+
+
+async def real_alert(config: BotConfig) -> tuple[object, bytes | None]:
+    """The desk's BTC/USDT signal at the default moment, and its chart."""
+    async with build_desk(config) as desk:
+        result = await desk.signal(SYMBOL, config.data.default_at)
+        chart = await ChartRenderer.from_config(config.chart)(result.signal, result.snapshot)
+    return result.signal, chart
+
+
+def deliveries(count: int) -> list[Delivery]:
+    """A third channels and groups (negative ids), the rest DMs, as a real audience."""
+    return [
+        Delivery("telegram", f"-100{i}", DeliveryKind.CHANNEL, "BTC/USDT: HOLD → BUY")
+        if i % 3 == 0
+        else Delivery("telegram", str(10_000 + i), DeliveryKind.DM, "above your 60", str(i))
+        for i in range(count)
+    ]
+
+
+async def benchmark(args: argparse.Namespace, directory: Path) -> dict[str, float]:
+    config = load_config(env={}, model=BotConfig)
+    signal, chart = await real_alert(config)
+    limits = TransportLimits(
+        overall_per_s=30 * args.scale, per_chat_per_s=args.scale, per_group_per_min=20 * args.scale
+    )
+    store = SqliteStore(directory / "bench.db")
+    await store.open()
+    flood = FloodLimits(overall_per_s=limits.overall_per_s, per_chat_per_s=limits.per_chat_per_s)
+    async with FakeBotApi(limits=flood, flood_every=args.flood_every) as api:
+        api.flood_retry_after_s = args.flood_retry_s
+        telegram = TelegramTransport(
+            api.token, store, limits=limits, base_url=api.base_url, polling=False
+        )
+        await telegram.start(_no_commands)
+        try:
+            wanted = deliveries(args.chats)
+            await store.record_signal(signal, chart, wanted, alerted=True)  # type: ignore[arg-type]
+            sender = OutboxSender(
+                store,
+                {"telegram": telegram},
+                {"telegram": limits if args.stacked else sender_limits(limits)},
+                concurrency=args.concurrency,
+                build_message=lambda item, stored: build_message(Redactor(()), item, stored),
+                poll_interval_s=0.05,
+            )
+            started = time.perf_counter()
+            await asyncio.wait_for(sender.drain_once(), timeout=args.timeout_s)
+            elapsed = time.perf_counter() - started
+        finally:
+            await telegram.close()
+            await store.close()
+    per_chat = Counter((r.chat_id, r.method) for r in api.sent())
+    return {
+        "elapsed_s": elapsed,
+        "floor_s": 2 * args.chats / limits.overall_per_s,
+        "messages": len(api.sent()),
+        "refused_429": sum(1 for r in api.requests if r.status == 429),
+        "lost": sum(
+            1 for d in wanted for m in ("sendPhoto", "sendMessage") if not per_chat[(d.chat_id, m)]
+        ),
+        "duplicates": sum(n - 1 for n in per_chat.values() if n > 1),
+        "uploads": len(api.uploads()),
+    }
+
+
+async def _no_commands(request: object) -> object:
+    raise AssertionError("no commands in this benchmark")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--chats", type=int, default=2000)
+    parser.add_argument("--scale", type=float, default=10, help="times Telegram's limits")
+    # Each alert holds a slot for the per-chat gap between its photo and its text.
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--flood-every", type=int, default=500)
+    parser.add_argument("--flood-retry-s", type=float, default=0.2)
+    parser.add_argument("--stacked", action="store_true")
+    parser.add_argument("--timeout-s", type=float, default=300.0)
+    args = parser.parse_args()
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # errors only
+    with tempfile.TemporaryDirectory() as directory:
+        result = asyncio.run(benchmark(args, Path(directory)))
+    print(
+        f"fan-out of 1 alert (photo + text) to {args.chats} chats, Telegram's limits x "
+        f"{args.scale:g}, a 429 every {args.flood_every} sends, concurrency "
+        f"{args.concurrency}, sender limits {'stacked' if args.stacked else 'none'}"
+    )
+    print(f"  total time   {result['elapsed_s']:.2f} s")
+    print(f"  floor        {result['floor_s']:.2f} s  (2 x chats / overall rate)")
+    print(f"  ratio        {result['elapsed_s'] / result['floor_s']:.3f}x  (target <= 1.1)")
+    print(f"  messages     {result['messages']}")
+    print(f"  429s         {result['refused_429']}")
+    print(f"  lost         {result['lost']}  (target 0)")
+    print(f"  duplicates   {result['duplicates']}  (target 0)")
+    print(f"  uploads      {result['uploads']}  (target 1)")
+
+
+if __name__ == "__main__":
+    main()
