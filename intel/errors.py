@@ -6,7 +6,8 @@
     │   ├── UnknownSymbolError
     │   └── BadTimeError
     ├── SourceError          retry or degrade: a data source failed or has nothing current
-    │   └── NotRecordedError the recording has no data for this symbol or moment (expected)
+    │   ├── NotRecordedError the recording has no data for this symbol or moment (expected)
+    │   └── PermanentSourceError  degrade, do not retry: only a change of config helps
     └── NoSignalError        no signal possible: required data is unavailable (exit 3)
 
 Anything else escaping to the top is a bug (exit 1).
@@ -20,6 +21,7 @@ __all__ = [
     "IntelError",
     "NoSignalError",
     "NotRecordedError",
+    "PermanentSourceError",
     "SourceError",
     "UnknownSymbolError",
     "UserInputError",
@@ -53,6 +55,11 @@ class SourceError(IntelError):
 class NotRecordedError(SourceError):
     """Recorded data has nothing for this symbol or moment: an expected absence, not a fault
     (status shows it as "not recorded"). The modality is unavailable all the same."""
+
+
+class PermanentSourceError(SourceError):
+    """A source refuses us for good, e.g. an exchange that does not serve this region (HTTP 451):
+    retrying cannot help, so retry layers give up at once. The message says what to change."""
 
 
 class NoSignalError(IntelError):

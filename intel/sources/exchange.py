@@ -1,0 +1,412 @@
+"""Live candles and order books from an exchange through ccxt (REST, and a websocket book stream).
+
+Everything ccxt returns is checked and converted here, at the edge: candle rows that cannot be
+read are skipped and counted (`SkipsRecords`), a book that cannot be used raises `SourceError`,
+and ccxt's exceptions become `intel.errors` types whose message says whether a retry may help.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import math
+import re
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import ccxt.pro as ccxt_pro
+import numpy as np
+import structlog
+from ccxt import async_support as ccxt_async
+from ccxt.base import errors as ccxt_errors
+
+from intel.config import ExchangeConfig
+from intel.errors import ConfigError, PermanentSourceError, SourceError, UnknownSymbolError
+from intel.models import CandleSeries, OrderBook, OrderBookHistory
+from intel.sources.replay_files import RECORD_ERRORS, BadRecords, skipped_notes
+from intel.timeutil import from_ms, iso, to_ms, utcnow
+
+__all__ = ["ExchangeSource"]
+
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
+HOUR_S = 3600
+HOUR_MS = HOUR_S * 1000
+_REGION_BLOCKED = re.compile(r"\b451\b|restricted location")
+
+
+@dataclass(slots=True)
+class _Stream:
+    """One symbol's live book: ccxt's merged book, and snapshots kept one per interval."""
+
+    ring: deque[OrderBook]
+    bad: BadRecords
+    task: asyncio.Task[None] | None = None
+    book: Any = None  # ccxt's order book, updated in place by ccxt with every diff
+    updated_at: float = -math.inf  # time.monotonic() of the last update
+    error: str | None = None  # why the stream is down, when it is
+    updates: int = 0
+
+    def is_up(self, stale_s: float) -> bool:
+        alive = self.task is not None and not self.task.done()
+        return alive and self.book is not None and time.monotonic() - self.updated_at <= stale_s
+
+
+class ExchangeSource:
+    """`CandleSource` and `OrderBookSource` on one ccxt exchange; markets are loaded at start.
+
+    `window_s` is how much stream history `books` can answer for (the spoofing window); `clock`
+    is the wall clock (the end of `coverage`, the time of a book the exchange does not stamp).
+    """
+
+    def __init__(
+        self,
+        config: ExchangeConfig,
+        *,
+        window_s: float = 900.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._config = config
+        self._ring_size = math.ceil(window_s / config.stream_snapshot_interval_s) + 1
+        self._clock = clock
+        self._exchange: Any = None
+        self._first_open_ms: dict[str, int] = {}
+        self._bad: dict[str, BadRecords] = {}
+        self._streams: dict[str, _Stream] = {}
+
+    @property
+    def exchange_id(self) -> str:
+        return self._config.id
+
+    async def start(self) -> None:
+        exchange = _create_exchange(self._config)
+        try:
+            await self._call("loading markets", exchange.load_markets())
+        except BaseException:
+            await exchange.close()
+            raise
+        self._exchange = exchange
+
+    async def close(self) -> None:
+        await self.follow(())
+        if self._exchange is not None:
+            await self._exchange.close()
+            self._exchange = None
+
+    def skipped_records(self, symbol: str) -> tuple[str, ...]:
+        stream = self._streams.get(symbol)
+        return skipped_notes(self._bad.get(symbol), stream.bad if stream else None)
+
+    # Candles --------------------------------------------------------------------------------
+
+    async def coverage(self, symbol: str) -> tuple[datetime, datetime]:
+        """From the close of the first listed hourly candle to now."""
+        self._market(symbol)
+        if symbol not in self._first_open_ms:
+            rows = await self._call(
+                f"{symbol} first candle", self._ex.fetch_ohlcv(symbol, "1h", since=0, limit=1)
+            )
+            table, _ = _parse_candle_rows(rows, BadRecords("first candle"))
+            if not table:
+                raise SourceError(f"{self.exchange_id} has no {symbol} candles")
+            self._first_open_ms[symbol] = int(table[0][0])
+        return from_ms(self._first_open_ms[symbol] + HOUR_MS), self._clock()
+
+    async def candles(self, symbol: str, now: datetime, count: int) -> CandleSeries:
+        """The newest `count` hourly candles closed by `now`; the still-open one is dropped."""
+        self._market(symbol)
+        now_ms = to_ms(now)
+        # One more than asked: the newest row is usually the candle still open at `now`.
+        rows = await self._call(
+            f"{symbol} candles",
+            self._ex.fetch_ohlcv(symbol, "1h", limit=count + 1, params={"until": now_ms}),
+        )
+        bad = BadRecords(f"{self.exchange_id} {symbol} klines")
+        table, bad = _parse_candle_rows(rows, bad)
+        self._bad[symbol] = bad
+        bad.log()
+        closed = [row for row in table if row[0] + HOUR_MS <= now_ms][-count:]
+        if not closed:
+            raise SourceError(
+                f"no {symbol} candle from {self.exchange_id} had closed by {iso(now)}"
+            )
+        columns = np.array(closed, dtype=np.float64)
+        return CandleSeries(
+            symbol=symbol,
+            interval_s=HOUR_S,
+            open_time_ms=columns[:, 0].astype(np.int64),
+            open=columns[:, 1].copy(),
+            high=columns[:, 2].copy(),
+            low=columns[:, 3].copy(),
+            close=columns[:, 4].copy(),
+            volume=columns[:, 5].copy(),
+        )
+
+    # Order books ----------------------------------------------------------------------------
+
+    async def books(self, symbol: str, now: datetime, window_s: float) -> OrderBookHistory:
+        """The stream's snapshots in (now − window_s, now] when it is up, else one REST book."""
+        venue_symbol = self._market(symbol)["symbol"]
+        stream = self._streams.get(symbol)
+        if stream is not None and stream.is_up(self._config.stream_stale_s):
+            books = self._stream_window(stream, now, window_s)
+            if books:
+                span_s = (books[-1].timestamp - books[0].timestamp).total_seconds()
+                note = (
+                    f"{self.exchange_id} websocket stream: {len(books)} snapshot(s) "
+                    f"over {span_s:.0f} s"
+                )
+                return OrderBookHistory(self.exchange_id, venue_symbol, tuple(books), note)
+        raw = await self._call(
+            f"{symbol} order book",
+            self._ex.fetch_order_book(symbol, limit=self._config.book_levels),
+        )
+        book = _to_book(symbol, raw, _stamp(raw, now))
+        note = f"{self.exchange_id} REST snapshot"
+        if stream is not None:
+            note += f" (stream down: {stream.error or 'no recent update'})"
+        return OrderBookHistory(self.exchange_id, venue_symbol, (book,), note)
+
+    async def follow(self, symbols: Iterable[str]) -> tuple[str, ...]:
+        """Stream the books of `symbols` (the first `stream_symbols_max`), stop the others'.
+
+        Returns the symbols now streamed. Unknown symbols raise before anything changes.
+        """
+        wanted = list(dict.fromkeys(symbols))
+        for symbol in wanted:
+            self._market(symbol)
+        if wanted and not self._ex.has.get("watchOrderBook"):
+            log.warning("orderbook_stream_unsupported", exchange=self.exchange_id)
+            wanted = []
+        limit = self._config.stream_symbols_max
+        if len(wanted) > limit:
+            log.warning("orderbook_streams_capped", limit=limit, dropped=wanted[limit:])
+        kept = tuple(wanted[:limit])
+        for symbol in [s for s in self._streams if s not in kept]:
+            task = self._streams.pop(symbol).task
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        for symbol in kept:
+            if symbol not in self._streams:
+                stream = _Stream(deque(maxlen=self._ring_size), BadRecords(f"{symbol} stream"))
+                stream.task = asyncio.create_task(self._run_stream(symbol, stream))
+                self._streams[symbol] = stream
+        return kept
+
+    async def _run_stream(self, symbol: str, stream: _Stream) -> None:
+        """Follow the book until cancelled; after a failure wait `stream_retry_s`, reconnect."""
+        while True:
+            try:
+                while True:
+                    book = await self._ex.watch_order_book(symbol, self._config.book_levels)
+                    self._on_update(symbol, stream, book)
+            except ccxt_errors.BaseError as exc:
+                stream.error = _first_line(exc)
+                log.warning("orderbook_stream_down", symbol=symbol, error=stream.error)
+            except Exception as exc:  # a bug in a background task must be seen, not fatal
+                stream.error = f"{type(exc).__name__}: {exc}"
+                log.exception("orderbook_stream_failed", symbol=symbol)
+            stream.book = None
+            await asyncio.sleep(self._config.stream_retry_s)
+
+    def _on_update(self, symbol: str, stream: _Stream, book: Any) -> None:
+        stream.book, stream.updated_at, stream.error = book, time.monotonic(), None
+        stream.updates += 1
+        if book.get("timestamp") is None:  # the REST snapshot just merged: the next diff dates it
+            return
+        stamp = _stamp(book, self._clock())
+        # One snapshot per interval slot, so a feed's jitter (999 ms, 1001 ms) skips none.
+        slot = stamp.timestamp() // self._interval_s
+        if stream.ring and stream.ring[-1].timestamp.timestamp() // self._interval_s >= slot:
+            return
+        try:
+            stream.ring.append(_to_book(symbol, book, stamp))
+        except SourceError as exc:  # an unusable moment of the book is skipped, not kept
+            stream.bad.skip(stream.updates, exc)
+            stream.bad.log()
+
+    def _stream_window(self, stream: _Stream, now: datetime, window_s: float) -> list[OrderBook]:
+        start = now.timestamp() - window_s
+        kept = [b for b in stream.ring if start < b.timestamp.timestamp() and b.timestamp <= now]
+        if stream.book.get("timestamp") is None:
+            return kept
+        try:
+            current = _to_book("", stream.book, _stamp(stream.book, self._clock()))
+        except SourceError:
+            return kept
+        if current.timestamp <= now and (not kept or current.timestamp > kept[-1].timestamp):
+            kept.append(current)
+        return kept
+
+    @property
+    def _interval_s(self) -> float:
+        return self._config.stream_snapshot_interval_s
+
+    # ccxt at the edge -----------------------------------------------------------------------
+
+    @property
+    def _ex(self) -> Any:
+        if self._exchange is None:
+            raise SourceError(f"the {self._config.id} source is not started")
+        return self._exchange
+
+    def _market(self, symbol: str) -> dict[str, Any]:
+        """The exchange's market for `symbol`; UnknownSymbolError when unlisted or not trading."""
+        markets: dict[str, Any] = self._ex.markets or {}
+        market = markets.get(symbol)
+        if market is None:
+            listed = [name for name, m in markets.items() if m.get("spot", True)]
+            close = difflib.get_close_matches(symbol, listed, n=3, cutoff=0.6)
+            hint = f"; did you mean {' or '.join(close)}?" if close else ""
+            raise UnknownSymbolError(f"{symbol} is not listed on {self.exchange_id}{hint}")
+        if market.get("active") is False:
+            raise UnknownSymbolError(
+                f"{symbol} is not trading on {self.exchange_id} (delisted or suspended)"
+            )
+        return dict(market)
+
+    async def _call(self, what: str, request: Awaitable[T]) -> T:
+        """Await a ccxt request; its errors become the product's, saying if a retry may help."""
+        where = f"{self.exchange_id} {what}"
+        try:
+            return await request
+        except ccxt_errors.ExchangeNotAvailable as exc:
+            if _REGION_BLOCKED.search(str(exc)):
+                raise PermanentSourceError(
+                    f"{where}: exchange not available from this location (HTTP 451) — "
+                    "set another exchange id (exchange.id)"
+                ) from exc
+            raise SourceError(
+                f"{where}: exchange unavailable (transient): {_first_line(exc)}"
+            ) from exc
+        except ccxt_errors.DDoSProtection as exc:  # 429 and 418 rate limiting
+            raise SourceError(f"{where}: rate limited (transient){self._retry_after()}") from exc
+        except ccxt_errors.RequestTimeout as exc:
+            timeout = f"{self._config.timeout_s:g}"
+            raise SourceError(f"{where}: timed out after {timeout} s (transient)") from exc
+        except ccxt_errors.NetworkError as exc:
+            raise SourceError(f"{where}: network error (transient): {_first_line(exc)}") from exc
+        except ccxt_errors.BadResponse as exc:
+            raise SourceError(f"{where}: malformed response: {_first_line(exc)}") from exc
+        except ccxt_errors.BaseError as exc:
+            raise SourceError(f"{where}: {type(exc).__name__}: {_first_line(exc)}") from exc
+        except RECORD_ERRORS as exc:  # ccxt parsing a body that is not what the API documents
+            raise SourceError(f"{where}: malformed response ({type(exc).__name__})") from exc
+
+    def _retry_after(self) -> str:
+        # The headers of the exchange's last response: with concurrent calls, maybe another's.
+        headers = (self._exchange.last_response_headers if self._exchange else None) or {}
+        value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+        return f"; retry after {value} s" if value else ""
+
+
+def _create_exchange(config: ExchangeConfig) -> Any:
+    """The ccxt exchange (the ccxt.pro class when it streams), its URLs pointed as configured."""
+    module = ccxt_pro if config.id in ccxt_pro.exchanges else ccxt_async
+    if config.id not in module.exchanges:
+        raise ConfigError(f"exchange.id: unknown exchange {config.id!r} (not a ccxt exchange id)")
+    settings: dict[str, Any] = {"enableRateLimit": True, "timeout": int(config.timeout_s * 1000)}
+    if config.id == "binance":  # else load_markets also calls the futures endpoints
+        settings["options"] = {"fetchMarkets": {"types": ["spot"]}}
+    exchange = getattr(module, config.id)(settings)
+    exchange.urls["api"] = _rebase(exchange.urls["api"], config.rest_url, config.ws_url)
+    exchange.parse_json = _strict_json(exchange.parse_json)
+    return exchange
+
+
+def _strict_json(parse_json: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """ccxt's `parse_json`, raising on a body that starts as JSON but does not parse.
+
+    ccxt returns None for it and then parses the raw text as if it were data: a truncated depth
+    answer would pass for an empty book. Non-JSON bodies (an HTML 503 page) still go on to
+    ccxt's HTTP status handling.
+    """
+
+    def parse(http_response: Any) -> Any:
+        parsed = parse_json(http_response)
+        looks_like_json = isinstance(http_response, str) and http_response.lstrip()[:1] in (
+            "{",
+            "[",
+        )
+        if parsed is None and looks_like_json:
+            raise ccxt_errors.BadResponse(f"malformed JSON ({len(http_response)} bytes)")
+        return parsed
+
+    return parse
+
+
+def _rebase(urls: Any, rest_url: str, ws_url: str) -> Any:
+    """Every URL in ccxt's `urls['api']` tree with its host replaced, its path kept."""
+    if isinstance(urls, dict):
+        return {key: _rebase(value, rest_url, ws_url) for key, value in urls.items()}
+    if not isinstance(urls, str):
+        return urls
+    parts = urlsplit(urls)
+    base = ws_url if parts.scheme in ("ws", "wss") else rest_url
+    return base.rstrip("/") + parts.path if base else urls
+
+
+def _parse_candle_rows(rows: Any, bad: BadRecords) -> tuple[list[tuple[float, ...]], BadRecords]:
+    """ccxt OHLCV rows as (open ms, o, h, l, c, v), oldest first; unreadable rows counted."""
+    if not isinstance(rows, list):
+        raise SourceError(f"{bad.file}: malformed response (not a list of candles)")
+    table: list[tuple[float, ...]] = []
+    for position, row in enumerate(rows, start=1):
+        try:
+            table.append(_candle(row))
+        except RECORD_ERRORS as exc:
+            bad.skip(position, exc)
+    table.sort(key=lambda row: row[0])
+    return table, bad
+
+
+def _candle(row: Any) -> tuple[float, ...]:
+    if len(row) != 6 or row[0] is None:
+        raise ValueError(f"expected 6 fields, got {len(row)} or no time")
+    values = tuple(float(value) for value in row)
+    open_, high, low, close, volume = values[1:]
+    if not all(math.isfinite(v) for v in values):
+        raise ValueError("a value is not a finite number")
+    if min(open_, high, low, close) <= 0 or volume < 0:
+        raise ValueError("a price is zero or negative, or the volume negative")
+    if high < max(open_, close, low) or low > min(open_, close):
+        raise ValueError("high/low do not bracket open and close")
+    return values
+
+
+def _to_book(symbol: str, raw: Any, stamp: datetime) -> OrderBook:
+    """A ccxt order book as an `OrderBook`; SourceError when it is not a usable book."""
+    try:
+        bids = tuple((float(level[0]), float(level[1])) for level in raw["bids"])
+        asks = tuple((float(level[0]), float(level[1])) for level in raw["asks"])
+    except (*RECORD_ERRORS, AttributeError) as exc:
+        raise SourceError(f"{symbol} order book: malformed response ({exc})") from exc
+    if not bids and not asks:
+        raise SourceError(f"{symbol} order book is empty")
+    if not bids or not asks:
+        raise SourceError(f"{symbol} order book is one-sided (no {'asks' if bids else 'bids'})")
+    if not all(math.isfinite(p) and p > 0 and math.isfinite(q) for p, q in bids + asks):
+        raise SourceError(f"{symbol} order book has non-numeric or non-positive prices (NaN)")
+    if bids[0][0] >= asks[0][0]:
+        raise SourceError(
+            f"{symbol} order book is crossed: best bid {bids[0][0]:g} ≥ best ask {asks[0][0]:g}"
+        )
+    return OrderBook(timestamp=stamp, bids=bids, asks=asks)
+
+
+def _stamp(raw: Any, latest: datetime) -> datetime:
+    """The exchange's time of a book, never later than `latest` (clocks drift); `latest` when
+    the exchange gives none (Binance's REST depth has none)."""
+    stamp_ms = raw.get("timestamp") if isinstance(raw, dict) else None
+    return latest if stamp_ms is None else min(from_ms(int(stamp_ms)), latest)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
