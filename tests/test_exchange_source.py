@@ -360,20 +360,36 @@ def no_unclosed_resources() -> Iterator[None]:
 
 async def test_a_region_block_at_start_is_permanent_and_closes_the_client(fake) -> None:
     fake.faults = Faults(status=451)
-    with no_unclosed_resources(), pytest.raises(PermanentSourceError, match="another exchange id"):
+    with pytest.raises(PermanentSourceError, match="another exchange id"):
         await ExchangeSource(config(fake)).start()
+
+    async def client_gone() -> bool:
+        return fake.open_connections == 0
+
+    await wait_for(client_gone, timeout_s=2)
 
 
 # Lifecycle ----------------------------------------------------------------------------------
 
 
 async def test_close_releases_the_client_and_the_streams(fake) -> None:
-    with no_unclosed_resources():
+    async def use_and_close() -> ExchangeSource:
         source = ExchangeSource(config(fake))
         await source.start()
         await source.follow(["BTC/USDT", "ETH/USDT"])
         await source.books("ETH/USDT", BOOK_MOMENT, 60)
         await source.close()
-        await asyncio.sleep(0.05)
-    with pytest.raises(SourceError, match="not started"):
-        await source.books("BTC/USDT", BOOK_MOMENT, 60)
+        return source
+
+    with no_unclosed_resources():
+        closed = await use_and_close()
+
+        async def client_gone() -> bool:
+            return fake.open_connections == 0
+
+        await wait_for(client_gone, timeout_s=2)
+        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        assert [t for t in left if "ExchangeSource" in repr(t.get_coro())] == []
+        with pytest.raises(SourceError, match="not started"):
+            await closed.books("BTC/USDT", BOOK_MOMENT, 60)
+        del closed  # aiohttp warns of an unclosed session when it is collected

@@ -118,6 +118,12 @@ class FakeBinance:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self._port}"
 
+    @property
+    def open_connections(self) -> int:
+        """Client connections (HTTP keep-alive and websocket) the server holds open now."""
+        server = self._runner.server if self._runner is not None else None
+        return len(server.connections) if server is not None else 0
+
     async def start(self) -> None:
         if self.exchange_info is None:
             self.exchange_info = json.loads(EXCHANGE_INFO_FILE.read_text(encoding="utf-8"))
