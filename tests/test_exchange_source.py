@@ -393,3 +393,12 @@ async def test_close_releases_the_client_and_the_streams(fake) -> None:
         with pytest.raises(SourceError, match="not started"):
             await closed.books("BTC/USDT", BOOK_MOMENT, 60)
         del closed  # aiohttp warns of an unclosed session when it is collected
+
+
+async def test_more_candles_than_one_answer_holds_are_fetched_in_pages(fake, source) -> None:
+    fake.now_ms = to_ms(CANDLE_MOMENT)
+    series = await source.candles("BTC/USDT", CANDLE_MOMENT, 2500)  # Binance: 1000 an answer
+    recorded = [r for r in recorded_candles("BTCUSDT") if r[0] + 3_600_000 <= to_ms(CANDLE_MOMENT)]
+    assert [int(t) for t in series.open_time_ms] == [row[0] for row in recorded[-2500:]]
+    assert list(series.close) == [row[4] for row in recorded[-2500:]]
+    assert fake.requests["/api/v3/klines"] == 3

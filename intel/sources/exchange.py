@@ -37,6 +37,7 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 HOUR_S = 3600
 HOUR_MS = HOUR_S * 1000
+_MAX_CANDLE_PAGES = 10  # with Binance's 1000 a page, more than `pipeline.candle_lookback` allows
 _REGION_BLOCKED = re.compile(r"\b451\b|restricted location")
 
 
@@ -121,13 +122,9 @@ class ExchangeSource:
         """The newest `count` hourly candles closed by `now`; the still-open one is dropped."""
         self._market(symbol)
         now_ms = to_ms(now)
-        # One more than asked: the newest row is usually the candle still open at `now`.
-        rows = await self._call(
-            f"{symbol} candles",
-            self._ex.fetch_ohlcv(symbol, "1h", limit=count + 1, params={"until": now_ms}),
-        )
         bad = BadRecords(f"{self.exchange_id} {symbol} klines")
-        table, bad = _parse_candle_rows(rows, bad)
+        # One more than asked: the newest row is usually the candle still open at `now`.
+        table = await self._candle_pages(symbol, now_ms, count + 1, bad)
         self._bad[symbol] = bad
         bad.log()
         closed = [row for row in table if row[0] + HOUR_MS <= now_ms][-count:]
@@ -146,6 +143,29 @@ class ExchangeSource:
             close=columns[:, 4].copy(),
             volume=columns[:, 5].copy(),
         )
+
+    async def _candle_pages(
+        self, symbol: str, until_ms: int, wanted: int, bad: BadRecords
+    ) -> list[tuple[float, ...]]:
+        """The newest `wanted` rows opened by `until_ms`, oldest first (bad rows skipped, not
+        replaced). An exchange answers a capped number of rows per request (Binance 1000; ccxt
+        caps `limit` silently): a short answer means "ask for older ones", an empty one "no
+        more"."""
+        table: list[tuple[float, ...]] = []
+        received = 0  # rows received, the skipped ones too: they are not asked for again
+        for _ in range(_MAX_CANDLE_PAGES):
+            asked = wanted - received
+            rows = await self._call(
+                f"{symbol} candles",
+                self._ex.fetch_ohlcv(symbol, "1h", limit=asked, params={"until": until_ms}),
+            )
+            page, bad = _parse_candle_rows(rows, bad)
+            table = page + table
+            received += len(rows)
+            if not page or len(rows) >= asked:
+                break
+            until_ms = int(page[0][0]) - 1
+        return table
 
     # Order books ----------------------------------------------------------------------------
 
