@@ -16,7 +16,7 @@ import json
 import time
 import warnings
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -234,6 +234,29 @@ async def test_the_stream_keeps_a_bounded_window_of_the_recorded_books(fake, sou
     recorded = recorded_books("BTCUSDT")
     for book in history.books:  # the REST snapshot merged with the diffs is the recorded book
         assert levels(book) == recorded[to_ms(book.timestamp)]
+
+
+async def test_the_current_book_comes_with_the_kept_ones(fake) -> None:
+    # One snapshot kept per 10 minutes: within a minute of stream, the ring holds one.
+    source = ExchangeSource(config(fake, stream_snapshot_interval_s=600), window_s=600)
+    await source.start()
+    try:
+        await source.follow(["ETH/USDT"])
+
+        async def current_moved_on() -> bool:
+            books = (await stream_history(source, fake, "ETH/USDT")).books
+            return len(books) == 2 and books[1].timestamp - books[0].timestamp >= timedelta(
+                seconds=3
+            )
+
+        await wait_for(current_moved_on)
+        history = await stream_history(source, fake, "ETH/USDT")
+        recorded = recorded_books("ETHUSDT")
+        assert [levels(book) for book in history.books] == [
+            recorded[to_ms(book.timestamp)] for book in history.books
+        ]
+    finally:
+        await source.close()
 
 
 async def test_a_dropped_stream_falls_back_to_rest_and_reconnects(fake) -> None:

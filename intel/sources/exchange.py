@@ -7,33 +7,28 @@ and ccxt's exceptions become `intel.errors` types whose message says whether a r
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import math
 import re
-import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import ccxt.pro as ccxt_pro
 import numpy as np
-import structlog
 from ccxt import async_support as ccxt_async
 from ccxt.base import errors as ccxt_errors
 
 from intel.config import ExchangeConfig
 from intel.errors import ConfigError, PermanentSourceError, SourceError, UnknownSymbolError
-from intel.models import CandleSeries, OrderBook, OrderBookHistory
+from intel.models import CandleSeries, OrderBookHistory
+from intel.sources.exchange_stream import BookStreams, book_stamp, first_line, to_book
 from intel.sources.replay_files import RECORD_ERRORS, BadRecords, skipped_notes
 from intel.timeutil import from_ms, iso, to_ms, utcnow
 
 __all__ = ["ExchangeSource"]
 
-log = structlog.get_logger(__name__)
 T = TypeVar("T")
 HOUR_S = 3600
 HOUR_MS = HOUR_S * 1000
@@ -41,28 +36,12 @@ _MAX_CANDLE_PAGES = 10  # with Binance's 1000 a page, more than `pipeline.candle
 _REGION_BLOCKED = re.compile(r"\b451\b|restricted location")
 
 
-@dataclass(slots=True)
-class _Stream:
-    """One symbol's live book: ccxt's merged book, and snapshots kept one per interval."""
-
-    ring: deque[OrderBook]
-    bad: BadRecords
-    task: asyncio.Task[None] | None = None
-    book: Any = None  # ccxt's order book, updated in place by ccxt with every diff
-    updated_at: float = -math.inf  # time.monotonic() of the last update
-    error: str | None = None  # why the stream is down, when it is
-    updates: int = 0
-
-    def is_up(self, stale_s: float) -> bool:
-        alive = self.task is not None and not self.task.done()
-        return alive and self.book is not None and time.monotonic() - self.updated_at <= stale_s
-
-
 class ExchangeSource:
     """`CandleSource` and `OrderBookSource` on one ccxt exchange; markets are loaded at start.
 
     `window_s` is how much stream history `books` can answer for (the spoofing window); `clock`
-    is the wall clock (the end of `coverage`, the time of a book the exchange does not stamp).
+    is the wall clock: the end of `coverage`, and no streamed book is dated after it. Call
+    `follow` with the symbols the bot follows to stream their books.
     """
 
     def __init__(
@@ -73,12 +52,12 @@ class ExchangeSource:
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self._config = config
-        self._ring_size = math.ceil(window_s / config.stream_snapshot_interval_s) + 1
+        self._window_s = window_s
         self._clock = clock
         self._exchange: Any = None
+        self._streams: BookStreams | None = None
         self._first_open_ms: dict[str, int] = {}
         self._bad: dict[str, BadRecords] = {}
-        self._streams: dict[str, _Stream] = {}
 
     @property
     def exchange_id(self) -> str:
@@ -92,16 +71,21 @@ class ExchangeSource:
             await exchange.close()
             raise
         self._exchange = exchange
+        self._streams = BookStreams(
+            exchange, self._config, window_s=self._window_s, clock=self._clock
+        )
 
     async def close(self) -> None:
-        await self.follow(())
+        if self._streams is not None:
+            await self._streams.close()  # before the exchange: a stream must not outlive it
+            self._streams = None
         if self._exchange is not None:
             await self._exchange.close()
             self._exchange = None
 
     def skipped_records(self, symbol: str) -> tuple[str, ...]:
-        stream = self._streams.get(symbol)
-        return skipped_notes(self._bad.get(symbol), stream.bad if stream else None)
+        stream_bad = self._streams.skipped(symbol) if self._streams else None
+        return skipped_notes(self._bad.get(symbol), stream_bad)
 
     # Candles --------------------------------------------------------------------------------
 
@@ -172,9 +156,10 @@ class ExchangeSource:
     async def books(self, symbol: str, now: datetime, window_s: float) -> OrderBookHistory:
         """The stream's snapshots in (now − window_s, now] when it is up, else one REST book."""
         venue_symbol = self._market(symbol)["symbol"]
-        stream = self._streams.get(symbol)
-        if stream is not None and stream.is_up(self._config.stream_stale_s):
-            books = self._stream_window(stream, now, window_s)
+        streams = self._book_streams
+        note = f"{self.exchange_id} REST snapshot"
+        if streams.followed(symbol):
+            books, down = streams.window(symbol, now, window_s)
             if books:
                 span_s = (books[-1].timestamp - books[0].timestamp).total_seconds()
                 note = (
@@ -182,14 +167,12 @@ class ExchangeSource:
                     f"over {span_s:.0f} s"
                 )
                 return OrderBookHistory(self.exchange_id, venue_symbol, tuple(books), note)
+            note += f" (stream down: {down})"
         raw = await self._call(
             f"{symbol} order book",
             self._ex.fetch_order_book(symbol, limit=self._config.book_levels),
         )
-        book = _to_book(symbol, raw, _stamp(raw, now))
-        note = f"{self.exchange_id} REST snapshot"
-        if stream is not None:
-            note += f" (stream down: {stream.error or 'no recent update'})"
+        book = to_book(symbol, raw, book_stamp(raw, now))
         return OrderBookHistory(self.exchange_id, venue_symbol, (book,), note)
 
     async def follow(self, symbols: Iterable[str]) -> tuple[str, ...]:
@@ -197,78 +180,18 @@ class ExchangeSource:
 
         Returns the symbols now streamed. Unknown symbols raise before anything changes.
         """
-        wanted = list(dict.fromkeys(symbols))
+        wanted = list(symbols)
         for symbol in wanted:
             self._market(symbol)
-        if wanted and not self._ex.has.get("watchOrderBook"):
-            log.warning("orderbook_stream_unsupported", exchange=self.exchange_id)
-            wanted = []
-        limit = self._config.stream_symbols_max
-        if len(wanted) > limit:
-            log.warning("orderbook_streams_capped", limit=limit, dropped=wanted[limit:])
-        kept = tuple(wanted[:limit])
-        for symbol in [s for s in self._streams if s not in kept]:
-            task = self._streams.pop(symbol).task
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-        for symbol in kept:
-            if symbol not in self._streams:
-                stream = _Stream(deque(maxlen=self._ring_size), BadRecords(f"{symbol} stream"))
-                stream.task = asyncio.create_task(self._run_stream(symbol, stream))
-                self._streams[symbol] = stream
-        return kept
-
-    async def _run_stream(self, symbol: str, stream: _Stream) -> None:
-        """Follow the book until cancelled; after a failure wait `stream_retry_s`, reconnect."""
-        while True:
-            try:
-                while True:
-                    book = await self._ex.watch_order_book(symbol, self._config.book_levels)
-                    self._on_update(symbol, stream, book)
-            except ccxt_errors.BaseError as exc:
-                stream.error = _first_line(exc)
-                log.warning("orderbook_stream_down", symbol=symbol, error=stream.error)
-            except Exception as exc:  # a bug in a background task must be seen, not fatal
-                stream.error = f"{type(exc).__name__}: {exc}"
-                log.exception("orderbook_stream_failed", symbol=symbol)
-            stream.book = None
-            await asyncio.sleep(self._config.stream_retry_s)
-
-    def _on_update(self, symbol: str, stream: _Stream, book: Any) -> None:
-        stream.book, stream.updated_at, stream.error = book, time.monotonic(), None
-        stream.updates += 1
-        if book.get("timestamp") is None:  # the REST snapshot just merged: the next diff dates it
-            return
-        stamp = _stamp(book, self._clock())
-        # One snapshot per interval slot, so a feed's jitter (999 ms, 1001 ms) skips none.
-        slot = stamp.timestamp() // self._interval_s
-        if stream.ring and stream.ring[-1].timestamp.timestamp() // self._interval_s >= slot:
-            return
-        try:
-            stream.ring.append(_to_book(symbol, book, stamp))
-        except SourceError as exc:  # an unusable moment of the book is skipped, not kept
-            stream.bad.skip(stream.updates, exc)
-            stream.bad.log()
-
-    def _stream_window(self, stream: _Stream, now: datetime, window_s: float) -> list[OrderBook]:
-        start = now.timestamp() - window_s
-        kept = [b for b in stream.ring if start < b.timestamp.timestamp() and b.timestamp <= now]
-        if stream.book.get("timestamp") is None:
-            return kept
-        try:
-            current = _to_book("", stream.book, _stamp(stream.book, self._clock()))
-        except SourceError:
-            return kept
-        if current.timestamp <= now and (not kept or current.timestamp > kept[-1].timestamp):
-            kept.append(current)
-        return kept
-
-    @property
-    def _interval_s(self) -> float:
-        return self._config.stream_snapshot_interval_s
+        return await self._book_streams.follow(wanted)
 
     # ccxt at the edge -----------------------------------------------------------------------
+
+    @property
+    def _book_streams(self) -> BookStreams:
+        if self._streams is None:
+            raise SourceError(f"the {self._config.id} source is not started")
+        return self._streams
 
     @property
     def _ex(self) -> Any:
@@ -303,7 +226,7 @@ class ExchangeSource:
                     "set another exchange id (exchange.id)"
                 ) from exc
             raise SourceError(
-                f"{where}: exchange unavailable (transient): {_first_line(exc)}"
+                f"{where}: exchange unavailable (transient): {first_line(exc)}"
             ) from exc
         except ccxt_errors.DDoSProtection as exc:  # 429 and 418 rate limiting
             raise SourceError(f"{where}: rate limited (transient){self._retry_after()}") from exc
@@ -311,11 +234,11 @@ class ExchangeSource:
             timeout = f"{self._config.timeout_s:g}"
             raise SourceError(f"{where}: timed out after {timeout} s (transient)") from exc
         except ccxt_errors.NetworkError as exc:
-            raise SourceError(f"{where}: network error (transient): {_first_line(exc)}") from exc
+            raise SourceError(f"{where}: network error (transient): {first_line(exc)}") from exc
         except ccxt_errors.BadResponse as exc:
-            raise SourceError(f"{where}: malformed response: {_first_line(exc)}") from exc
+            raise SourceError(f"{where}: malformed response: {first_line(exc)}") from exc
         except ccxt_errors.BaseError as exc:
-            raise SourceError(f"{where}: {type(exc).__name__}: {_first_line(exc)}") from exc
+            raise SourceError(f"{where}: {type(exc).__name__}: {first_line(exc)}") from exc
         except RECORD_ERRORS as exc:  # ccxt parsing a body that is not what the API documents
             raise SourceError(f"{where}: malformed response ({type(exc).__name__})") from exc
 
@@ -398,35 +321,3 @@ def _candle(row: Any) -> tuple[float, ...]:
     if high < max(open_, close, low) or low > min(open_, close):
         raise ValueError("high/low do not bracket open and close")
     return values
-
-
-def _to_book(symbol: str, raw: Any, stamp: datetime) -> OrderBook:
-    """A ccxt order book as an `OrderBook`; SourceError when it is not a usable book."""
-    try:
-        bids = tuple((float(level[0]), float(level[1])) for level in raw["bids"])
-        asks = tuple((float(level[0]), float(level[1])) for level in raw["asks"])
-    except (*RECORD_ERRORS, AttributeError) as exc:
-        raise SourceError(f"{symbol} order book: malformed response ({exc})") from exc
-    if not bids and not asks:
-        raise SourceError(f"{symbol} order book is empty")
-    if not bids or not asks:
-        raise SourceError(f"{symbol} order book is one-sided (no {'asks' if bids else 'bids'})")
-    if not all(math.isfinite(p) and p > 0 and math.isfinite(q) for p, q in bids + asks):
-        raise SourceError(f"{symbol} order book has non-numeric or non-positive prices (NaN)")
-    if bids[0][0] >= asks[0][0]:
-        raise SourceError(
-            f"{symbol} order book is crossed: best bid {bids[0][0]:g} ≥ best ask {asks[0][0]:g}"
-        )
-    return OrderBook(timestamp=stamp, bids=bids, asks=asks)
-
-
-def _stamp(raw: Any, latest: datetime) -> datetime:
-    """The exchange's time of a book, never later than `latest` (clocks drift); `latest` when
-    the exchange gives none (Binance's REST depth has none)."""
-    stamp_ms = raw.get("timestamp") if isinstance(raw, dict) else None
-    return latest if stamp_ms is None else min(from_ms(int(stamp_ms)), latest)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__
