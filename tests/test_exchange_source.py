@@ -287,6 +287,45 @@ async def test_a_dropped_stream_falls_back_to_rest_and_reconnects(fake) -> None:
         await source.close()
 
 
+async def test_a_refused_or_silent_stream_leaves_rest_in_charge() -> None:
+    async with FakeBinance(now_ms=to_ms(BOOK_MOMENT), stream_tick_s=60) as fake:
+        source = ExchangeSource(config(fake, stream_stale_s=0.2))
+        await source.start()
+        try:
+            fake.faults = Faults(ws_refuse=True)
+            await source.follow(["BTC/USDT"])
+
+            async def refused() -> bool:
+                note = (await source.books("BTC/USDT", BOOK_MOMENT, 60)).note or ""
+                return "503" in note
+
+            await wait_for(refused)
+            await source.follow([])
+            fake.faults = Faults()
+            depth_before = fake.requests["/api/v3/depth"]
+            await source.follow(["BTC/USDT"])  # connects, merges the REST snapshot, then silence
+
+            async def snapshot_merged() -> bool:
+                return fake.requests["/api/v3/depth"] > depth_before
+
+            await wait_for(snapshot_merged)
+            await asyncio.sleep(0.4)
+            history = await source.books("BTC/USDT", BOOK_MOMENT, 60)
+            assert history.note == "binance REST snapshot (stream down: no update for 0.2 s)"
+        finally:
+            await source.close()
+
+
+async def test_no_server_at_all_is_a_transient_source_error() -> None:
+    async with FakeBinance(now_ms=to_ms(BOOK_MOMENT)) as fake:
+        settings = config(fake)
+    started = time.monotonic()
+    with pytest.raises(SourceError, match=r"binance loading markets: .*\(transient\)") as caught:
+        await ExchangeSource(settings).start()
+    assert type(caught.value) is SourceError
+    assert time.monotonic() - started < TIMEOUT_S + 1.0
+
+
 async def test_streams_are_capped_and_unknown_symbols_change_nothing(fake) -> None:
     source = ExchangeSource(config(fake, stream_symbols_max=1))
     await source.start()
