@@ -30,7 +30,15 @@ from intel.errors import ConfigError, UserInputError
 from intel.symbols import normalize_symbol
 from intel.timeutil import parse_time
 
-__all__ = ["Config", "Frozen", "Secrets", "SourcePolicyConfig", "UtcDatetime", "load_config"]
+__all__ = [
+    "Config",
+    "ExchangeConfig",
+    "Frozen",
+    "Secrets",
+    "SourcePolicyConfig",
+    "UtcDatetime",
+    "load_config",
+]
 
 ENV_PREFIX = "BOT__"
 _SECRET_WORDS = ("token", "secret", "password", "api_key", "apikey", "client_id")
@@ -248,6 +256,25 @@ class SourcesConfig(Frozen):
     reddit: RedditSourceConfig = RedditSourceConfig()
 
 
+class ExchangeConfig(Frozen):
+    """The live exchange (ccxt): candles, order books and the order-book stream."""
+
+    # A ccxt exchange id; checked against ccxt's list when the live source starts.
+    id: str = Field("binance", min_length=1)
+    # Base URLs ("scheme://host[:port][/prefix]") that replace the exchange's REST and websocket
+    # hosts, so a proxy or a fake server can stand in; "" keeps the exchange's own.
+    rest_url: str = ""
+    ws_url: str = ""
+    timeout_s: float = Field(10, gt=0)
+    # Levels per side fetched over REST and kept from the stream (Binance: 5–5000).
+    book_levels: int = Field(100, ge=5, le=5000)
+    stream_symbols_max: int = Field(10, ge=0, le=200)
+    stream_snapshot_interval_s: float = Field(1.0, gt=0)
+    # The stream counts as down when no update came for this long; then REST is polled.
+    stream_stale_s: float = Field(10, gt=0)
+    stream_retry_s: float = Field(5, gt=0)
+
+
 class Config(Frozen):
     # Top-level sections belonging to the bot (see bot.config.BotConfig) are ignored here, so
     # intel can read the shared config.yaml; BotConfig forbids unknown sections again.
@@ -266,6 +293,7 @@ class Config(Frozen):
     llm: LlmConfig = LlmConfig()
     chart: ChartConfig = ChartConfig()
     sources: SourcesConfig = SourcesConfig()
+    exchange: ExchangeConfig = ExchangeConfig()
 
     @field_validator("symbols", mode="before")
     @classmethod

@@ -213,23 +213,29 @@ def test_a_bad_environment_override_is_bad_input(capsys, monkeypatch) -> None:
 LIVE_COMMANDS = [["signal", "btc"], ["status"], ["run", "--no-console"]]
 
 
+UNKNOWN_EXCHANGE = "exchange.id: unknown exchange 'nosuchexchange' (not a ccxt exchange id)"
+
+
 @pytest.mark.parametrize("command", LIVE_COMMANDS)
-def test_live_mode_without_the_exchange_source_is_refused_at_start(
-    capsys, monkeypatch, command
-) -> None:
+def test_live_mode_from_config_starts_the_live_sources(capsys, monkeypatch, command) -> None:
+    # An exchange id ccxt does not know is refused as the live sources start: proof that live
+    # mode built them, without any network.
     monkeypatch.setenv("BOT__DATA__MODE", "live")
+    monkeypatch.setenv("BOT__EXCHANGE__ID", "nosuchexchange")
     code, _, err = cli(capsys, *command, "--db", "bot.db")
     assert code == 2
-    assert "live mode needs the exchange source, not in this build" in assert_one_line_error(err)
-    assert not Path("bot.db").exists()  # refused before anything was created
+    assert assert_one_line_error(err) == f"error: {UNKNOWN_EXCHANGE}"
 
 
 @pytest.mark.parametrize("command", LIVE_COMMANDS)
-def test_the_live_flag_asks_for_live_mode(capsys, command) -> None:
+def test_the_live_flag_asks_for_live_mode(capsys, monkeypatch, command) -> None:
+    monkeypatch.setenv("BOT__EXCHANGE__ID", "nosuchexchange")
     code, _, err = cli(capsys, *command, "--live", "--db", "bot.db")
     assert code == 2
-    assert "live mode needs the exchange source" in assert_one_line_error(err)
-    assert not Path("bot.db").exists()
+    assert assert_one_line_error(err) == f"error: {UNKNOWN_EXCHANGE}"
+    # Without --live the same configuration is replay, where the exchange is never read.
+    if command[0] == "signal":
+        assert cli(capsys, *command, "--db", "bot.db")[0] == 0
 
 
 @pytest.mark.parametrize("live", [["--live"], []])

@@ -1,18 +1,20 @@
 """Live mode's sources: the concrete clients from their factories, each behind its own guard of
 the resilience layer, and whales not configured (no on-chain source yet).
 
-`LIVE_SOURCES` is the one place the concrete sources are plugged in. Without an exchange source
-live mode is refused at start; a missing Fear & Greed or Reddit source leaves that part of the
-sentiment "not configured".
+`LIVE_SOURCES` is the one place the concrete sources are plugged in: the ccxt exchange (candles
+and order books), Alternative.me's Fear & Greed and Reddit. Factories without an exchange refuse
+live mode at start; a missing Fear & Greed or Reddit source leaves that part of the sentiment
+"not configured", as Reddit without credentials does.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from intel.config import Config
+from intel.config import Config, Secrets
 from intel.errors import ConfigError
 from intel.snapshot import Sources
 from intel.sources.base import CandleSource, FearGreedSource, OrderBookSource, PostSource
@@ -38,8 +40,28 @@ class LiveSourceFactories:
     posts: Callable[[Config], PostSource] | None = None
 
 
-# The concrete clients of this build (none yet: live mode refuses to start, honestly).
-LIVE_SOURCES = LiveSourceFactories()
+def _exchange(config: Config) -> ExchangeSourceLike:
+    # Imported here: ccxt takes about a second to import, and replay never needs it.
+    from intel.sources.exchange import ExchangeSource
+
+    return ExchangeSource(config.exchange, window_s=config.agents.orderbook.spoof_window_s)
+
+
+def _fear_greed(config: Config) -> FearGreedSource:
+    from intel.sources.fear_greed import FearGreedApiSource
+
+    return FearGreedApiSource(config.sources.fear_greed)
+
+
+def _reddit(config: Config) -> PostSource:
+    from intel.sources.reddit import RedditSource
+
+    # Credentials only ever come from the environment (CONTRACTS.md), read as the source is made.
+    return RedditSource(config.sources.reddit, Secrets.from_env(os.environ))
+
+
+# The concrete clients of this build. Whales have no live source yet (the on-chain issue).
+LIVE_SOURCES = LiveSourceFactories(exchange=_exchange, fear_greed=_fear_greed, posts=_reddit)
 
 
 def live(
