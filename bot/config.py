@@ -67,6 +67,9 @@ class ConsoleConfig(Frozen):
 
 
 class DiscordConfig(Frozen):
+    # The REST API's base URL; empty: Discord's own. A proxy or a test's fake server otherwise.
+    api_base_url: str = ""
+    gateway_url: str = ""  # the gateway's websocket URL; empty: Discord's own
     # A development server: commands sync to it at once (global ones take a while to show).
     guild_id: int | None = Field(None, gt=0)
     # Members of these roles may subscribe a channel, besides those with Manage Server.

@@ -113,7 +113,8 @@ def test_console_chat_through_stdin_and_stdout(tmp_path):
     assert code == 0, session.err
     assert alerted, out
     assert "Type `help`" in out
-    assert "no Discord or Telegram transport" in out
+    assert "no Telegram transport" in out
+    assert "Discord when DISCORD_TOKEN is set" in out
     assert "Commands:" in out
     assert "SELL BTC/USDT" in out or "HOLD BTC/USDT" in out or "BUY BTC/USDT" in out
     assert "Now watching ETH/USDT" in out
@@ -299,7 +300,8 @@ async def test_a_send_in_flight_at_shutdown_finishes_before_the_transport_closes
         await store.close()
 
 
-@pytest.mark.parametrize("token_env", ["DISCORD_TOKEN", "TELEGRAM_TOKEN"])
+# DISCORD_TOKEN starts the Discord transport: tests/test_discord_app.py.
+@pytest.mark.parametrize("token_env", ["TELEGRAM_TOKEN"])
 def test_a_token_for_a_missing_transport_is_reported_not_pretended(tmp_path, token_env):
     session = Session(tmp_path, env=bot_env(**{token_env: "fake-token-abcdef123456"}))
     assert session.proc.stdin is not None

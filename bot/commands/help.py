@@ -14,8 +14,11 @@ __all__ = ["CHATS_NOTE", "HelpCommands"]
 
 USAGE = "help [COMMAND]"
 _FIRST_STEPS = ("signal", "watch", "alerts")
-# Only what this build does: it has no Discord or Telegram transport, so no token connects one.
-CHATS_NOTE = "This build chats in the console only: it has no Discord or Telegram transport."
+# Only what this build does: a Discord token connects Discord; there is no Telegram transport.
+CHATS_NOTE = (
+    "Chats: this console, or Discord when DISCORD_TOKEN is set (README: Discord);"
+    " this build has no Telegram transport."
+)
 
 
 class HelpCommands:

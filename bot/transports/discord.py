@@ -23,9 +23,12 @@ from typing import Any, Literal
 
 import aiohttp
 import discord
+import discord.http
 import structlog
+import yarl
 from cachetools import LRUCache
 from discord import app_commands
+from discord.gateway import DiscordWebSocket
 
 from bot.commands.base import Reply, Request
 from bot.commands.router import INTERNAL_ERROR
@@ -82,7 +85,7 @@ class DiscordTransport:
         self._meta = meta
         self._gateway = gateway
         self.client = discord.Client(
-            intents=discord.Intents.none(),  # slash commands need no gateway intents
+            intents=discord.Intents(guilds=True),  # no privileged intents: slash commands only
             allowed_mentions=NO_MENTIONS,
             max_ratelimit_timeout=config.max_retry_after_s,
         )
@@ -91,6 +94,7 @@ class DiscordTransport:
         self._accepting = False
         self._runner: asyncio.Task[None] | None = None
         self._dm_channels: LRUCache[str, int] = LRUCache(10_000)
+        self._urls_before: tuple[str, yarl.URL] | None = None
         _add_commands(self)
 
     # -- the Transport protocol --------------------------------------------------------------
@@ -99,13 +103,14 @@ class DiscordTransport:
         """Log in (a rejected token raises TransportRejectedError), sync commands if they
         changed, then receive interactions."""
         self._handler = handler
+        self._point_at_configured_urls()
         try:
             await self.client.login(self._token)
         except discord.LoginFailure as exc:
-            await self.client.close()
+            await self.close()
             raise TransportRejectedError("Discord rejected the token (DISCORD_TOKEN)") from exc
         except BaseException:
-            await self.client.close()
+            await self.close()
             raise
         await self.sync_commands()
         self._accepting = True
@@ -121,6 +126,8 @@ class DiscordTransport:
         if self._runner is not None:
             self._runner.cancel()
             await asyncio.gather(self._runner, return_exceptions=True)
+        if self._urls_before is not None:
+            discord.http.Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = self._urls_before
 
     async def send(self, chat_id: str, message: OutMessage) -> None:
         """Post an alert or DM; raise the delivery error matching what Discord answered."""
@@ -138,6 +145,17 @@ class DiscordTransport:
             raise TransientDeliveryError(f"{exc.status} {exc.code}: {exc.text}") from exc
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise TransientDeliveryError(f"network: {exc!r}") from exc
+
+    def _point_at_configured_urls(self) -> None:
+        """discord.py reads its REST and gateway URLs from class attributes, one per process."""
+        api, gateway = self._config.api_base_url, self._config.gateway_url
+        if not (api or gateway):
+            return
+        self._urls_before = (discord.http.Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY)
+        if api:
+            discord.http.Route.BASE = api.rstrip("/")
+        if gateway:
+            DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway)
 
     # -- commands ----------------------------------------------------------------------------
 

@@ -1,8 +1,11 @@
-"""A fake Discord REST API on 127.0.0.1 for tests and benchmarks: enough of the documented wire
+"""A fake Discord API on 127.0.0.1 for tests and benchmarks: enough of the documented wire
 format for discord.py 2.7 to log in, answer interactions, follow up, post messages and sync
-commands. It records every request and can answer chosen paths with 429s, 5xx or errors.
+commands. It records every request and can answer chosen paths with 429s, 5xx or errors. A
+minimal gateway at `gateway_url` says HELLO, answers IDENTIFY with READY and heartbeats with
+ACKs, and pushes the events given to `dispatch` (e.g. INTERACTION_CREATE) as plain text frames.
 
-Point discord.py at it with `FakeDiscord.pointed()` (it sets `discord.http.Route.BASE`).
+Point discord.py at it with `FakeDiscord.pointed()` (it sets `discord.http.Route.BASE` and the
+gateway URL), or with the `discord.api_base_url` and `discord.gateway_url` settings.
 Gotchas that discord.py checks (see OFFLINE-TESTING.md): the content type is exactly
 `application/json`, a 429 carries a `Via` header (without one discord.py suspects a Cloudflare
 ban and gives up), an interaction payload has `attachment_size_limit`.
@@ -20,7 +23,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import discord.http
-from aiohttp import BodyPartReader, web
+import yarl
+from aiohttp import BodyPartReader, WSMsgType, web
+from discord.gateway import DiscordWebSocket
 
 __all__ = ["APP_ID", "BOT_USER_ID", "FakeDiscord", "Fault", "RecordedRequest"]
 
@@ -63,11 +68,16 @@ class FakeDiscord:
     faults: list[Fault] = field(default_factory=list)
     commands: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # by scope
     url: str = ""
+    gateway_url: str = ""
+    sockets: list[web.WebSocketResponse] = field(default_factory=list)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)  # a client got READY
+    _sequence: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _runner: web.AppRunner | None = None
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def start(self) -> FakeDiscord:
         app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -75,21 +85,32 @@ class FakeDiscord:
         await site.start()
         port = self._runner.addresses[0][1]
         self.url = f"http://127.0.0.1:{port}/api/v10"
+        self.gateway_url = f"ws://127.0.0.1:{port}/gateway"
         return self
 
     async def close(self) -> None:
+        for socket in self.sockets:
+            await socket.close()
         if self._runner is not None:
             await self._runner.cleanup()
 
     @contextmanager
     def pointed(self) -> Iterator[None]:
         """discord.py's REST calls go to this fake while inside."""
-        before = discord.http.Route.BASE
+        before = discord.http.Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY
         discord.http.Route.BASE = self.url
+        DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(self.gateway_url)
         try:
             yield
         finally:
-            discord.http.Route.BASE = before
+            discord.http.Route.BASE, DiscordWebSocket.DEFAULT_GATEWAY = before
+
+    async def dispatch(self, event: str, data: dict[str, Any]) -> None:
+        """Push a gateway event to every connected client."""
+        for socket in self.sockets:
+            await socket.send_str(
+                json.dumps({"op": 0, "t": event, "s": next(self._sequence), "d": data})
+            )
 
     def fail(self, path_part: str, status: int, **options: Any) -> Fault:
         fault = Fault(path_part, status, **options)
@@ -109,6 +130,36 @@ class FakeDiscord:
             self._arrived.clear()
             await self._arrived.wait()
         return found
+
+    # -- the gateway -----------------------------------------------------------------------
+
+    async def _gateway(self, request: web.Request) -> web.WebSocketResponse:
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        self.sockets.append(socket)
+        await socket.send_str(json.dumps({"op": 10, "d": {"heartbeat_interval": 45_000}}))
+        async for frame in socket:
+            if frame.type is not WSMsgType.TEXT:
+                continue
+            op = json.loads(frame.data).get("op")
+            if op == 1:  # heartbeat
+                await socket.send_str(json.dumps({"op": 11}))
+            elif op == 2:  # identify
+                await self.dispatch("READY", self._ready())
+                self.ready.set()
+        self.sockets.remove(socket)
+        return socket
+
+    def _ready(self) -> dict[str, Any]:
+        return {
+            "v": 10,
+            "user": bot_user(),
+            "guilds": [],
+            "session_id": "fake-session",
+            "resume_gateway_url": self.gateway_url,
+            "application": {"id": str(APP_ID), "flags": 0},
+            "shard": [0, 1],
+        }
 
     # -- the API ---------------------------------------------------------------------------
 
