@@ -12,7 +12,7 @@ from typing import Any
 import discord
 import pytest
 
-from bot.commands.base import BotStatus, Reply
+from bot.commands.base import BotStatus, Reply, Request
 from bot.commands.router import CommandRouter
 from bot.config import BotConfig, DiscordConfig
 from bot.render.discord import LIMITS
@@ -188,6 +188,25 @@ async def test_alerts_takes_the_threshold_as_a_number(fake, store, started) -> N
     assert "60/100" in contents(fake)
     [defer] = fake.matching("/callback")
     assert defer.json["data"]["flags"] & 64  # personal commands answer the asker only
+
+
+async def test_a_long_personal_reply_is_split_and_every_part_stays_private(fake, store) -> None:
+    lines = [f"source {n:03d} ok · data as of 2025-10-10T20:00:00Z · replay" for n in range(120)]
+
+    async def long_status(request: Request) -> Reply:  # a platform-neutral handler's answer
+        return Reply(text="\n".join(lines))
+
+    transport = DiscordTransport(TOKEN, DiscordConfig(), SYMBOLS, store, gateway=False)
+    await transport.start(long_status)
+    try:
+        await run(transport, command_interaction("status"))
+    finally:
+        await transport.close()
+    sent = follow_ups(fake)
+    assert len(sent) >= 3
+    assert all(r.json["flags"] & 64 for r in sent)  # ephemeral: only the asker sees them
+    assert all(len(r.json["content"]) <= LIMITS.content for r in sent)
+    assert "\n".join(r.json["content"] for r in sent).split("\n") == lines
 
 
 async def test_symbol_autocomplete_answers_matching_symbols(fake, store, started) -> None:

@@ -180,14 +180,19 @@ class DiscordTransport:
         self, interaction: discord.Interaction, command: str, args: tuple[str, ...]
     ) -> None:
         """Defer at once, then run the command and follow up with its reply."""
-        await interaction.response.defer(thinking=True, ephemeral=command in _PERSONAL)
+        personal = command in _PERSONAL
+        await interaction.response.defer(thinking=True, ephemeral=personal)
         try:
             reply = await self._reply(interaction, command, args)
-            for kwargs in _messages(reply, intro=None):
-                await interaction.followup.send(**kwargs, allowed_mentions=NO_MENTIONS)
+            for kwargs in _messages(reply, intro=None):  # each follow-up private if the first is
+                await interaction.followup.send(
+                    **kwargs, ephemeral=personal, allowed_mentions=NO_MENTIONS
+                )
         except Exception:
             log.exception("discord_command_failed", command=command)
-            await interaction.followup.send(INTERNAL_ERROR, allowed_mentions=NO_MENTIONS)
+            await interaction.followup.send(
+                INTERNAL_ERROR, ephemeral=personal, allowed_mentions=NO_MENTIONS
+            )
 
     async def _reply(
         self, interaction: discord.Interaction, command: str, args: tuple[str, ...]
