@@ -31,6 +31,7 @@ from bot.transports.fake_discord import (
     TOKEN,
     FakeDiscord,
     RecordedRequest,
+    button_interaction,
     command_interaction,
 )
 from intel.config import load_config
@@ -92,6 +93,7 @@ async def start_transport(
     *,
     candle_delay_s: float = 0.0,
     config: DiscordConfig | None = None,
+    gateway: bool = False,
 ) -> DiscordTransport:
     bot_config = load_config(env={}, model=BotConfig)
     sources = replay_sources()
@@ -106,7 +108,7 @@ async def start_transport(
     desk = build_desk(bot_config, sources=sources, market_clock=lambda: MOMENT)
     router = CommandRouter(desk, store, bot_config, no_status)
     transport = DiscordTransport(
-        TOKEN, config or DiscordConfig(), desk.symbols, store, gateway=False
+        TOKEN, config or DiscordConfig(), desk.symbols, store, gateway=gateway
     )
     await transport.start(router.handle)
     return transport
@@ -179,6 +181,11 @@ async def test_signal_defers_before_slow_work_then_sends_the_embed_and_chart(
     assert filename == "chart.png"
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
     assert answer.json["allowed_mentions"]["parse"] == []
+    [row] = answer.json["components"]
+    assert [b["custom_id"] for b in row["components"]] == [
+        "signaldesk:refresh:eth",
+        "signaldesk:watch:eth",
+    ]
 
 
 async def test_alerts_takes_the_threshold_as_a_number(fake, store, started) -> None:
@@ -333,3 +340,44 @@ async def test_discord_errors_map_onto_delivery_errors(
     fake.fail("/messages", status, code=code)
     with pytest.raises(error):
         await transport.send(str(CHANNEL), alert())
+
+
+# -- buttons ---------------------------------------------------------------------------------
+
+
+async def press(fake: FakeDiscord, custom_id: str, user_id: int = 42) -> None:
+    """A button press through the fake gateway; returns once its first answer arrived."""
+    before = len(fake.matching("/callback"))
+    await fake.dispatch("INTERACTION_CREATE", button_interaction(custom_id, user_id=user_id))
+    await asyncio.wait_for(fake.wait_for("/callback", before + 1), 10)
+
+
+async def answered(fake: FakeDiscord, path_part: str, count: int) -> list[RecordedRequest]:
+    return await asyncio.wait_for(fake.wait_for(path_part, count), 30)
+
+
+async def test_the_watch_button_works_after_a_restart(fake, store, started) -> None:
+    await (await started()).close()  # the message with its buttons was posted before this
+    await started(gateway=True)
+    await asyncio.wait_for(fake.ready.wait(), 10)
+    await press(fake, "signaldesk:watch:eth")
+    [done] = await answered(fake, f"/webhooks/{APP_ID}/", 1)
+    assert done.json["flags"] & 64  # to the presser only
+    assert await store.watchlist("discord", "42") == ["ETH/USDT"]
+
+
+async def test_refresh_edits_the_message_in_place_and_a_refusal_is_private(fake, store, started):
+    await started(gateway=True)
+    await asyncio.wait_for(fake.ready.wait(), 10)
+    await press(fake, "signaldesk:refresh:btc")
+    [edit] = await answered(fake, "/messages/@original", 1)
+    assert edit.method == "PATCH"
+    assert edit.json["embeds"][0]["title"].split()[2] == "BTC/USDT"
+    assert [name for name, _ in edit.files] == ["chart.png"]
+    await press(fake, "signaldesk:refresh:btc")  # again at once: the cooldown answers
+    webhook = await answered(fake, f"/webhooks/{APP_ID}/", 2)  # the edit, then the refusal
+    [refusal] = [request for request in webhook if request.method == "POST"]
+    assert refusal.json["flags"] & 64
+    assert "easy" in refusal.json["content"]
+    assert len(fake.matching("/messages/@original", "PATCH")) == 1  # the message was not touched
+    assert not fake.matching(f"/channels/{CHANNEL}/messages")  # never a new public message

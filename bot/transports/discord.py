@@ -43,6 +43,7 @@ from bot.transports.base import (
     TransientDeliveryError,
     TransportRejectedError,
 )
+from bot.transports.discord_views import ActionsClient, SignalButton, signal_view
 from intel.symbols import base_asset
 
 __all__ = ["COMMANDS_HASH_KEY", "DM_PREFIX", "DiscordTransport"]
@@ -84,7 +85,8 @@ class DiscordTransport:
         self._symbols = tuple(symbols)
         self._meta = meta
         self._gateway = gateway
-        self.client = discord.Client(
+        self.client = ActionsClient(
+            self,
             intents=discord.Intents(guilds=True),  # no privileged intents: slash commands only
             allowed_mentions=NO_MENTIONS,
             max_ratelimit_timeout=config.max_retry_after_s,
@@ -96,6 +98,8 @@ class DiscordTransport:
         self._dm_channels: LRUCache[str, int] = LRUCache(10_000)
         self._urls_before: tuple[str, yarl.URL] | None = None
         _add_commands(self)
+        # Buttons on messages posted before a restart match by custom_id, so they keep working.
+        self.client.add_dynamic_items(SignalButton)
 
     # -- the Transport protocol --------------------------------------------------------------
 
@@ -194,6 +198,33 @@ class DiscordTransport:
                 INTERNAL_ERROR, ephemeral=personal, allowed_mentions=NO_MENTIONS
             )
 
+    async def refresh(self, interaction: discord.Interaction, base: str) -> None:
+        """The "Refresh" button: the signal again, edited into the same message; a refusal
+        (cooldown, busy) goes to the presser only. Never a new public message."""
+        await interaction.response.defer()  # a deferred update: the message stays as it is
+        reply = await self._reply(interaction, "signal", (base,))
+        messages = _messages(reply, intro=None)
+        if reply.signal is not None and not reply.is_error:
+            first = messages.pop(0)
+            files = [first["file"]] if "file" in first else []
+            await interaction.edit_original_response(
+                content=first.get("content"),
+                embed=first["embed"],
+                attachments=files,
+                view=first["view"],
+                allowed_mentions=NO_MENTIONS,
+            )
+        for kwargs in messages:  # a refusal, or the rest of a signal too long for one message
+            kwargs.pop("view", None)
+            await interaction.followup.send(**kwargs, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    async def watch(self, interaction: discord.Interaction, base: str) -> None:
+        """The "Watch" button: `watch add` for the presser, answered to them only."""
+        await interaction.response.defer(thinking=True, ephemeral=True)
+        reply = await self._reply(interaction, "watch", ("add", base))
+        for kwargs in _messages(reply, intro=None):
+            await interaction.followup.send(**kwargs, ephemeral=True, allowed_mentions=NO_MENTIONS)
+
     async def _reply(
         self, interaction: discord.Interaction, command: str, args: tuple[str, ...]
     ) -> Reply:
@@ -274,6 +305,7 @@ def _messages(reply: Reply, intro: str | None) -> list[dict[str, Any]]:
     chart = reply.chart_png
     embeds = signal_embeds(reply.signal, intro=intro, with_chart=chart is not None)
     messages: list[dict[str, Any]] = [{"embed": discord.Embed.from_dict(e)} for e in embeds]
+    messages[0]["view"] = signal_view(base_asset(reply.signal.symbol).lower())
     if chart is not None:
         messages[0]["file"] = discord.File(io.BytesIO(chart), filename=CHART_FILENAME)
     hint = reply.extra.get("next")

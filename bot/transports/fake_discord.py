@@ -366,3 +366,16 @@ def command_interaction(
         payload["user"] = person
         payload["channel"]["recipients"] = [person]
     return payload
+
+
+def button_interaction(custom_id: str, **options: Any) -> dict[str, Any]:
+    """An INTERACTION_CREATE payload for a button press on a message the bot posted."""
+    payload = command_interaction("", **options)
+    payload["type"] = 3
+    payload["data"] = {"custom_id": custom_id, "component_type": 2}
+    pressed = message(int(payload["channel_id"]), {"content": "a signal"})
+    # The message carries the button: discord.py rebuilds the view from it to find the press.
+    button = {"type": 2, "style": 1, "label": "button", "custom_id": custom_id}
+    pressed["components"] = [{"type": 1, "id": 1, "components": [button]}]
+    payload["message"] = pressed
+    return payload
