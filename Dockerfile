@@ -3,7 +3,7 @@
 #   docker run -it --rm -v signaldesk-data:/data signaldesk run     # the console chat
 #   docker run --rm signaldesk signal btc                           # one signal, then exit
 #   docker run -d --name signaldesk -v signaldesk-data:/data signaldesk   # the bot, no chat
-# This version has no chat transport yet: Discord and Telegram tokens arrive with their release.
+# Chat platforms: -e DISCORD_TOKEN and/or -e TELEGRAM_TOKEN (README: Discord, Telegram).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -40,19 +40,23 @@ from bot.scheduling.scheduler import CycleScheduler, real_interval_s
 from bot.storage.base import DeliveryKind, OutboxItem, Store, StoredSignal
 from bot.storage.lock import DatabaseLock
 from bot.storage.sqlite import SqliteStore
-from bot.transports.base import CommandHandler, DeliveryError, OutMessage, Transport
+from bot.transports.base import (
+    CommandHandler,
+    DeliveryError,
+    OutMessage,
+    Transport,
+    TransportRejectedError,
+)
 from bot.transports.console import ConsoleTransport, greeting_text
 from bot.transports.telegram import TelegramTransport, sender_limits
 from intel.config import Secrets
 from intel.desk import DeskFactory, SignalDesk, build_desk
-from intel.errors import UserInputError
 from intel.timeutil import iso, utcnow
 
 __all__ = ["build_message", "run_bot"]
 
 SENDER_STOP_GRACE_S = 30.0
-# Chat platforms this build has no transport for: a token for one is reported, not used.
-UNAVAILABLE_TRANSPORTS = (("Discord", "discord_token"),)
+EXIT_BAD_CONFIG = 2  # every configured chat token was refused and there is no console
 
 log = structlog.get_logger(__name__)
 
@@ -85,18 +89,10 @@ async def run_bot(
 ) -> int:
     """Run the bot until SIGINT/SIGTERM or the end of console input; returns the exit status."""
     stop = asyncio.Event()
-    _log_unavailable_transports(secrets)
     clock_ref: list[MarketClock] = []  # the desk needs the clock; the clock needs the desk's data
     desk = desk_factory(config, market_clock=lambda: clock_ref[0].now())  # refuses a bad mode
-    store = SqliteStore(
-        config.storage.db_path,
-        backoff_base_s=config.delivery.backoff_base_s,
-        backoff_max_s=config.delivery.backoff_max_s,
-    )
-    await store.open()  # first: a bad path is reported as such, not as a lock problem
-    transports = [*extra_transports, *_chat_transports(config, secrets, store)]
     chat: ConsoleTransport | None = None
-    if console and not transports:
+    if console and not extra_transports:  # started when no chat platform runs (`_serve`)
         chat = ConsoleTransport(
             stdin,
             stdout,
@@ -104,17 +100,46 @@ async def run_bot(
             on_eof=stop.set,
             max_chart_files=config.console.max_chart_files,
         )
-        transports.append(chat)
+    store = SqliteStore(
+        config.storage.db_path,
+        backoff_base_s=config.delivery.backoff_base_s,
+        backoff_max_s=config.delivery.backoff_max_s,
+    )
+    await store.open()  # first: a bad path is reported as such, not as a lock problem
     lock = DatabaseLock(config.storage.db_path)
     try:
         lock.acquire()
         async with desk:  # sources, engine, coordinator: open in order, close in reverse
+            transports = list(extra_transports) or _chat_transports(config, secrets, store, desk)
             bot = await _assemble(config, secrets, store, desk, clock_ref, transports, chat)
-            await _serve(bot, Redactor(secrets.values()), stop)
+            return await _serve(bot, Redactor(secrets.values()), stop)
     finally:
         await store.close()
         lock.release()  # after the store: see bot.storage.lock on SQLite's own locks
-    return 0
+
+
+def _chat_transports(
+    config: BotConfig, secrets: Secrets, store: Store, desk: SignalDesk
+) -> list[Transport]:
+    """A transport for every chat platform whose token is set (each starts, or fails alone, in
+    `_serve`); discord.py loads only when used."""
+    transports: list[Transport] = []
+    if secrets.discord_token:
+        from bot.transports.discord import DiscordTransport
+
+        transports.append(
+            DiscordTransport(secrets.discord_token, config.discord, desk.symbols, store)
+        )
+    if secrets.telegram_token:
+        transports.append(
+            TelegramTransport(
+                secrets.telegram_token,
+                store,
+                limits=config.delivery.telegram,
+                base_url=secrets.telegram_base_url,
+            )
+        )
+    return transports
 
 
 async def _assemble(
@@ -135,10 +160,12 @@ async def _assemble(
     resume = await stored_time(store, LAST_CYCLE_MARKET_AT)
     clock = build_market_clock(config, data_end, resume, partial(_clock_ended, chat))
     clock_ref.append(clock)
+    # The console too, though it starts only when no chat platform does: its rows wait for it.
+    every = [*transports, chat] if chat is not None else list(transports)
     sender = OutboxSender(
         store,
-        {t.name: t for t in transports},
-        {t.name: _sender_limits(config, t.name) for t in transports},
+        {t.name: t for t in every},
+        {t.name: _sender_limits(config, t.name) for t in every},
         concurrency=config.delivery.concurrency,
         build_message=partial(build_message, Redactor(secrets.values()), credits=desk.credits),
         poll_interval_s=config.delivery.poll_interval_s,
@@ -154,19 +181,6 @@ async def _assemble(
     return _Bot(config, store, desk, clock, chart, sender, scheduler, transports, chat, recorder)
 
 
-def _chat_transports(config: BotConfig, secrets: Secrets, store: Store) -> list[Transport]:
-    """Every chat platform whose token is set (each starts, or fails alone, in `_serve`)."""
-    if not secrets.telegram_token:
-        return []
-    telegram = TelegramTransport(
-        secrets.telegram_token,
-        store,
-        limits=config.delivery.telegram,
-        base_url=secrets.telegram_base_url,
-    )
-    return [telegram]
-
-
 def _sender_limits(config: BotConfig, transport: str) -> TransportLimits:
     limits = getattr(config.delivery, transport, TransportLimits())
     # PTB's AIORateLimiter paces Telegram's overall and group budgets per API call; a second
@@ -180,8 +194,11 @@ async def _cycle_and_record(cycle: SignalCycle, recorder: StateRecorder) -> Cycl
     return result
 
 
-async def _serve(bot: _Bot, redactor: Redactor, stop: asyncio.Event) -> None:
-    """Start everything, wait for `stop`, then stop everything (see `_stop_all` for the order)."""
+async def _serve(bot: _Bot, redactor: Redactor, stop: asyncio.Event) -> int:
+    """Start everything, wait for `stop`, then stop everything (see `_stop_all` for the order).
+
+    The console chat starts when no chat platform does (none configured, or every one failed);
+    with no console and every configured platform refused, the bot stops with exit status 2."""
     router = CommandRouter(
         bot.desk, bot.store, bot.config, partial(_status, bot), render_chart=bot.chart
     )
@@ -192,13 +209,17 @@ async def _serve(bot: _Bot, redactor: Redactor, stop: asyncio.Event) -> None:
     sender_task = asyncio.create_task(bot.sender.run(sender_stop), name="outbox-sender")
     try:
         await bot.scheduler.start()
-        if bot.console is not None:
-            bot.console.notice(_greeting(bot))
         started = await _start_transports(bot.transports, handler)
-        if bot.transports and not started and bot.console is None:
-            raise UserInputError(
-                "no chat transport could start (see the log line above); check the tokens"
+        if not started and bot.console is not None:
+            bot.console.notice(_greeting(bot))
+            bot.transports = [*bot.transports, bot.console]
+            started = await _start_transports([bot.console], handler)
+        elif not started and bot.transports:
+            log.error(
+                "no_transport_started",
+                detail="every configured chat platform failed to start; see the lines above",
             )
+            return EXIT_BAD_CONFIG
         await bot.recorder.started(started)
         _watch_clock_end(loop, bot.clock)
         log.info("bot_started", transports=started, clock=bot.clock.describe())
@@ -216,6 +237,7 @@ async def _serve(bot: _Bot, redactor: Redactor, stop: asyncio.Event) -> None:
         for signum in installed:
             loop.remove_signal_handler(signum)
     log.info("bot_stopped")
+    return 0
 
 
 async def _record_stop(recorder: StateRecorder) -> None:
@@ -230,7 +252,10 @@ async def _start_transports(transports: Sequence[Transport], handler: CommandHan
     for transport in transports:
         try:
             await transport.start(handler)
-        except DeliveryError as exc:  # a rejected token or an unreachable platform: one line
+        except TransportRejectedError as exc:  # a bad token: one line says which and why
+            log.error("transport_rejected", transport=transport.name, detail=str(exc))
+            continue
+        except DeliveryError as exc:  # a platform unreachable at start: one line, no traceback
             log.error("transport_start_failed", transport=transport.name, reason=str(exc))
             continue
         except Exception:  # one chat platform failing must not keep the others down
@@ -304,17 +329,6 @@ def _greeting(bot: _Bot) -> str:
     if isinstance(clock, DemoClock):
         every += f" of market time ({bot.scheduler.interval_s:g} s real time)"
     return greeting_text(clock.now(), clock.describe(), every)
-
-
-def _log_unavailable_transports(secrets: Secrets) -> None:
-    for platform, attribute in UNAVAILABLE_TRANSPORTS:
-        if getattr(secrets, attribute):
-            log.warning(
-                "transport_not_available",
-                transport=platform.lower(),
-                detail=f"a {platform} token is set, but this build has no {platform} "
-                "transport; the token is not used",
-            )
 
 
 def build_message(

@@ -41,16 +41,22 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def _cmd_run(args: argparse.Namespace, config: BotConfig) -> int:
-    from bot.app import run_bot
+    from bot.app import EXIT_BAD_CONFIG, run_bot
 
     secrets = Secrets.from_env(os.environ)
     console = not args.no_console
     _configure_run_logging(
         config, secrets, console=console, debug=bool(getattr(args, "debug", False))
     )
-    return asyncio.run(
+    code = asyncio.run(
         run_bot(config, secrets, console=console, stdin=sys.stdin, stdout=sys.stdout)
     )
+    if code == EXIT_BAD_CONFIG:  # the log lines above say which platform refused and why
+        print(
+            "error: no chat transport could start (see the log lines above); check the tokens",
+            file=sys.stderr,
+        )
+    return code
 
 
 def _configure_run_logging(

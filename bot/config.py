@@ -66,6 +66,20 @@ class ConsoleConfig(Frozen):
     max_chart_files: int = Field(100, ge=1)
 
 
+class DiscordConfig(Frozen):
+    # The REST API's base URL; empty: Discord's own. A proxy or a test's fake server otherwise.
+    api_base_url: str = ""
+    gateway_url: str = ""  # the gateway's websocket URL; empty: Discord's own
+    # A development server: commands sync to it at once (global ones take a while to show).
+    guild_id: int | None = Field(None, gt=0)
+    # Members of these roles may subscribe a channel, besides those with Manage Server.
+    admin_role_ids: tuple[int, ...] = ()
+    # discord.py waits out a 429 up to this long inside the send; a longer one goes back to the
+    # outbox sender, which pauses the transport. Never both, so no wait is doubled. discord.py
+    # accepts nothing under 30 s here.
+    max_retry_after_s: float = Field(30.0, ge=30, le=600)
+
+
 def _upper(value: Any) -> Any:
     return value.strip().upper() if isinstance(value, str) else value
 
@@ -91,4 +105,5 @@ class BotConfig(Config):
     commands: CommandsConfig = CommandsConfig()
     demo: DemoConfig = DemoConfig()
     console: ConsoleConfig = ConsoleConfig()
+    discord: DiscordConfig = DiscordConfig()
     logging: LoggingConfig = LoggingConfig()

@@ -203,9 +203,9 @@ def test_a_default_moment_past_a_symbols_data_is_no_signal_with_its_range(capsys
 async def test_help_promises_no_chat_this_build_lacks() -> None:
     request = Request("console", "u", "c", "c", "help")
     text = (await HelpCommands({}).help(request)).text
-    assert "no Discord transport" in text
-    assert "Telegram when TELEGRAM_TOKEN is set" in text  # this build has it
-    for promise in ("set DISCORD_TOKEN", "restart"):
+    assert "Discord when DISCORD_TOKEN is set" in text  # this build has both platforms
+    assert "Telegram when TELEGRAM_TOKEN is set" in text
+    for promise in ("no Discord", "no Telegram", "restart"):
         assert promise not in text
 
 

@@ -36,6 +36,8 @@ SECRETS = Secrets.from_env(FAKE_ENV)
 # With a Telegram token `run` serves Telegram instead of the console (tests/test_telegram.py).
 CONSOLE_ENV = {k: v for k, v in FAKE_ENV.items() if k != "TELEGRAM_TOKEN"}
 TYPED_SECRET = "rd-FAKE-secret-42"  # short enough to be echoed whole in an error reply
+# Discord's API at a local port where nothing listens: the transport is tried and fails offline.
+NO_DISCORD = {"BOT__DISCORD__API_BASE_URL": "http://127.0.0.1:9/api/v10"}
 
 
 async def no_chart(signal: object, snapshot: object) -> bytes | None:
@@ -129,7 +131,8 @@ async def test_a_failing_cycle_logs_without_secrets(tmp_path, captured_logs):
 
 
 async def test_replies_are_redacted(tmp_path, captured_logs):
-    config = load_config(env={"BOT__STORAGE__DB_PATH": str(tmp_path / "bot.db")}, model=BotConfig)
+    env = {"BOT__STORAGE__DB_PATH": str(tmp_path / "bot.db"), **NO_DISCORD}
+    config = load_config(env=env, model=BotConfig)
     lines = "".join(
         f"{line}\n"
         for line in (
@@ -161,6 +164,7 @@ def test_run_with_tokens_never_prints_them(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("BOT__")}
     env.pop("TELEGRAM_TOKEN", None)
     env.update(CONSOLE_ENV, PYTHONPATH=str(ROOT), MPLBACKEND="Agg", BOT__DEMO__SPEED="7200")
+    env.update(NO_DISCORD)
     commands = "help\nsignal btc\nsubscribe\nwatch add eth\nalerts 50\nstatus\n"
     proc = subprocess.run(
         [sys.executable, "-m", "bot", "run", "--debug", "--db", str(tmp_path / "bot.db")],
@@ -174,5 +178,7 @@ def test_run_with_tokens_never_prints_them(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "signal_recorded" in proc.stderr or "cycle_done" in proc.stderr  # it did log
-    assert "this build has no Discord transport" in proc.stderr
+    # Discord was tried with the token, failed to connect, and the console took over.
+    assert "transport_start_failed" in proc.stderr
+    assert "this build has no Telegram transport" in proc.stderr
     assert_clean(proc.stdout + proc.stderr)

@@ -14,10 +14,10 @@ __all__ = ["CHATS_NOTE", "HelpCommands"]
 
 USAGE = "help [COMMAND]"
 _FIRST_STEPS = ("signal", "watch", "alerts")
-# Only what this build does: a Telegram token connects Telegram; it has no Discord transport.
+# Only what this build does: each chat platform connects when its token is set.
 CHATS_NOTE = (
-    "Chats: the console, or Telegram when TELEGRAM_TOKEN is set (README: Telegram); "
-    "this build has no Discord transport."
+    "Chats: this console, Discord when DISCORD_TOKEN is set (README: Discord) and Telegram when "
+    "TELEGRAM_TOKEN is set (README: Telegram)."
 )
 
 

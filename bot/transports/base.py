@@ -23,6 +23,7 @@ __all__ = [
     "RateLimitedError",
     "TransientDeliveryError",
     "Transport",
+    "TransportRejectedError",
 ]
 
 CommandHandler = Callable[[Request], Awaitable[Reply]]
@@ -56,6 +57,10 @@ class TransientDeliveryError(DeliveryError):
 
 class PermanentDeliveryError(DeliveryError):
     """The bot was blocked or the chat is gone: disable that subscription, never retry."""
+
+
+class TransportRejectedError(Exception):
+    """The platform refused the transport at start (a bad token): one log line, others run."""
 
 
 class Transport(Protocol):
