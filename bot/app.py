@@ -328,7 +328,7 @@ def _greeting(bot: _Bot) -> str:
     clock = bot.clock
     if isinstance(clock, DemoClock):
         every += f" of market time ({bot.scheduler.interval_s:g} s real time)"
-    return greeting_text(clock.now(), clock.describe(), every)
+    return greeting_text(clock.now(), clock.describe(), every, live=bot.desk.live)
 
 
 def build_message(

@@ -114,6 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(exc, EXIT_NO_SIGNAL, args)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader left (`signal btc | head`): nothing went wrong here. Point stdout at devnull
+        # so the interpreter's final flush does not raise again (Python docs, "SIGPIPE").
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception as exc:
         return _fail(exc, EXIT_INTERNAL, args, prefix="internal error: ")
 
@@ -182,10 +187,10 @@ async def compute_signal(
     from intel.desk import build_desk
 
     desk = (desk_factory or build_desk)(config)
-    symbol = desk.resolve(symbol_text)
     if not desk.live:
-        async with desk:
-            return await desk.signal(symbol, at)
+        async with desk:  # opening checks the configured symbols: a bad one names `symbols`
+            return await desk.signal(desk.resolve(symbol_text), at)
+    symbol = desk.resolve(symbol_text)
     deadline_s = config.pipeline.overall_deadline_s
     deadline = asyncio.get_running_loop().time() + deadline_s
     async with AsyncExitStack() as stack:

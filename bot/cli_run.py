@@ -53,7 +53,8 @@ def _cmd_run(args: argparse.Namespace, config: BotConfig) -> int:
     )
     if code == EXIT_BAD_CONFIG:  # the log lines above say which platform refused and why
         print(
-            "error: no chat transport could start (see the log lines above); check the tokens",
+            "error: no chat transport could start (see the log lines above); check each token "
+            "and that its platform is reachable",
             file=sys.stderr,
         )
     return code

@@ -212,7 +212,7 @@ def test_the_whale_axis_at_the_configured_span_draws_every_recorded_flow_it_cove
     ]
     assert sum(max(b.max(), 0.0) for b in bars) == pytest.approx(truth.outflow_usd / 1e6)
     assert -sum(min(b.min(), 0.0) for b in bars) == pytest.approx(truth.inflow_usd / 1e6)
-    assert f"({-left:g} h fetched)" in ax.get_xlabel()
+    assert f"({-left:.0f} h fetched)" in ax.get_xlabel()
 
 
 def test_a_shallow_book_axis_says_how_far_the_book_reaches() -> None:
@@ -227,3 +227,10 @@ def test_a_shallow_book_axis_says_how_far_the_book_reaches() -> None:
     assert f"imbalance bands ±{bands}%:\nbeyond the recorded book" in texts(ax)
     labels = [text for text in texts(ax) if "support" in text or "resistance" in text]
     assert all(f"${book.bids[0][0]:,.0f}" not in label for label in labels)
+
+
+def test_the_whale_axis_names_whole_hours_when_the_clock_is_off_the_hour() -> None:
+    # The running bot's demo clock sits seconds past the hour (here 16:00:09).
+    _, result = asyncio.run(desk_signal("BTC/USDT", parse_time("2025-10-06T16:00:09Z"), CONFIG))
+    ax = panel_of(build_figure(result.signal, result.snapshot), "Whale flows")
+    assert f"({WINDOW_H} h fetched)" in ax.get_xlabel()

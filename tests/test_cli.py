@@ -353,3 +353,22 @@ def test_importing_the_bot_does_not_import_torch_or_transformers(runs) -> None:
     run = runs["imports"]
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout) == []
+
+
+def test_a_reader_that_stops_early_is_not_an_internal_error() -> None:
+    # `python -m bot signal eth --json | head -3`: once the reader is gone, a write gets EPIPE.
+    # `true` reads nothing and exits at once, long before the signal is printed.
+    command = [sys.executable, "-m", "bot", "signal", "eth", "--json"]
+    script = f"{' '.join(command)} | true"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert "internal error" not in proc.stderr
+    assert proc.returncode == 0, proc.stderr

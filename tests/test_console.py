@@ -298,3 +298,15 @@ async def test_a_send_in_flight_at_shutdown_finishes_before_the_transport_closes
         assert (await store.outbox_counts())["sent"] == len(chat.accepted) >= 1
     finally:
         await store.close()
+
+
+def test_the_greeting_says_which_market_data_the_bot_runs_on():
+    from datetime import UTC, datetime
+
+    from bot.transports.console import greeting_text
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    assert "Running on recorded market data" in greeting_text(now, "demo clock", "1 h")
+    live = greeting_text(now, "live market time", "1 h", live=True)
+    assert "Running on live market data" in live
+    assert "recorded" not in live

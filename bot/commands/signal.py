@@ -222,7 +222,7 @@ class SignalCommands:
         wait_s = self._guard.cooldown_left_s(*who, symbol)
         if wait_s > 0:
             return error_reply(
-                f"easy — you can ask for another {symbol} signal in {math.ceil(wait_s)} s"
+                f"not so fast — you can ask for another {symbol} signal in {math.ceil(wait_s)} s"
             )
         try:
             with self._guard.asking(*who, symbol):

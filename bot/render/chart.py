@@ -441,7 +441,10 @@ def _label_whale_panel(
     )
     _title(ax, _score_title("Whale flows", report))
     ax.set_ylabel("$M per hour", fontsize=8)
-    ax.set_xlabel(f"hours before the signal ({span_h:g} h fetched) · data: Whale Alert", fontsize=8)
+    # Whole hours: the bot's clock sits seconds past the hour, and "24.0025 h" says nothing more.
+    ax.set_xlabel(
+        f"hours before the signal ({span_h:.0f} h fetched) · data: Whale Alert", fontsize=8
+    )
     ax.tick_params(labelsize=8)
 
 

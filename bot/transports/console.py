@@ -163,13 +163,13 @@ class ConsoleTransport:
             log.debug("console_output_closed")
 
 
-def greeting_text(market_now: datetime, clock: str, cycle_every: str) -> str:
+def greeting_text(market_now: datetime, clock: str, cycle_every: str, *, live: bool = False) -> str:
     """What a newcomer sees first: what this is, where its data comes from, what to type."""
+    data = "live market data" if live else "recorded market data"
     return "\n".join(
         [
             "SignalDesk — crypto signals from whale flows, order books and sentiment.",
-            f"Running on recorded market data; market time is {format_moment(market_now)} "
-            f"({clock}).",
+            f"Running on {data}; market time is {format_moment(market_now)} ({clock}).",
             f"A signal cycle runs every {cycle_every}; alerts and DMs appear here as they happen.",
             "Type `help` to see every command; try `signal btc`, `subscribe` for channel alerts, "
             "`watch add eth` then `alerts 60` for DMs. Ctrl-D or Ctrl-C quits.",
