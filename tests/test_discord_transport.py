@@ -378,6 +378,6 @@ async def test_refresh_edits_the_message_in_place_and_a_refusal_is_private(fake,
     webhook = await answered(fake, f"/webhooks/{APP_ID}/", 2)  # the edit, then the refusal
     [refusal] = [request for request in webhook if request.method == "POST"]
     assert refusal.json["flags"] & 64
-    assert "easy" in refusal.json["content"]
+    assert "not so fast" in refusal.json["content"]
     assert len(fake.matching("/messages/@original", "PATCH")) == 1  # the message was not touched
     assert not fake.matching(f"/channels/{CHANNEL}/messages")  # never a new public message
