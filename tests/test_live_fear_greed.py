@@ -165,6 +165,7 @@ async def test_a_429_keeps_its_retry_after_for_the_resilience_layer() -> None:
     cause = caught.value.__cause__
     assert isinstance(cause, httpx.HTTPStatusError)
     assert cause.response.headers["Retry-After"] == "0.25"
+    assert caught.value.retry_after_s == 0.25  # what the resilience layer waits out
     assert again.value == 71  # the newest shipped reading, 2026-08-22
 
 

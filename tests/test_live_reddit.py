@@ -231,6 +231,7 @@ async def test_a_429_keeps_its_retry_after_for_the_resilience_layer() -> None:
         again = await source.posts("BTC/USDT", NOW, 24)
     assert isinstance(caught.value.__cause__, asyncprawcore.TooManyRequests)
     assert caught.value.__cause__.retry_after == "0.3"
+    assert caught.value.retry_after_s == 0.3  # what the resilience layer waits out
     assert ids(again) == ["a"]
 
 

@@ -276,3 +276,21 @@ async def test_a_source_not_configured_at_start_refuses_every_call(fake_time) ->
     assert inner.starts == 1
     await source.close()
     assert inner.closes == 0  # never started, never closed
+
+
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("2", 2.0),
+        ("0.25", 0.25),
+        ("0", 0.0),
+        (None, None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", None),  # the HTTP-date form: back off instead
+        ("-1", None),
+        ("7200", None),  # beyond an hour: no call's deadline would wait it out
+    ],
+)
+def test_retry_after_headers_become_seconds_to_wait(header, seconds) -> None:
+    from intel.sources.base import retry_after_s
+
+    assert retry_after_s(header) == seconds

@@ -44,7 +44,22 @@ __all__ = [
     "PostSource",
     "SkipsRecords",
     "WhaleSource",
+    "retry_after_s",
 ]
+
+# Longer than this is not a wait a retry within a call's deadline could honour anyway.
+MAX_RETRY_AFTER_S = 3600.0
+
+
+def retry_after_s(header: str | None) -> float | None:
+    """Seconds to wait from an HTTP `Retry-After` header in its delta-seconds form (RFC 9110,
+    10.2.3), for `SourceError.retry_after_s`; None when absent, an HTTP date, negative or longer
+    than an hour (the resilience layer then backs off on its own schedule)."""
+    try:
+        seconds = float(header) if header is not None else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 <= seconds <= MAX_RETRY_AFTER_S else None
 
 
 @runtime_checkable

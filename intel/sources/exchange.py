@@ -23,6 +23,7 @@ from ccxt.base import errors as ccxt_errors
 from intel.config import ExchangeConfig
 from intel.errors import ConfigError, PermanentSourceError, SourceError, UnknownSymbolError
 from intel.models import CandleSeries, OrderBookHistory
+from intel.sources.base import retry_after_s
 from intel.sources.exchange_stream import BookStreams, book_stamp, first_line, to_book
 from intel.sources.replay_files import RECORD_ERRORS, BadRecords, skipped_notes
 from intel.timeutil import from_ms, iso, to_ms, utcnow
@@ -250,12 +251,9 @@ class ExchangeSource:
         """The exchange's Retry-After in seconds, for the resilience layer to wait out. From the
         last response's headers: with concurrent calls, maybe another's (ccxt keeps only one)."""
         headers = (self._exchange.last_response_headers if self._exchange else None) or {}
-        value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-        try:
-            seconds = float(value) if value is not None else None
-        except ValueError:  # an HTTP date: rare from exchanges; back off instead
-            return None
-        return seconds if seconds is not None and 0 <= seconds < 3600 else None
+        return retry_after_s(
+            next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+        )
 
 
 def _create_exchange(config: ExchangeConfig) -> Any:

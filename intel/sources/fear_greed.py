@@ -19,6 +19,7 @@ import structlog
 from intel.config import FearGreedSourceConfig
 from intel.errors import SourceError
 from intel.models import FearGreedReading
+from intel.sources.base import retry_after_s
 from intel.sources.replay_files import RECORD_ERRORS, BadRecords, skipped_notes
 from intel.timeutil import from_ms, iso
 
@@ -98,7 +99,10 @@ class FearGreedApiSource:
         except httpx.TimeoutException as exc:
             raise SourceError(f"{NAME}: timed out after {timeout_s:g} s") from exc
         except httpx.HTTPStatusError as exc:
-            raise SourceError(f"{NAME}: {_status_reason(exc.response)}") from exc
+            raise SourceError(
+                f"{NAME}: {_status_reason(exc.response)}",
+                retry_after_s=retry_after_s(exc.response.headers.get("Retry-After")),
+            ) from exc
         except httpx.HTTPError as exc:
             raise SourceError(f"{NAME}: unreachable ({type(exc).__name__})") from exc
         try:

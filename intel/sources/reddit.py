@@ -26,6 +26,7 @@ from asyncprawcore.sessions import FiniteRetryStrategy, Session
 from intel.config import RedditSourceConfig, Secrets
 from intel.errors import NotConfiguredError, SourceError
 from intel.models import SocialPost
+from intel.sources.base import retry_after_s
 from intel.sources.replay_files import RECORD_ERRORS, BadRecords, skipped_notes
 from intel.symbols import base_asset
 from intel.timeutil import from_ms, iso
@@ -188,7 +189,9 @@ class RedditSource:
             try:
                 await authorizer.refresh()
             except (asyncprawcore.AsyncPrawcoreException, AsyncPRAWException) as exc:
-                raise SourceError(f"Reddit: login: {_reason(exc)}") from exc
+                raise SourceError(
+                    f"Reddit: login: {_reason(exc)}", retry_after_s=_retry_after_s(exc)
+                ) from exc
 
     async def _listing(self, reddit: asyncpraw.Reddit, name: str, kind: str) -> list[Any]:
         try:
@@ -196,7 +199,9 @@ class RedditSource:
             listing = getattr(subreddit, kind)(limit=self._config.listing_limit)
             return [item async for item in listing]
         except (asyncprawcore.AsyncPrawcoreException, AsyncPRAWException) as exc:
-            raise SourceError(f"Reddit: r/{name}/{kind}: {_reason(exc)}") from exc
+            raise SourceError(
+                f"Reddit: r/{name}/{kind}: {_reason(exc)}", retry_after_s=_retry_after_s(exc)
+            ) from exc
         except POST_ERRORS as exc:  # valid JSON that is not a Listing of posts
             raise SourceError(
                 f"Reddit: r/{name}/{kind}: unexpected response ({type(exc).__name__})"
@@ -254,6 +259,13 @@ def _excerpt(text: str) -> str:
         return text
     cut = text[: EXCERPT_CHARS - 1].rsplit(" ", 1)[0]
     return f"{cut}…"
+
+
+def _retry_after_s(exc: Exception) -> float | None:
+    """The wait Reddit asked for in its answer's `Retry-After`, if the error has an answer."""
+    if isinstance(exc, asyncprawcore.ResponseException):
+        return retry_after_s(exc.response.headers.get("Retry-After"))
+    return None
 
 
 def _reason(exc: Exception) -> str:
