@@ -27,6 +27,8 @@ import yarl
 from aiohttp import BodyPartReader, WSMsgType, web
 from discord.gateway import DiscordWebSocket
 
+from intel.sources.fakes.server import serve_on_loopback
+
 __all__ = ["APP_ID", "BOT_USER_ID", "FakeDiscord", "Fault", "RecordedRequest"]
 
 APP_ID = 900000000000000001
@@ -79,11 +81,7 @@ class FakeDiscord:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        port = self._runner.addresses[0][1]
+        self._runner, port = await serve_on_loopback(app)
         self.url = f"http://127.0.0.1:{port}/api/v10"
         self.gateway_url = f"ws://127.0.0.1:{port}/gateway"
         return self

@@ -20,6 +20,8 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from intel.sources.fakes.server import serve_on_loopback
+
 __all__ = ["FakeBotApi", "FakeRequest", "FloodLimits"]
 
 BOT_USER = {
@@ -111,11 +113,7 @@ class FakeBotApi:
     async def __aenter__(self) -> Self:
         app = web.Application(client_max_size=20 * 1024 * 1024)
         app.router.add_post("/bot{token}/{method}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = self._runner.addresses[0][1]
+        self._runner, self._port = await serve_on_loopback(app)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

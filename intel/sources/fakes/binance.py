@@ -32,6 +32,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from intel.sources.fakes.server import serve_on_loopback
 from intel.sources.replay_files import DEFAULT_REPLAY_DIR
 
 __all__ = ["EXCHANGE_INFO_FILE", "FakeBinance", "Faults"]
@@ -136,11 +137,7 @@ class FakeBinance:
         app.router.add_get("/ws", self._websocket)
         app.router.add_get("/ws/{tail:.*}", self._websocket)
         app.router.add_route("*", "/{tail:.*}", self._unknown)
-        self._runner = web.AppRunner(app, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = self._runner.addresses[0][1]
+        self._runner, self._port = await serve_on_loopback(app)
         for venue_symbol in self._venue_symbols():  # read the recordings before any request
             self._load_candles(venue_symbol)
             self._book(venue_symbol)

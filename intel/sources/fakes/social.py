@@ -29,6 +29,7 @@ from typing import Any, Self
 from aiohttp import web
 
 from intel.models import FearGreedReading
+from intel.sources.fakes.server import serve_on_loopback
 from intel.sources.replay_files import DEFAULT_REPLAY_DIR, open_text
 from intel.timeutil import from_ms, to_ms
 
@@ -105,11 +106,8 @@ class _FakeServer:
         app = web.Application(middlewares=[self._middleware])
         self._routes(app)
         # A short shutdown: handlers still waiting on an injected latency are cancelled.
-        runner = web.AppRunner(app, shutdown_timeout=0.1, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        host, port = runner.addresses[0][:2]
-        self._runner, self._url = runner, f"http://{host}:{port}"
+        runner, port = await serve_on_loopback(app, shutdown_timeout_s=0.1)
+        self._runner, self._url = runner, f"http://127.0.0.1:{port}"
 
     async def close(self) -> None:
         if self._runner is not None:
