@@ -40,6 +40,7 @@ __all__ = [
     "SubscriptionStore",
     "Watcher",
     "WatchlistStore",
+    "recording_origin",
     "symbols_after_subscribe",
     "symbols_after_unsubscribe",
 ]
@@ -142,6 +143,19 @@ class StoredSignal:
     chart_png: bytes | None  # None once no pending outbox row needs it (see the module doc)
     alerted: bool  # this signal changed the symbol's steady call (its alert state)
     origin: str = SignalOrigin.CYCLE
+
+
+def recording_origin(
+    origin: str, deliveries: Sequence[Delivery], alerted: bool, call_state: CallState | None
+) -> SignalOrigin:
+    """`record_signal`'s origin, checked as every store checks it before writing anything:
+    ValueError for an unknown origin, or for an on-demand signal that would alert."""
+    checked = SignalOrigin(origin)
+    if checked is SignalOrigin.ON_DEMAND and (alerted or deliveries or call_state):
+        raise ValueError(
+            "an on-demand signal never alerts: no deliveries, alerted=False, no call state"
+        )
+    return checked
 
 
 def symbols_after_subscribe(

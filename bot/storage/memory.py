@@ -24,6 +24,7 @@ from bot.storage.base import (
     StoredSignal,
     Subscription,
     Watcher,
+    recording_origin,
     symbols_after_subscribe,
     symbols_after_unsubscribe,
 )
@@ -252,11 +253,7 @@ class MemorySignalLog:
         origin: str = SignalOrigin.CYCLE,
         call_state: CallState | None = None,
     ) -> int:
-        origin = SignalOrigin(origin)  # ValueError for anything else
-        if origin is SignalOrigin.ON_DEMAND and (alerted or deliveries or call_state):
-            raise ValueError(
-                "an on-demand signal never alerts: no deliveries, alerted=False, no call state"
-            )
+        origin = recording_origin(origin, deliveries, alerted, call_state)
         # Everything that can fail comes before the first write: all of it, or none.
         kinds = [DeliveryKind(d.kind) for d in deliveries]  # SQLite's CHECK (kind IN ...)
         payload = json.dumps(signal_to_json(signal))

@@ -20,6 +20,7 @@ from bot.storage.base import (
     DmState,
     SignalOrigin,
     StoredSignal,
+    recording_origin,
 )
 from bot.storage.sqlite_db import SqliteDatabase
 from intel.models import Action, Signal
@@ -48,11 +49,7 @@ class SqliteSignalLog:
     ) -> int:
         """Write the signal, its chart, its outbox rows and the alert state in one transaction.
         An on-demand signal joins the history only: it may neither alert nor deliver."""
-        origin = SignalOrigin(origin)  # ValueError for anything else
-        if origin is SignalOrigin.ON_DEMAND and (alerted or deliveries or call_state):
-            raise ValueError(
-                "an on-demand signal never alerts: no deliveries, alerted=False, no call state"
-            )
+        origin = recording_origin(origin, deliveries, alerted, call_state)
         now_s = self._db.now_s()
         async with self._db.write() as conn:
             cursor = await conn.execute(
