@@ -21,6 +21,7 @@ from bot.cli_status import _gather
 from bot.commands.base import BotStatus
 from bot.commands.status import render_status, source_health, status_to_json
 from bot.config import BotConfig
+from bot.scheduling.manual_clock import ManualClock
 from intel.config import Config, Secrets
 from intel.desk import build_desk
 from intel.errors import NoSignalError, NotConfiguredError, PermanentSourceError, SourceError
@@ -38,6 +39,7 @@ from intel.sources.testing import (
     script_of,
     scripted,
 )
+from intel.timeutil import parse_time
 
 SYMBOL = "ETH/USDT"  # every modality has recorded data at the default moment
 
@@ -199,22 +201,14 @@ async def test_a_permanent_refusal_is_not_retried(modality) -> None:
     assert script_of(_fake(live, modality)).calls == 1
 
 
-class ManualMonotonic:
-    def __init__(self) -> None:
-        self.now_s = 0.0
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
 @pytest.mark.parametrize("modality", MODALITIES[1:], ids=lambda m: m.name)
 async def test_the_breaker_opens_half_opens_and_closes(modality) -> None:
     live = Live()
     # Two signals fail (the breaker opens after 2 failed calls), then the source recovers.
     down = SourceError("HTTP 502")
     modality.replace(live, lambda s: scripted(s, [Fail(down)] * 4))
-    monotonic = ManualMonotonic()
-    desk = desk_for(live, timing=Timing(monotonic=monotonic))
+    clock = ManualClock(parse_time("2025-10-06T16:00Z"))
+    desk = desk_for(live, timing=Timing(monotonic=clock.monotonic))
     fake = script_of(_fake(live, modality))
     async with desk:
         for _ in range(2):
@@ -227,7 +221,7 @@ async def test_the_breaker_opens_half_opens_and_closes(modality) -> None:
         assert_isolated(resting, health, modality, "circuit open since")
         assert health[modality.health].state == "open"
 
-        monotonic.now_s += 30  # the cool-down: one trial call, which succeeds
+        clock.advance(30)  # the cool-down: one trial call, which succeeds
         healed = await desk.signal(SYMBOL)
         assert fake.calls == 5
         assert desk.source_health()[modality.health].state == "ok"
@@ -241,8 +235,8 @@ async def test_the_exchange_breaker_cycle_ends_in_no_signal_then_heals() -> None
     # candles there is no signal, only NoSignalError with the reason.
     down = SourceError("HTTP 502")
     live = Live(exchange=scripted(ReplayExchange(), [Fail(down)] * 4))
-    monotonic = ManualMonotonic()
-    desk = desk_for(live, timing=Timing(monotonic=monotonic))
+    clock = ManualClock(parse_time("2025-10-06T16:00Z"))
+    desk = desk_for(live, timing=Timing(monotonic=clock.monotonic))
     async with desk:
         for _ in range(2):
             with pytest.raises(NoSignalError, match="HTTP 502"):
@@ -250,7 +244,7 @@ async def test_the_exchange_breaker_cycle_ends_in_no_signal_then_heals() -> None
         with pytest.raises(NoSignalError, match="circuit open since"):
             await desk.signal(SYMBOL)
         assert desk.source_health()[f"candles {SYMBOL}"].state == "open"
-        monotonic.now_s += 30
+        clock.advance(30)
         await desk.signal(SYMBOL)
         assert desk.source_health()[f"candles {SYMBOL}"].state == "ok"
 
