@@ -146,6 +146,10 @@ class SentimentAgentConfig(Frozen):
     fear_greed_weight: float = Field(0.5, ge=0, le=1)
     min_posts: int = Field(5, ge=1)
     finbert_model: str = "ProsusAI/finbert"
+    # Live posts only (replay posts carry neither): weight a post by 1 + ln(1 + max(score, 0)),
+    # and count at most this many posts of one author (the heaviest).
+    score_weighting: bool = True
+    max_posts_per_author: int = Field(3, ge=1)
 
 
 class AgentsConfig(Frozen):

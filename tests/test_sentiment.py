@@ -8,7 +8,6 @@ from dataclasses import replace
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from intel.agents.sentiment import SentimentAgent, fear_greed_mood

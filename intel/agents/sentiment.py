@@ -1,7 +1,12 @@
 """Sentiment agent: retail mood on −100..+100 from Reddit posts and the Fear & Greed index.
 
-Reddit mood is the recency-weighted balance of positive and negative posts (engine labels), which
-reads the same whichever engine scored them. Fear & Greed maps 0..100 to −100..+100. The report's
+Reddit mood is the weighted balance of positive and negative posts (engine labels), which reads
+the same whichever engine scored them: mood = 100 · Σ wᵢ·sᵢ / Σ wᵢ with sᵢ = +1, −1, 0 for a
+positive, negative, neutral post. The weight wᵢ = 0.5^(ageᵢ / half_life_h) · eᵢ, where the
+engagement eᵢ = 1 + ln(1 + max(scoreᵢ, 0)) for a live post with a Reddit score (else 1), and only
+the `max_posts_per_author` heaviest posts of one author count (wᵢ = 0 for the rest; posts with no
+author are not capped). Replay posts have no score and no author, so there the weight is recency
+alone. Fear & Greed maps 0..100 to −100..+100. The report's
 score blends the two (`fear_greed_weight`); with one missing, the other alone, and status degraded.
 """
 
@@ -9,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -25,7 +31,7 @@ from intel.models import (
 )
 from intel.sentiment.base import SentimentEngine, SentimentScore
 
-__all__ = ["SentimentAgent", "fear_greed_mood"]
+__all__ = ["SentimentAgent", "fear_greed_mood", "post_weights"]
 
 
 def fear_greed_mood(value: int) -> float:
@@ -79,7 +85,7 @@ class SentimentAgent:
             return None, None
         texts = [f"{post.title}. {post.body}".strip() for post in posts]
         scores = await asyncio.to_thread(self._engine.score, texts)
-        weights = [self._recency_weight(post.created, now) for post in posts]
+        weights = post_weights(posts, now, self._config)
         mood = 100.0 * _label_balance(scores, weights)
         figures = RedditFigures(
             mood=round(mood, 1),
@@ -110,9 +116,29 @@ class SentimentAgent:
             age_s=(now - fng.timestamp).total_seconds(),
         )
 
-    def _recency_weight(self, created: datetime, now: datetime) -> float:
-        age_h = max(0.0, (now - created).total_seconds() / 3600.0)
-        return math.pow(0.5, age_h / self._config.half_life_h)
+
+def post_weights(
+    posts: Sequence[SocialPost], now: datetime, config: SentimentAgentConfig
+) -> list[float]:
+    """Each post's weight in the mood (module docstring): recency, engagement, author cap."""
+    weights = [_recency(post.created, now, config.half_life_h) for post in posts]
+    if config.score_weighting:
+        engagement = [1.0 + math.log1p(max(post.score or 0, 0)) for post in posts]
+        weights = [w * e for w, e in zip(weights, engagement, strict=True)]
+    by_author: dict[str, list[int]] = defaultdict(list)
+    for index, post in enumerate(posts):
+        if post.author is not None:
+            by_author[post.author].append(index)
+    for indices in by_author.values():
+        heaviest_first = sorted(indices, key=lambda i: -weights[i])
+        for index in heaviest_first[config.max_posts_per_author :]:
+            weights[index] = 0.0
+    return weights
+
+
+def _recency(created: datetime, now: datetime, half_life_h: float) -> float:
+    age_h = max(0.0, (now - created).total_seconds() / 3600.0)
+    return math.pow(0.5, age_h / half_life_h)
 
 
 def _label_balance(scores: Sequence[SentimentScore], weights: Sequence[float]) -> float:
