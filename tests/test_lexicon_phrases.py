@@ -7,12 +7,16 @@ removed the score must move against that reading (so the case fails when the rul
 
 from __future__ import annotations
 
+import csv
+import gzip
 from pathlib import Path
 
 import pytest
 
+from intel.sentiment import lexicon
 from intel.sentiment.lexicon import LexiconEngine, load_crypto_terms
 from intel.sentiment.phrases import PHRASES, load_phrases
+from intel.sources.replay_files import DEFAULT_REPLAY_DIR
 
 POS, NEG = "positive", "negative"
 
@@ -127,3 +131,23 @@ def test_a_malformed_phrase_line_is_named(tmp_path) -> None:
     path.write_text("@up\trise|rises\nbull trap\tnot-a-number\n", encoding="utf-8")
     with pytest.raises(ValueError, match="line 2"):
         load_phrases(path)
+
+
+def test_shipped_posts_telling_readers_to_buy_the_dip_read_positive() -> None:
+    """Posts of the replay file (intel/data/replay/reddit) that tell the reader to buy the dip."""
+    wanted = {"1o1zb99", "1odp2gj", "1ognhtw", "1o4evt5", "1o3b53s", "1ocljy0"}
+    with gzip.open(DEFAULT_REPLAY_DIR / "reddit" / "posts.csv.gz", "rt", encoding="utf-8") as f:
+        rows = [row for row in csv.DictReader(f) if row["post_id"] in wanted]
+    assert len(rows) == len(wanted)
+    texts = [f"{row['title']}. {row['excerpt']}".strip() for row in rows]
+    assert [s.label for s in FULL.score(texts)] == ["positive"] * len(wanted)
+
+
+@pytest.mark.parametrize("text", ["Traders want more data", "Analysts say the quarter looks fine"])
+def test_one_weak_everyday_word_is_not_a_mood(text, monkeypatch) -> None:
+    """VADER calls these positive on one weak word ("want" 0.3, "fine" 0.8); news reads neutral."""
+    (result,) = FULL.score([text])
+    assert result.label == "neutral"
+    monkeypatch.setattr(lexicon, "DEAD_ZONE", 0.0)
+    (without_dead_zone,) = FULL.score([text])
+    assert without_dead_zone.label == "positive"
