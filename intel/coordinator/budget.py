@@ -83,6 +83,10 @@ class LlmBudget:
                 )
             asked.append(now)
         self._spent.append((now, tokens))
+        # What the provider said was left shrinks with each request sent since.
+        for name, header in self._headers.items():
+            used = 1 if name.startswith("requests") else tokens
+            self._headers[name] = _HeaderLimit(header.remaining - used, header.until)
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Read Groq's `x-ratelimit-remaining-*` and `x-ratelimit-reset-*` headers, if present."""

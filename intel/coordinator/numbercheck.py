@@ -66,6 +66,7 @@ _SCALES: Mapping[str, float] = {
 _DURATION_UNITS = r"hours?|hrs?|h|minutes?|mins?|min|days?|d|weeks?|wks?|w|seconds?|secs?|s"
 _NUMBER = re.compile(
     r"(?<![\w.])"  # not glued to a word or another number
+    r"[$€£]?"
     r"(?P<num>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?|\.\d+)"
     r"(?:\s?(?P<suffix>%|percent\b|thousand\b|million\b|billion\b|mln\b|mn\b|bn\b|[kKmMbB]\b))?"
     r"(?P<duration>[\s-]?(?:" + _DURATION_UNITS + r")\b)?"
