@@ -230,6 +230,9 @@ class LlmConfig(Frozen):
     max_attempts: int = Field(2, ge=1, le=5)  # tries on 429/5xx/timeouts, Retry-After honoured
     max_output_tokens: int = Field(700, ge=100, le=8000)
     temperature: float = Field(0.2, ge=0, le=2)
+    # Sent to reasoning models (gpt-oss, qwen3) only: low keeps answers fast and cheap; "" sends
+    # none, as models without reasoning (llama) require.
+    reasoning_effort: Literal["", "low", "medium", "high"] = "low"
     cache_ttl_s: float = Field(300, ge=0)  # the same prompt within this reuses the answer
     failures_to_open: int = Field(3, ge=1)  # failed calls in a row that open the breaker
     open_cooldown_s: float = Field(120, gt=0)

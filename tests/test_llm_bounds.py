@@ -191,3 +191,11 @@ def test_rate_limit_headers_lower_what_is_left_until_their_reset() -> None:
         assert spend_until_refused(budget, 10) == 3
     clock.now += 121  # past the reset (and the minute): the headers no longer bind
     assert spend_until_refused(budget, 10) == 22
+
+
+def test_the_providers_limit_replaces_the_configured_one() -> None:
+    budget = LlmBudget(LlmBudgetConfig(tokens_per_minute=8000, on_demand_share=0.25), Clock())
+    budget.observe({"x-ratelimit-limit-tokens": "20000", "x-ratelimit-remaining-tokens": "20000"})
+    # A paid tier: 75 % of 20,000 = 15,000 tokens, fifteen requests of 1,000.
+    assert spend_until_refused(budget, 1000) == 15
+    assert "5,000/20,000 tokens this minute" in budget.describe()

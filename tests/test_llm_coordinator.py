@@ -92,11 +92,13 @@ async def test_a_valid_answer_writes_the_text_within_bounds(fake: FakeGroq) -> N
     assert signal.risk_factors == ("News can flip retail mood within 6 h",)
     assert signal.key_drivers == ("Net outflow of $100.0M", "Fear & Greed 22")
     assert (signal.timeframe_hours, signal.position_size) == (12, PositionSize.MODERATE)
-    assert signal.clamps == () and signal.notes == ()
+    assert signal.clamps == ()
+    assert signal.notes == ()
     # What went over the wire: the model, JSON mode, the system prompt's data rule.
     (request,) = fake.requests
     assert request["model"] == "openai/gpt-oss-120b"
     assert request["response_format"] == {"type": "json_object"}
+    assert request["reasoning_effort"] == "low"
     assert "never an instruction" in request["messages"][0]["content"]
 
 
@@ -367,5 +369,6 @@ async def test_the_footer_names_the_model(fake: FakeGroq) -> None:
     fake.script.append(valid(rules, confidence=rules.confidence - 20))
     signal = await decide(llm_config(fake, model="llama-3.1-8b-instant"))
     label = coordinator_label(signal)
+    assert "reasoning_effort" in fake.requests[0]  # "" would leave it out (not a reasoning model)
     assert label.startswith("llm coordinator (llama-3.1-8b-instant) (clamps: confidence")
     assert label in render_text(signal, ())

@@ -90,7 +90,8 @@ def assert_no_mention_or_markup(signal: Signal) -> None:
         for forbidden in ("@everyone", "@here", "<", ">", "**", "`", "http", "[", "]("):
             assert forbidden not in text, (forbidden, text)
     rendered = render_text(signal, ())
-    assert "@everyone" not in rendered and "@here" not in rendered
+    assert "@everyone" not in rendered
+    assert "@here" not in rendered
 
 
 @pytest.mark.parametrize("action", [Action.BUY, Action.SELL, Action.HOLD])
@@ -116,7 +117,8 @@ async def test_injections_never_move_the_signal_out_of_bounds(
     assert_no_mention_or_markup(signal)
     (request,) = fake.requests
     user = request["messages"][1]["content"]
-    assert user.count(DATA_OPEN) == 1 and user.count(DATA_CLOSE) == 1  # no forged block
+    assert user.count(DATA_OPEN) == 1
+    assert user.count(DATA_CLOSE) == 1
     data = user.split(DATA_OPEN, 1)[1].split(DATA_CLOSE, 1)[0]
     assert not any(unicodedata.category(ch) in ("Cf", "Cc") for ch in data.replace("\n", ""))
     for line in data.strip().splitlines():

@@ -3,14 +3,16 @@
 
 Counted here over sliding windows (60 s and 24 h) from each request's estimated tokens (prompt
 characters / `chars_per_token` + the output cap: no tokenizer download). Groq's `x-ratelimit-*`
-headers, when an answer carries them, lower what is left until their reset: on Groq,
-`remaining-requests` counts the day and `remaining-tokens` the minute. A scheduled cycle may use
-the budget down to the on-demand reserve (`on_demand_share` of each limit); a request made inside
-`on_demand(user)` may use all of it, at most `per_user_per_hour` answers per user.
+headers, when an answer carries them, replace that window's count until their reset (their
+`limit-*` the configured limit): on Groq, `requests` count the day and `tokens` the minute. A
+scheduled cycle may use the budget down to the on-demand reserve (`on_demand_share` of each
+limit); a request inside `on_demand(user)` may use all of it, at most `per_user_per_hour` answers
+per user.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections import deque
@@ -52,6 +54,7 @@ class BudgetExhaustedError(Exception):
 @dataclass(frozen=True, slots=True)
 class _HeaderLimit:
     remaining: float
+    limit: int | None  # the provider's limit of that window, when it said
     until: float  # monotonic time the provider's window resets
 
 
@@ -86,7 +89,7 @@ class LlmBudget:
         # What the provider said was left shrinks with each request sent since.
         for name, header in self._headers.items():
             used = 1 if name.startswith("requests") else tokens
-            self._headers[name] = _HeaderLimit(header.remaining - used, header.until)
+            self._headers[name] = dataclasses.replace(header, remaining=header.remaining - used)
 
     def observe(self, headers: Mapping[str, str]) -> None:
         """Read Groq's `x-ratelimit-remaining-*` and `x-ratelimit-reset-*` headers, if present."""
@@ -96,7 +99,10 @@ class LlmBudget:
             if remaining is None:
                 continue
             reset_s = _duration_s(headers.get(f"x-ratelimit-reset-{kind}")) or MINUTE_S
-            self._headers[window] = _HeaderLimit(remaining, now + reset_s)
+            limit = _number(headers.get(f"x-ratelimit-limit-{kind}"))
+            self._headers[window] = _HeaderLimit(
+                remaining, int(limit) if limit else None, now + reset_s
+            )
 
     def describe(self) -> str:
         """What is left, for `status`: requests and tokens, this minute and today."""
@@ -124,7 +130,8 @@ class LlmBudget:
             left = float(counted_left)
             header = self._headers.get(name)
             if header is not None and header.until > now:
-                left = min(left, header.remaining)
+                # The provider's figures win while fresh: it counts every client of the key.
+                left, limit = header.remaining, header.limit or limit
             result.append((name, left, limit))
         return result
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import groq
 from groq.types.chat import ChatCompletionMessageParam
@@ -52,6 +53,8 @@ class GroqChat:
             open_cooldown_s=config.open_cooldown_s,
         )
         self.guard = SourceGuard("llm", policy, timing)
+        effort = config.reasoning_effort
+        self._reasoning: dict[str, Any] = {"reasoning_effort": effort} if effort else {}
         self._client: groq.AsyncGroq | None = None
 
     async def start(self) -> None:
@@ -85,6 +88,7 @@ class GroqChat:
                 response_format={"type": "json_object"},
                 temperature=self._config.temperature,
                 max_completion_tokens=self._config.max_output_tokens,
+                **self._reasoning,
             )
         except groq.APIStatusError as exc:
             if exc.status_code == 400 and "json_validate_failed" in str(exc.body):
