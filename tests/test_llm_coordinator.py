@@ -13,8 +13,18 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from bot.commands.base import BotStatus, Request
+from bot.commands.router import CommandRouter, parse_command_line
+from bot.config import BotConfig
 from bot.render.text import coordinator_label, render_text
-from intel.config import Config, CoordinatorConfig, LlmBudgetConfig, LlmConfig, Secrets
+from intel.config import (
+    Config,
+    CoordinatorConfig,
+    LlmBudgetConfig,
+    LlmConfig,
+    Secrets,
+    load_config,
+)
 from intel.coordinator.groq_client import GroqChat
 from intel.coordinator.llm import LlmCoordinator
 from intel.coordinator.rules import RulesCoordinator
@@ -372,3 +382,32 @@ async def test_the_footer_names_the_model(fake: FakeGroq) -> None:
     assert "reasoning_effort" in fake.requests[0]  # "" would leave it out (not a reasoning model)
     assert label.startswith("llm coordinator (llama-3.1-8b-instant) (clamps: confidence")
     assert label in render_text(signal, ())
+
+
+async def test_signal_on_demand_has_its_share_and_each_user_a_limit(fake: FakeGroq, store) -> None:
+    fake._responder = lambda body: FakeAnswer(proposal_json(confidence=0))
+    budget = LlmBudgetConfig(requests_per_minute=4, on_demand_share=0.5, per_user_per_hour=1)
+    config = config_with(fake, "llm", cache_ttl_s=0, budget=budget)
+    desk = build_desk(config, secrets=Secrets(groq_api_key=KEY))
+    router = CommandRouter(desk, store, load_config(env={}, model=BotConfig), no_status)
+    async with desk:
+        # A scheduled cycle may use half of the 4 requests a minute.
+        cycle = [(await desk.signal(s)).signal for s in ("BTC/USDT", "ETH/USDT", "BTC/USDT")]
+        first = await router.handle(command("signal eth", "u1"))
+        again = await router.handle(command("signal btc", "u1"))  # u1's hourly one is used
+        other = await router.handle(command("signal btc", "u2"))
+    assert [s.coordinator for s in cycle] == ["llm", "llm", "rules"]
+    assert "kept for /signal" in cycle[2].notes[0]
+    assert "llm coordinator (openai/gpt-oss-120b)" in first.text
+    assert "Rules signal: LLM answers for this user used up (1 an hour)" in again.text
+    assert "llm coordinator (openai/gpt-oss-120b)" in other.text
+    assert len(fake.requests) == 4
+
+
+def command(line: str, user: str) -> Request:
+    name, args = parse_command_line(line)
+    return Request("console", user, "c1", f"dm-{user}", name, args, is_private=True)
+
+
+async def no_status() -> BotStatus:
+    raise AssertionError("status is not asked here")
