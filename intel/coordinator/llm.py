@@ -93,17 +93,9 @@ class LlmCoordinator:
             return _noted(rules, f"LLM not configured ({self._unconfigured})")
         assessment = self._rules.assess(reports, candles)
         figures = given_figures(rules, assessment, candles)
-        prompt = build_prompt(
-            rules,
-            figures,
-            posts,
-            caps={**CAPS, **self._bound_caps()},
-            excerpts=self._config.reddit_excerpts,
-            excerpt_chars=self._config.excerpt_chars,
-        )
         try:
             async with asyncio.timeout(self._config.call_timeout_s):
-                proposal = await self._propose(self._chat, prompt)
+                proposal = await self._propose(self._chat, self._prompt(rules, figures, posts))
         except TimeoutError:
             why = f"the LLM did not answer within {self._config.call_timeout_s:g} s"
         except BudgetExhaustedError as exc:
@@ -119,13 +111,24 @@ class LlmCoordinator:
         log.warning("llm_fallback", symbol=symbol, why=why)
         return _noted(rules, why)
 
-    def _bound_caps(self) -> dict[str, int]:
+    def _prompt(
+        self, rules: Signal, figures: Mapping[str, float], posts: Sequence[SocialPost]
+    ) -> Prompt:
         bounds = self._config.bounds
-        return {
+        caps = {
+            **CAPS,
             "tf_min": bounds.timeframe_min_h,
             "tf_max": bounds.timeframe_max_h,
             "drop": bounds.confidence_drop_max,
         }
+        return build_prompt(
+            rules,
+            figures,
+            posts,
+            caps=caps,
+            excerpts=self._config.reddit_excerpts,
+            excerpt_chars=self._config.excerpt_chars,
+        )
 
     async def _propose(self, chat: GroqChat, prompt: Prompt) -> Proposal:
         """The validated proposal: from the cache, else asked (one repair on an invalid reply)."""
