@@ -115,6 +115,7 @@ async def _gather(config: BotConfig, desk_factory: DeskFactory = build_desk) -> 
     market_now = desk.now()
     why = "the bot running here has recorded no state yet" if held else "no bot is running"
     notes.insert(0, f"Sources probed now at market moment {iso(market_now)}: {why}.")
+    notes.append(desk.coordinator_status())
     return BotStatus(
         market_now=market_now,
         sources=sources,

@@ -159,7 +159,9 @@ class AgentsConfig(Frozen):
 
 
 class CoordinatorConfig(Frozen):
-    kind: Literal["rules"] = "rules"  # which coordinator decides; the rules are also the fallback
+    # Which coordinator decides: auto = the LLM when GROQ_API_KEY is set, else the rules; the
+    # rules always run first (they bound the LLM) and are the fallback.
+    kind: Literal["auto", "rules", "llm"] = "auto"
     whale_threshold: float = Field(15, ge=0, le=100)
     mood_threshold: float = Field(10, ge=0, le=100)
     high_divergence: float = Field(50, ge=0, le=200)
@@ -197,9 +199,51 @@ class StorageConfig(Frozen):
     db_path: Path = Path("signaldesk.db")
 
 
+class LlmBoundsConfig(Frozen):
+    """What the LLM may change in the rules' signal (README: LLM coordinator)."""
+
+    confidence_drop_max: int = Field(
+        15, ge=0, le=100
+    )  # it may lower confidence this far, never raise
+    timeframe_min_h: int = Field(2, ge=1, le=48)
+    timeframe_max_h: int = Field(48, ge=2, le=168)
+
+
+class LlmBudgetConfig(Frozen):
+    """Groq's free-tier limits for openai/gpt-oss-120b by default; the x-ratelimit-* headers of
+    each answer lower what is left when they say less."""
+
+    requests_per_minute: int = Field(30, ge=1)
+    requests_per_day: int = Field(1000, ge=1)
+    tokens_per_minute: int = Field(8000, ge=1)
+    tokens_per_day: int = Field(200_000, ge=1)
+    # Share of every budget that only on-demand /signal may use (a cycle cannot drain it).
+    on_demand_share: float = Field(0.25, ge=0, le=1)
+    # LLM answers one user may draw from the on-demand share per hour.
+    per_user_per_hour: int = Field(10, ge=0)
+    # Prompt tokens estimated as characters / this (no tokenizer download), plus max_output_tokens.
+    chars_per_token: float = Field(4.0, gt=0)
+
+
 class LlmConfig(Frozen):
     model: str = "openai/gpt-oss-120b"
     base_url: str = ""
+    call_timeout_s: float = Field(
+        8, gt=0
+    )  # one LLM answer (tries and waits), within the pipeline's
+    max_attempts: int = Field(2, ge=1, le=5)  # tries on 429/5xx/timeouts, Retry-After honoured
+    max_output_tokens: int = Field(700, ge=100, le=8000)
+    temperature: float = Field(0.2, ge=0, le=2)
+    # Sent to reasoning models (gpt-oss, qwen3) only: low keeps answers fast and cheap; "" sends
+    # none, as models without reasoning (llama) require.
+    reasoning_effort: Literal["", "low", "medium", "high"] = "low"
+    cache_ttl_s: float = Field(300, ge=0)  # the same prompt within this reuses the answer
+    failures_to_open: int = Field(3, ge=1)  # failed calls in a row that open the breaker
+    open_cooldown_s: float = Field(120, gt=0)
+    reddit_excerpts: int = Field(5, ge=0, le=20)  # quoted Reddit titles in the prompt
+    excerpt_chars: int = Field(140, ge=20, le=500)
+    bounds: LlmBoundsConfig = LlmBoundsConfig()
+    budget: LlmBudgetConfig = LlmBudgetConfig()
 
 
 class ChartConfig(Frozen):

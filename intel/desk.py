@@ -7,9 +7,11 @@ The desk owns their lifecycle: `async with desk:` starts them in order and close
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
@@ -17,8 +19,10 @@ from typing import Protocol
 from intel.agents.orderbook import OrderBookAgent
 from intel.agents.sentiment import SentimentAgent
 from intel.agents.whales import WhaleAgent
-from intel.config import Config
+from intel.config import Config, Secrets
 from intel.coordinator.base import Coordinator
+from intel.coordinator.groq_client import GroqChat
+from intel.coordinator.llm import LlmCoordinator
 from intel.coordinator.rules import RulesCoordinator
 from intel.errors import (
     BadTimeError,
@@ -59,8 +63,10 @@ class SignalDesk:
         candles: CandleSource,
         components: tuple[Lifecycle, ...],
         market_clock: Callable[[], datetime] | None = None,
+        coordinator_status: Callable[[], str] | None = None,
     ) -> None:
         self.config = config
+        self._coordinator_status = coordinator_status
         self._pipeline = pipeline
         self._candles = candles
         self._components = components
@@ -159,6 +165,10 @@ class SignalDesk:
                 f"candles cover {iso(first)} → {iso(last)}"
             )
 
+    def coordinator_status(self) -> str:
+        """Which coordinator decides and why; for the LLM, its model and budget left."""
+        return self._coordinator_status() if self._coordinator_status else "Coordinator: injected"
+
     def source_health(self) -> dict[str, SourceState]:
         """Each source's last outcome in this process (empty until something was fetched)."""
         return self._pipeline.source_health()
@@ -213,17 +223,20 @@ def build_desk(
     coordinator: Coordinator | None = None,
     market_clock: Callable[[], datetime] | None = None,
     live_sources: LiveSourceFactories = LIVE_SOURCES,
+    secrets: Secrets | None = None,
 ) -> SignalDesk:
     """The desk `config` describes; injected parts replace what `config` would build.
 
     In live mode the sources come from `live_sources`, each behind the resilience layer;
-    ConfigError when this build has no exchange source.
+    ConfigError when this build has no exchange source. `secrets` (by default read from the
+    environment) give the LLM its key.
     """
     if sources is None:
         sources = _sources_for(config, live_sources)
     engine = engine or LexiconEngine()
     rules = RulesCoordinator(config.coordinator)
-    coordinator = coordinator or _coordinator_for(config, rules)
+    groq_api_key = (secrets or Secrets.from_env(os.environ)).groq_api_key
+    coordinator = coordinator or _coordinator_for(config, rules, groq_api_key)
     agents = (
         WhaleAgent(config.agents.whales),
         OrderBookAgent(config.agents.orderbook),
@@ -239,7 +252,8 @@ def build_desk(
     )
     # Opened in this order, closed in reverse: data first, the fallback before the coordinator.
     components = (*_source_parts(sources), engine, rules, coordinator)
-    return SignalDesk(config, pipeline, sources.candles, components, market_clock)
+    status = partial(_coordinator_status, config, coordinator, groq_api_key is not None)
+    return SignalDesk(config, pipeline, sources.candles, components, market_clock, status)
 
 
 def _default_clock(config: Config) -> Callable[[], datetime]:
@@ -259,10 +273,31 @@ def _sources_for(config: Config, live_sources: LiveSourceFactories) -> Sources:
             return live(config, live_sources)
 
 
-def _coordinator_for(config: Config, rules: RulesCoordinator) -> Coordinator:
+def _coordinator_for(
+    config: Config, rules: RulesCoordinator, groq_api_key: str | None
+) -> Coordinator:
     match config.coordinator.kind:
         case "rules":
             return rules
+        case "auto" if groq_api_key is None:
+            return rules
+        case "auto" | "llm":
+            chat = GroqChat(config.llm, groq_api_key) if groq_api_key else None
+            return LlmCoordinator(config.llm, rules, chat)
+
+
+def _coordinator_status(config: Config, coordinator: Coordinator, key_set: bool) -> str:
+    """Which coordinator decides, and why (`status`)."""
+    kind = config.coordinator.kind
+    if isinstance(coordinator, LlmCoordinator):
+        why = "coordinator.kind: llm" if kind == "llm" else "auto, and GROQ_API_KEY is set"
+        return f"Coordinator: {coordinator.describe()} ({why})"
+    if coordinator.name != "rules":
+        return f"Coordinator: {coordinator.name} (injected)"
+    if kind == "rules":
+        return "Coordinator: rules (coordinator.kind: rules)"
+    assert not key_set
+    return "Coordinator: rules (auto, and GROQ_API_KEY is not set)"
 
 
 def _source_parts(sources: Sources) -> tuple[Lifecycle, ...]:

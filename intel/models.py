@@ -266,6 +266,9 @@ class Signal:
     high_divergence: bool = False  # |divergence| above the coordinator's configured bound
     # How this signal was made, for the reader: a fallback (the coordinator was late), a proxy.
     notes: tuple[str, ...] = ()
+    # The figures that drove the call, most important first (both coordinators fill it).
+    key_drivers: tuple[str, ...] = ()
+    model: str | None = None  # the LLM that wrote the text; None for the rules
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "reports", MappingProxyType(dict(self.reports)))

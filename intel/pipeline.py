@@ -20,7 +20,14 @@ from intel.agents.base import Agent
 from intel.coordinator.base import Coordinator
 from intel.coordinator.rules import RulesCoordinator
 from intel.errors import NoSignalError
-from intel.models import AgentReport, CandleSeries, MarketSnapshot, Signal, Unavailable
+from intel.models import (
+    AgentReport,
+    CandleSeries,
+    MarketSnapshot,
+    Signal,
+    SocialPost,
+    Unavailable,
+)
 from intel.snapshot import SnapshotBuilder, SourceState
 from intel.timeutil import utcnow
 
@@ -76,18 +83,26 @@ class SignalPipeline:
         if isinstance(snapshot.candles, Unavailable):
             raise NoSignalError(f"no signal for {symbol}: {snapshot.candles.reason}")
         reports = await asyncio.gather(*(self._run_agent(a, snapshot) for a in self._agents))
-        signal = await self._decide(symbol, now, {r.agent: r for r in reports}, snapshot.candles)
+        posts = () if isinstance(snapshot.posts, Unavailable) else snapshot.posts
+        signal = await self._decide(
+            symbol, now, {r.agent: r for r in reports}, snapshot.candles, posts
+        )
         return SignalResult(signal=signal, snapshot=snapshot, credits=self._builder.credits())
 
     async def _decide(
-        self, symbol: str, now: datetime, reports: Mapping[str, AgentReport], candles: CandleSeries
+        self,
+        symbol: str,
+        now: datetime,
+        reports: Mapping[str, AgentReport],
+        candles: CandleSeries,
+        posts: Sequence[SocialPost],
     ) -> Signal:
         """The coordinator's signal, or the rules' with a note when it fails or is late."""
         coordinator = self._coordinator
         created_at = self._clock()
         try:
             return await asyncio.wait_for(
-                coordinator.decide(symbol, now, reports, candles, created_at),
+                coordinator.decide(symbol, now, reports, candles, created_at, posts=posts),
                 timeout=self._coordinator_timeout_s,
             )
         except TimeoutError:

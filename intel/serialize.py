@@ -50,6 +50,8 @@ def signal_to_json(signal: Signal) -> dict[str, Any]:
         "coordinator": signal.coordinator,
         "clamps": list(signal.clamps),
         "notes": list(signal.notes),
+        "key_drivers": list(signal.key_drivers),
+        "model": signal.model,
         "as_of": iso(signal.as_of),
         "created_at": iso(signal.created_at),
         "price": signal.price,
@@ -97,6 +99,9 @@ def signal_from_json(data: dict[str, Any]) -> Signal:
         created_at=parse_time(data["created_at"]),
         reports={name: _report_from_json(name, r) for name, r in data["reports"].items()},
         price=data.get("price"),
+        # Signals stored before the LLM coordinator have neither.
+        key_drivers=tuple(data.get("key_drivers", ())),
+        model=data.get("model"),
     )
 
 

@@ -249,7 +249,7 @@ def test_at_with_live_is_bad_input(capsys, monkeypatch, live) -> None:
 
 
 def test_a_coordinator_this_version_lacks_is_bad_config(capsys, monkeypatch) -> None:
-    monkeypatch.setenv("BOT__COORDINATOR__KIND", "llm")
+    monkeypatch.setenv("BOT__COORDINATOR__KIND", "oracle")
     code, _, err = cli(capsys, "signal", "btc")
     assert code == 2
     assert "coordinator.kind" in assert_one_line_error(err)

@@ -26,6 +26,7 @@ from bot.config import CommandsConfig
 from bot.render.chart_task import ChartFn
 from bot.render.text import MODALITY_TITLES, modality_line, render_text
 from bot.storage.base import SignalLog, SignalOrigin
+from intel.coordinator.budget import on_demand
 from intel.models import AgentReport, Signal
 from intel.pipeline import SignalResult
 from intel.symbols import base_asset
@@ -225,7 +226,8 @@ class SignalCommands:
                 f"not so fast — you can ask for another {symbol} signal in {math.ceil(wait_s)} s"
             )
         try:
-            with self._guard.asking(*who, symbol):
+            # on_demand: the LLM may draw on the share of its budget kept for /signal.
+            with self._guard.asking(*who, symbol), on_demand(":".join(who)):
                 outcome = await self._guard.compute(symbol)
         except InFlightCapError as exc:
             still = "signals are" if len(exc.symbols) > 1 else "signal is"

@@ -65,6 +65,8 @@ def format_moment(moment: datetime) -> str:
 def coordinator_label(signal: Signal) -> str:
     name = signal.coordinator.strip()
     label = name if name.lower().endswith("coordinator") else f"{name} coordinator"
+    if signal.model:  # the LLM that wrote the text
+        label = f"{label} ({signal.model})"
     return f"{label} (clamps: {', '.join(signal.clamps)})" if signal.clamps else label
 
 

@@ -8,12 +8,12 @@ rules coordinator, noting why on the Signal.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from intel.lifecycle import Lifecycle
-from intel.models import AgentReport, CandleSeries, Signal
+from intel.models import AgentReport, CandleSeries, Signal, SocialPost
 
 __all__ = ["Coordinator"]
 
@@ -28,6 +28,10 @@ class Coordinator(Lifecycle, Protocol):
         reports: Mapping[str, AgentReport],
         candles: CandleSeries,
         created_at: datetime,
+        *,
+        posts: Sequence[SocialPost] = (),
     ) -> Signal:
-        """The signal for `symbol` at market moment `as_of`, computed at `created_at`."""
+        """The signal for `symbol` at market moment `as_of`, computed at `created_at`.
+
+        `posts`: the snapshot's Reddit posts, untrusted text an LLM may quote as data."""
         ...

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from intel.coordinator.base import Coordinator
 from intel.lifecycle import NoResources
-from intel.models import AgentReport, CandleSeries, Signal
+from intel.models import AgentReport, CandleSeries, Signal, SocialPost
 
 __all__ = ["FakeCoordinator"]
 
@@ -48,6 +48,8 @@ class FakeCoordinator(NoResources):
         reports: Mapping[str, AgentReport],
         candles: CandleSeries,
         created_at: datetime,
+        *,
+        posts: Sequence[SocialPost] = (),
     ) -> Signal:
         self.calls += 1
         self.deciding.set()
@@ -58,5 +60,5 @@ class FakeCoordinator(NoResources):
             raise
         if self._error is not None:
             raise self._error
-        signal = await self._inner.decide(symbol, as_of, reports, candles, created_at)
+        signal = await self._inner.decide(symbol, as_of, reports, candles, created_at, posts=posts)
         return dataclasses.replace(signal, coordinator=self.name)

@@ -13,8 +13,9 @@ is bounded by these same rules.
 
 from __future__ import annotations
 
+import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -22,7 +23,7 @@ from typing import Literal
 import numpy as np
 
 from intel.config import CoordinatorConfig
-from intel.coordinator.thesis import risk_factors, write_thesis
+from intel.coordinator.thesis import key_drivers, risk_factors, write_thesis
 from intel.lifecycle import NoResources
 from intel.models import (
     Action,
@@ -31,6 +32,7 @@ from intel.models import (
     PositionSize,
     ReportStatus,
     Signal,
+    SocialPost,
 )
 
 __all__ = ["Assessment", "RulesCoordinator", "hourly_volatility_pct"]
@@ -77,6 +79,8 @@ class RulesCoordinator(NoResources):
         reports: Mapping[str, AgentReport],
         candles: CandleSeries,
         created_at: datetime,
+        *,
+        posts: Sequence[SocialPost] = (),  # the rules read only the sentiment agent's figures
     ) -> Signal:
         assessment = self.assess(reports, candles)
         confidence = self._confidence(assessment)
@@ -96,7 +100,13 @@ class RulesCoordinator(NoResources):
             created_at=created_at,
             reports=reports,
             price=float(candles.close[-1]),
+            key_drivers=tuple(key_drivers(assessment)),
         )
+
+    def hold_confidence(self, assessment: Assessment) -> int:
+        """The confidence the rules give a HOLD on `assessment` (an LLM's step down takes it)."""
+        hold = dataclasses.replace(assessment, action=Action.HOLD, orderbook_effect=0)
+        return self._confidence(hold)
 
     def assess(self, reports: Mapping[str, AgentReport], candles: CandleSeries) -> Assessment:
         cfg = self._config

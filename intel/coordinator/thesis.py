@@ -12,7 +12,7 @@ from intel.textfmt import format_signed, format_usd
 if TYPE_CHECKING:
     from intel.coordinator.rules import Assessment
 
-__all__ = ["risk_factors", "write_thesis"]
+__all__ = ["key_drivers", "risk_factors", "write_thesis"]
 
 Reports = Mapping[str, AgentReport]
 
@@ -27,6 +27,20 @@ def write_thesis(a: Assessment, reports: Reports) -> str:
     if book:
         sentences.append(book)
     return " ".join(s for s in sentences if s)
+
+
+def key_drivers(a: Assessment) -> list[str]:
+    """The figures behind the call, most important first: the divergence, then its two sides,
+    then the order book when it moved the confidence."""
+    drivers = [f"Divergence {format_signed(a.divergence)} ({a.divergence_level})"]
+    if a.whale_score is not None:
+        drivers.append(f"Whale score {format_signed(a.whale_score)}")
+    if a.retail_mood is not None:
+        drivers.append(f"Retail mood {format_signed(a.retail_mood)} ({a.retail_tone})")
+    if a.orderbook_score is not None and a.orderbook_effect != 0:
+        effect = "confirms" if a.orderbook_effect > 0 else "leans against"
+        drivers.append(f"Order book {format_signed(a.orderbook_score)} {effect} the call")
+    return drivers
 
 
 def risk_factors(a: Assessment, reports: Reports) -> list[str]:
