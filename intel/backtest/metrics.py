@@ -29,7 +29,7 @@ import numpy.typing as npt
 
 from intel.backtest.engine import BacktestResult, Trade
 
-__all__ = ["METRIC_NAMES", "Metrics", "compute_metrics", "periods_per_year"]
+__all__ = ["METRIC_NAMES", "Metrics", "compute_metrics", "drawdown", "periods_per_year"]
 
 FloatArray = npt.NDArray[np.float64]
 Metrics = dict[str, float | int | None]
@@ -98,9 +98,14 @@ def sortino(returns: FloatArray, periods: float) -> float | None:
     return _finite(float(np.mean(returns)) / downside * math.sqrt(periods))
 
 
-def max_drawdown(equity: FloatArray, initial_equity: float) -> float:
+def drawdown(equity: FloatArray, initial_equity: float) -> FloatArray:
+    """Each bar's equity against the highest before it (E_0 included), minus 1: ≤ 0."""
     curve = np.concatenate(([initial_equity], equity))
-    return float(np.min(curve / np.maximum.accumulate(curve) - 1.0))
+    return (curve / np.maximum.accumulate(curve) - 1.0)[1:]
+
+
+def max_drawdown(equity: FloatArray, initial_equity: float) -> float:
+    return min(0.0, float(np.min(drawdown(equity, initial_equity))))
 
 
 def calmar(growth: float | None, drawdown: float) -> float | None:
