@@ -41,7 +41,7 @@ def reference(open_, close, target, fee, slip, equity0):
                 units = 0.0
             if want:
                 price = open_[j] * (1 + np.sign(want) * slip)
-                units = want * cash / price
+                units = want * cash / (price * (1 + fee))  # notional + fee = want × equity
                 entry = (j, price, cash)
                 cash -= units * price + fee * abs(units) * price
             held = want

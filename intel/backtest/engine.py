@@ -11,9 +11,11 @@ Vectorised over numpy arrays, no loop over bars. The model, once:
   overstates costs a little when only the size changes).
 - Each fill pays `fee_bps` of its notional and trades at a price `slippage_bps` worse than the
   open (a buy above it, a sell below it).
-- Units are fixed for a trade's life (no rebalancing). With `E0` the equity at entry, `w` the
-  fraction, `d` ±1 the side, `e` the entry fill and `f` the fee rate, the equity at a price `P` is
-  `E0·(1 − f·w + d·w·(P/e − 1))`; the exit fill `x` leaves `E0·(1 − f·w + d·w·(x/e − 1) − f·w·x/e)`.
+- A position of size `w` commits `w` of the equity to notional plus entry fee: its notional is
+  `k = w/(1 + f)` of the equity `E0` at entry (`f` the fee rate), so a full position never borrows
+  for its fee. Units are fixed for a trade's life (no rebalancing). With `d` ±1 the side and `e`
+  the entry fill, the equity at a price `P` is `E0·(1 − f·k + d·k·(P/e − 1))`; the exit fill `x`
+  leaves `E0·(1 − f·k + d·k·(x/e − 1) − f·k·x/e)`.
 - Equity is marked at each bar's close; the last point is after the final exit's costs.
 """
 
@@ -51,7 +53,7 @@ class Trade:
     entry_price: float  # fill, slippage included
     exit_price: float
     side: str  # "long" | "short"
-    size: float  # fraction of equity at entry
+    size: float  # fraction of the equity at entry committed (notional and entry fee)
     pnl: float  # quote currency, fees and slippage included
     return_: float  # pnl / entry notional
 
@@ -92,20 +94,22 @@ def run_backtest(
     starts = np.concatenate(([0], np.flatnonzero(np.diff(held)) + 1)).astype(np.int64)
     ends = np.concatenate((starts[1:], [n])).astype(np.int64)  # exit bar, exclusive end
     weight = held[starts]
-    side, size = np.sign(weight), np.abs(weight)
     fee, slip = costs.fee_bps * BPS, costs.slippage_bps * BPS
+    side, size = np.sign(weight), np.abs(weight)
+    notional = size / (1.0 + fee)
     entry = bars.open[starts] * (1.0 + side * slip)
     closes_at_end = ends == n
     exit_base = np.where(closes_at_end, bars.close[-1], bars.open[np.minimum(ends, n - 1)])
     exit_ = exit_base * (1.0 - side * slip)
-    growth = 1.0 - fee * size + side * size * (exit_ / entry - 1.0) - fee * size * exit_ / entry
+    gain = side * notional * (exit_ / entry - 1.0)
+    growth = 1.0 - fee * notional + gain - fee * notional * exit_ / entry
     start_equity = initial_equity * np.concatenate(([1.0], np.cumprod(growth)[:-1]))
     segment = np.repeat(np.arange(starts.size), ends - starts)
-    held_size, held_side = size[segment], side[segment]
-    mark = held_side * held_size * (bars.close / entry[segment] - 1.0)
-    equity = start_equity[segment] * (1.0 - fee * held_size + mark)
+    held_notional = notional[segment]
+    mark = side[segment] * held_notional * (bars.close / entry[segment] - 1.0)
+    equity = start_equity[segment] * (1.0 - fee * held_notional + mark)
     equity[-1] = start_equity[-1] * growth[-1]  # the last point is after the final exit
-    trades = _trades(bars, starts, ends, side, size, entry, exit_, start_equity, growth)
+    trades = _trades(bars, starts, ends, side, size, notional, entry, exit_, start_equity, growth)
     return BacktestResult(bars, held, equity, initial_equity, trades)
 
 
@@ -115,6 +119,7 @@ def _trades(
     ends: IntArray,
     side: FloatArray,
     size: FloatArray,
+    notional: FloatArray,
     entry: FloatArray,
     exit_: FloatArray,
     start_equity: FloatArray,
@@ -138,7 +143,7 @@ def _trades(
             side="long" if side[k] > 0 else "short",
             size=float(size[k]),
             pnl=float(pnl[k]),
-            return_=float((growth[k] - 1.0) / size[k]),
+            return_=float((growth[k] - 1.0) / notional[k]),
         )
         for k in np.flatnonzero(size > 0)
     )
