@@ -204,7 +204,7 @@ def main() -> None:
     our_trades, our_s = best(lambda: ours(bars), args.runs)
     bt_trades, bt_s = best(lambda: backtesting_py(frame), max(1, args.runs // 2))
     vbt_runs = [vectorbt(frame, bars) for _ in range(args.runs)]
-    vbt_trades, vbt_s, compile_s = min(vbt_runs, key=lambda r: r[1])
+    vbt_trades, vbt_s, _ = min(vbt_runs, key=lambda r: r[1])
     print(f"  this engine     {our_s * 1000:9.1f} ms   {len(our_trades)} closed trades")
     print(
         f"  backtesting.py  {bt_s * 1000:9.1f} ms   same trades: {same(our_trades, bt_trades)}"
