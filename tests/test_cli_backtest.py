@@ -16,6 +16,7 @@ import pytest
 from bot.cli import main
 from bot.storage.sqlite import SqliteStore
 from intel.config import Config
+from intel.errors import NoSignalError
 from intel.history import signals_over_history
 from intel.models import Action
 from intel.sources.replay_files import DEFAULT_REPLAY_DIR
@@ -204,3 +205,21 @@ def test_bad_input_is_one_line_with_the_contracts_exit_code(capsys, argv, code, 
     assert out == ""
     assert len(err.strip().splitlines()) == 1
     assert fragment in err
+
+
+def test_gaps_in_the_recorded_candles_have_no_signal_and_are_noted(capsys) -> None:
+    # Binance halted trading 2018-02-08 for 33 hours: the bot could have made no signal then.
+    code, out, _ = run(capsys, "btc", "--from", "2018-02-07", "--to", "2018-02-12", "--json")
+    assert code == 0
+    report = json.loads(out)
+    bars = recorded_bars("2018-02-07", "2018-02-12")
+    missing = report["notes"][0]
+    assert missing.endswith("moments without a signal: gaps in the recorded candles")
+    assert report["signals"] + int(missing.split()[0]) == 5 * 24  # one step per market hour
+    assert len(bars) == 5 * 24 - 33
+
+
+def test_signals_over_history_refuse_moments_outside_the_candles() -> None:
+    start, end = parse_time("2026-06-20T00:00Z"), parse_time("2026-06-22T00:00Z")
+    with pytest.raises(NoSignalError, match="cover"):
+        asyncio.run(signals_over_history(Config(), "BTC/USDT", start, end, timedelta(hours=1)))

@@ -106,7 +106,9 @@ async def run_strategy(
             readings = await _fear_greed_by_bar(history, ReplayFearGreedSource(replay_dir))
             target = fear_greed_contrarian(history, readings, config.backtest)[first:stop]
         case "divergence":
-            signals = await _divergence(config, bars, symbol, progress)
+            signals, gaps = await _divergence(config, bars, symbol, progress)
+            if gaps:
+                notes.append(f"{gaps} moments without a signal: gaps in the recorded candles")
             target = targets_from_signals(bars, signals, config.backtest)
         case _:  # "stored"
             signals = await _stored(archive, bars, symbol)
@@ -128,8 +130,8 @@ def _report(
     result = run_backtest(bars, target, costs, cfg.initial_equity)
     baseline = run_backtest(bars, buy_and_hold(bars), costs, cfg.initial_equity)
     calls = sum(s.action is not Action.HOLD for s in signals)
-    if strategy in ("divergence", "stored") and not result.trades:
-        notes.append(_never_traded(strategy, len(signals), calls))
+    if not result.trades:
+        notes.append(_never_traded(config, strategy, len(signals), calls))
     return BacktestReport(
         symbol=symbol,
         strategy=strategy,
@@ -145,7 +147,18 @@ def _report(
     )
 
 
-def _never_traded(strategy: str, signals: int, calls: int) -> str:
+def _never_traded(config: Config, strategy: str, signals: int, calls: int) -> str:
+    cfg = config.backtest
+    if strategy == "fear-greed-contrarian":
+        return (
+            f"no trade: Fear & Greed never reached {cfg.fear_max} or below while the close was "
+            f"above its {cfg.trend_sma_days}-day average in this window"
+        )
+    if calls and not cfg.allow_short:
+        return (
+            f"no trade: the {calls} calls here are SELLs, which only go flat "
+            "(backtest.allow_short: false)"
+        )
     if strategy == "stored":
         return f"no trade: {signals} stored signals in this window, {calls} of them BUY or SELL"
     return (
@@ -190,17 +203,21 @@ async def _fear_greed_by_bar(
 
 async def _divergence(
     config: Config, bars: CandleSeries, symbol: str, progress: Progress | None
-) -> list[Signal]:
+) -> tuple[list[Signal], int]:
+    """The desk's signals at every step over the bars, and how many steps had none."""
     step = timedelta(minutes=config.backtest.signal_step_minutes)
     first_close = from_ms(int(bars.open_time_ms[0]) + bars.interval_s * 1000)
-    signals = []
-    async for total, signal in iter_signals_over_history(
+    signals, gaps = [], 0
+    async for done, total, signal in iter_signals_over_history(
         config, symbol, first_close, bars.last_close_time, step
     ):
-        signals.append(signal)
+        if signal is None:
+            gaps += 1
+        else:
+            signals.append(signal)
         if progress is not None:
-            progress(len(signals), total)
-    return signals
+            progress(done, total)
+    return signals, gaps
 
 
 async def _stored(archive: SignalArchive | None, bars: CandleSeries, symbol: str) -> list[Signal]:
