@@ -91,7 +91,8 @@ def run_backtest(
     if not np.all(np.isfinite(target)) or np.any(np.abs(target) > 1.0):
         raise ValueError("target positions must be finite fractions within −1..1")
     held = np.concatenate(([0.0], target[:-1]))  # executed one bar after the decision
-    starts = np.concatenate(([0], np.flatnonzero(np.diff(held)) + 1)).astype(np.int64)
+    changed = np.diff(held) != 0
+    starts = np.concatenate(([0], np.flatnonzero(changed) + 1)).astype(np.int64)
     ends = np.concatenate((starts[1:], [n])).astype(np.int64)  # exit bar, exclusive end
     weight = held[starts]
     fee, slip = costs.fee_bps * BPS, costs.slippage_bps * BPS
@@ -104,7 +105,7 @@ def run_backtest(
     gain = side * notional * (exit_ / entry - 1.0)
     growth = 1.0 - fee * notional + gain - fee * notional * exit_ / entry
     start_equity = initial_equity * np.concatenate(([1.0], np.cumprod(growth)[:-1]))
-    segment = np.repeat(np.arange(starts.size), ends - starts)
+    segment = np.concatenate(([0], np.cumsum(changed)))  # each bar's run of one position
     held_notional = notional[segment]
     mark = side[segment] * held_notional * (bars.close / entry[segment] - 1.0)
     equity = start_equity[segment] * (1.0 - fee * held_notional + mark)
