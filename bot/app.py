@@ -18,6 +18,7 @@ from typing import Literal, TextIO
 
 import structlog
 
+from bot.commands.backtest import BacktestCommands
 from bot.commands.base import BotStatus, Field, Reply, Request
 from bot.commands.router import CommandRouter
 from bot.commands.signal import modality_fields
@@ -199,8 +200,14 @@ async def _serve(bot: _Bot, redactor: Redactor, stop: asyncio.Event) -> int:
 
     The console chat starts when no chat platform does (none configured, or every one failed);
     with no console and every configured platform refused, the bot stops with exit status 2."""
+    backtests = BacktestCommands(bot.desk, bot.config)
     router = CommandRouter(
-        bot.desk, bot.store, bot.config, partial(_status, bot), render_chart=bot.chart
+        bot.desk,
+        bot.store,
+        bot.config,
+        partial(_status, bot),
+        render_chart=bot.chart,
+        extra_commands=backtests.commands(),
     )
     handler = _redacting(router.handle, redactor)
     loop = asyncio.get_running_loop()
@@ -233,6 +240,7 @@ async def _serve(bot: _Bot, redactor: Redactor, stop: asyncio.Event) -> int:
         log.info("bot_stopping")
     finally:
         await _stop_all(bot, sender_stop, sender_task)
+        await backtests.close()
         await _record_stop(bot.recorder)
         for signum in installed:
             loop.remove_signal_handler(signum)

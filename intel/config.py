@@ -31,6 +31,7 @@ from intel.symbols import normalize_symbol
 from intel.timeutil import parse_time
 
 __all__ = [
+    "BacktestConfig",
     "Config",
     "ExchangeConfig",
     "Frozen",
@@ -323,6 +324,29 @@ class ExchangeConfig(Frozen):
     stream_retry_s: float = Field(5, gt=0)
 
 
+class BacktestSizingConfig(Frozen):
+    """Fraction of equity a signal's `position_size` puts at risk in a backtest."""
+
+    conservative: float = Field(0.25, gt=0, le=1)
+    moderate: float = Field(0.5, gt=0, le=1)
+    aggressive: float = Field(1.0, gt=0, le=1)
+
+
+class BacktestConfig(Frozen):
+    # Binance spot's base taker fee is 10 bps; slippage is paid on each fill's price.
+    fee_bps: float = Field(10, ge=0, le=1000)
+    slippage_bps: float = Field(2, ge=0, le=1000)
+    allow_short: bool = False  # SELL: flat (default) or short
+    initial_equity: float = Field(10_000, gt=0)  # quote currency
+    signal_step_minutes: int = Field(60, ge=1, le=1440)  # the bot's cycle over history
+    sizing: BacktestSizingConfig = BacktestSizingConfig()
+    # fear-greed-contrarian: long at extreme fear while the trend is up, out at extreme greed.
+    fear_max: int = Field(25, ge=0, le=100)
+    greed_min: int = Field(75, ge=0, le=100)
+    trend_sma_days: int = Field(50, ge=1, le=400)
+    chat_cooldown_s: float = Field(60, ge=0)  # per user, between chat backtests
+
+
 class Config(Frozen):
     # Top-level sections belonging to the bot (see bot.config.BotConfig) are ignored here, so
     # intel can read the shared config.yaml; BotConfig forbids unknown sections again.
@@ -342,6 +366,7 @@ class Config(Frozen):
     chart: ChartConfig = ChartConfig()
     sources: SourcesConfig = SourcesConfig()
     exchange: ExchangeConfig = ExchangeConfig()
+    backtest: BacktestConfig = BacktestConfig()
 
     @field_validator("symbols", mode="before")
     @classmethod

@@ -1,0 +1,172 @@
+"""The chat `backtest <symbol> <period>` command: the default strategy over a period, beside
+buy-and-hold, with the equity chart.
+
+A backtest runs in a worker process (never in the event loop, never in a thread: it is CPU
+work), one at a time for the whole bot; another request meanwhile is told to retry, and each user
+waits `backtest.chat_cooldown_s` between backtests. Other commands are never delayed. Periods:
+`90d`, `6m` (30-day months), `1y` (365 days), ending at the market clock; or `FROM..TO` dates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import re
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from cachetools import TTLCache
+
+from bot.commands.base import Reply, Request
+from bot.commands.registry import Command, Desk, check_arg_count
+from bot.config import BotConfig
+from intel.config import Config
+from intel.errors import UserInputError
+from intel.textfmt import quote_input
+from intel.timeutil import iso, parse_time
+
+__all__ = ["BacktestCommands", "BacktestSummary", "parse_period", "run_chat_backtest"]
+
+USAGE = "backtest SYMBOL PERIOD"
+STRATEGY = "divergence"
+_UNITS_DAYS = {"d": 1, "w": 7, "m": 30, "y": 365}
+_RELATIVE = re.compile(r"^(\d{1,4})([dwmy])$")
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestSummary:
+    """What the worker process sends back: the reply's text and its chart."""
+
+    text: str
+    chart_png: bytes
+
+
+def parse_period(text: str, now: datetime) -> tuple[datetime, datetime]:
+    """`90d`, `6m`, `1y` ending at `now` (on the hour), or `2024-11-05..2025-10-12`.
+
+    UserInputError saying what would work otherwise."""
+    match = _RELATIVE.match(text.strip().lower())
+    if match:
+        count, unit = int(match[1]), match[2]
+        if count == 0:
+            raise UserInputError("the period must be at least 1 day, e.g. `90d`")
+        end = now.replace(minute=0, second=0, microsecond=0)
+        return end - timedelta(days=count * _UNITS_DAYS[unit]), end
+    start_text, dots, end_text = text.partition("..")
+    if not dots:
+        raise UserInputError(
+            f"unknown period {quote_input(text)} — use 90d, 6m, 1y or 2024-11-05..2025-10-12"
+        )
+    try:
+        start, end = parse_time(start_text), parse_time(end_text)
+    except UserInputError as exc:
+        raise UserInputError(f"period {quote_input(text)}: {exc}") from None
+    if start >= end:
+        raise UserInputError(f"period {quote_input(text)}: the start is not before the end")
+    return start, end
+
+
+def run_chat_backtest(
+    config: Config, symbol: str, start: datetime, end: datetime
+) -> BacktestSummary:
+    """The worker process's job: the backtest, its summary and its chart (CPU work only)."""
+    from bot.render.backtest import metrics_line, render_backtest_chart
+    from intel.backtest.runner import run_strategy
+
+    report = asyncio.run(run_strategy(config, symbol, STRATEGY, start, end))
+    metrics = report.metrics
+    win = metrics["win_rate"]
+    lines = [
+        f"Backtest {report.symbol}, {report.start:%Y-%m-%d %H:%M} → {report.end:%Y-%m-%d %H:%M} "
+        f"UTC, fees and slippage {config.backtest.fee_bps + config.backtest.slippage_bps:g} bps "
+        "per fill",
+        f"{STRATEGY}: {metrics_line(metrics)}; {metrics['trades']} trades"
+        + (f", {win * 100:.0f} % won" if win is not None else ""),
+        f"buy-and-hold: {metrics_line(report.baseline_metrics)}",
+        *(f"note: {note}" for note in report.notes),
+        "Past results say little about future ones. Not financial advice.",
+    ]
+    return BacktestSummary("\n".join(lines), render_backtest_chart(report))
+
+
+class BacktestDesk(Desk, Protocol):
+    async def coverage(self, symbol: str) -> tuple[datetime, datetime]: ...
+
+
+class BacktestCommands:
+    """The `backtest` command group; `close()` ends its worker process."""
+
+    def __init__(
+        self,
+        desk: BacktestDesk,
+        config: BotConfig,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._desk = desk
+        self._config = config
+        self._clock = clock
+        self._cooldown_s = config.backtest.chat_cooldown_s
+        # Forgets a user once their cooldown has passed, so memory stays small.
+        self._started_at: TTLCache[tuple[str, str], float] | dict[tuple[str, str], float] = (
+            TTLCache(10_000, self._cooldown_s, timer=clock) if self._cooldown_s > 0 else {}
+        )
+        self._running = False
+        self._pool: ProcessPoolExecutor | None = None
+
+    def commands(self) -> tuple[Command, ...]:
+        return (
+            Command(
+                "backtest",
+                self.backtest,
+                f"the {STRATEGY} strategy over a period, beside buy-and-hold, with its chart",
+                "backtest btc 90d",
+                USAGE,
+            ),
+        )
+
+    async def backtest(self, request: Request) -> Reply:
+        check_arg_count(request.args, USAGE, least=2, most=2)
+        symbol = self._desk.resolve(request.args[0])
+        start, end = parse_period(request.args[1], self._desk.now())
+        first, last = await self._desk.coverage(symbol)
+        if start < first - timedelta(hours=1) or end > last:
+            raise UserInputError(
+                f"{iso(start)} → {iso(end)} is outside the data: the recorded {symbol} candles "
+                f"cover {iso(first)} → {iso(last)}"
+            )
+        who = (request.transport, request.user_id)
+        wait_s = self._started_at.get(who, -float("inf")) + self._cooldown_s - self._clock()
+        if wait_s > 0:
+            raise UserInputError(
+                f"one backtest per {self._cooldown_s:g} s — try again in {wait_s:.0f} s"
+            )
+        if self._running:
+            raise UserInputError("another backtest is running — try again in a minute")
+        self._running = True
+        try:
+            loop = asyncio.get_running_loop()
+            summary = await loop.run_in_executor(
+                self._worker(), run_chat_backtest, self._config, symbol, start, end
+            )
+        finally:
+            self._running = False
+        if self._cooldown_s > 0:  # only an answered backtest costs the user the wait
+            self._started_at[who] = self._clock()
+        return Reply(text=summary.text, chart_png=summary.chart_png)
+
+    def _worker(self) -> ProcessPoolExecutor:
+        # "spawn": a fork of the bot would copy its event loop and threads into the child.
+        if self._pool is None:
+            context = multiprocessing.get_context("spawn")
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
+        return self._pool
+
+    async def close(self) -> None:
+        """End the worker process (a backtest still running is abandoned)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)

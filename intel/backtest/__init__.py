@@ -1,0 +1,1 @@
+"""Backtesting: the engine, its metrics and the strategies over the shipped history."""
