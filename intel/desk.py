@@ -7,12 +7,12 @@ The desk owns their lifecycle: `async with desk:` starts them in order and close
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, cast
 
 from intel.agents.orderbook import OrderBookAgent
 from intel.agents.sentiment import SentimentAgent
@@ -31,7 +31,7 @@ from intel.pipeline import SignalPipeline, SignalResult
 from intel.sentiment.base import SentimentEngine
 from intel.sentiment.lexicon import LexiconEngine
 from intel.snapshot import SnapshotBuilder, Sources, SourceState
-from intel.sources.base import CandleSource
+from intel.sources.base import CandleSource, FollowsBooks, OrderBookSource
 from intel.sources.live import LIVE_SOURCES, LiveSourceFactories, live
 from intel.sources.replay_candles import ReplayCandleSource
 from intel.sources.replay_fear_greed import ReplayFearGreedSource
@@ -59,10 +59,12 @@ class SignalDesk:
         candles: CandleSource,
         components: tuple[Lifecycle, ...],
         market_clock: Callable[[], datetime] | None = None,
+        books: OrderBookSource | None = None,
     ) -> None:
         self.config = config
         self._pipeline = pipeline
         self._candles = candles
+        self._books = books
         self._components = components
         self._market_clock = market_clock or _default_clock(config)
         self._opened: AsyncExitStack | None = None
@@ -159,6 +161,19 @@ class SignalDesk:
                 f"candles cover {iso(first)} → {iso(last)}"
             )
 
+    def follow_books(self, symbols: Iterable[str]) -> tuple[str, ...]:
+        """Live: stream the order books of `symbols` — the configured ones among them, in
+        `symbols` config order, the first `exchange.stream_symbols_max` — and stop the others';
+        returns those streamed. A source without streams (replay) streams nothing: ().
+        UnknownSymbolError when the exchange does not list one (nothing changes then)."""
+        # Not isinstance: the resilience layer's proxy has the method only through __getattr__,
+        # which runtime protocol checks skip from Python 3.12 on.
+        if not hasattr(self._books, "follow"):
+            return ()
+        wanted = set(symbols)
+        streaming = cast(FollowsBooks, self._books)
+        return streaming.follow([symbol for symbol in self.symbols if symbol in wanted])
+
     def source_health(self) -> dict[str, SourceState]:
         """Each source's last outcome in this process (empty until something was fetched)."""
         return self._pipeline.source_health()
@@ -239,7 +254,9 @@ def build_desk(
     )
     # Opened in this order, closed in reverse: data first, the fallback before the coordinator.
     components = (*_source_parts(sources), engine, rules, coordinator)
-    return SignalDesk(config, pipeline, sources.candles, components, market_clock)
+    return SignalDesk(
+        config, pipeline, sources.candles, components, market_clock, books=sources.orderbook
+    )
 
 
 def _default_clock(config: Config) -> Callable[[], datetime]:

@@ -149,6 +149,9 @@ class OrderBookHistory:
     venue_symbol: str
     books: tuple[OrderBook, ...]
     note: str | None = None
+    # Live: how the books were read, the websocket stream or REST polling and why (the order-book
+    # report shows it); None for recorded books.
+    feed: str | None = None
 
     @property
     def latest(self) -> OrderBook:

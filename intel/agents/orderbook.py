@@ -73,6 +73,8 @@ class OrderBookAgent:
         score = _score(latest, cfg)
         other_venue = _venue_difference(history, snapshot.symbol, cfg.home_exchange)
         notes = [history.note] if other_venue and history.note else []
+        if history.feed:
+            notes.append(f"order book via {history.feed}")
         if len(books) == 1:
             notes.append("spoofing not judged: only one order-book snapshot")
         if pulled:

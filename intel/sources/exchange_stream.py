@@ -11,7 +11,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +40,7 @@ class _Stream:
     updated_at: float = -math.inf  # time.monotonic() of the last update
     error: str | None = None  # why the stream is down, when it is
     updates: int = 0
+    started_at: float = field(default_factory=time.monotonic)
 
 
 class BookStreams:
@@ -58,9 +59,13 @@ class BookStreams:
         self._ring_size = math.ceil(window_s / config.stream_snapshot_interval_s) + 1
         self._clock = clock
         self._streams: dict[str, _Stream] = {}
+        self._stopping: set[asyncio.Task[None]] = set()  # cancelled, awaited by `close`
 
-    async def follow(self, symbols: Sequence[str]) -> tuple[str, ...]:
-        """Stream these (already resolved) symbols, the first `stream_symbols_max`; stop others."""
+    def follow(self, symbols: Sequence[str]) -> tuple[str, ...]:
+        """Stream these (already resolved) symbols, the first `stream_symbols_max`; stop others.
+
+        Synchronous (it only starts and cancels tasks), so the resilience layer passes it
+        through: it is no call to the exchange and must not wait for one."""
         wanted = list(dict.fromkeys(symbols))
         if wanted and not self._exchange.has.get("watchOrderBook"):
             log.warning("orderbook_stream_unsupported", exchange=self._config.id)
@@ -73,7 +78,8 @@ class BookStreams:
             task = self._streams.pop(symbol).task
             if task is not None:
                 task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                self._stopping.add(task)
+                task.add_done_callback(self._stopping.discard)
         for symbol in kept:
             if symbol not in self._streams:
                 stream = _Stream(deque(maxlen=self._ring_size), BadRecords(f"{symbol} stream"))
@@ -82,7 +88,8 @@ class BookStreams:
         return kept
 
     async def close(self) -> None:
-        await self.follow(())
+        self.follow(())
+        await asyncio.gather(*self._stopping, return_exceptions=True)
 
     def followed(self, symbol: str) -> bool:
         return symbol in self._streams
@@ -99,7 +106,10 @@ class BookStreams:
         if stream.error or not alive:
             return [], stream.error or "stopped"
         stale_s = self._config.stream_stale_s
-        if stream.book is None or time.monotonic() - stream.updated_at > stale_s:
+        since_s = time.monotonic() - max(stream.updated_at, stream.started_at)
+        if stream.book is None and since_s <= stale_s:
+            return [], "connecting"
+        if stream.book is None or since_s > stale_s:
             return [], f"no update for {stale_s:g} s"
         start = now.timestamp() - window_s
         kept = [b for b in stream.ring if start < b.timestamp.timestamp() and b.timestamp <= now]
