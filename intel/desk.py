@@ -17,7 +17,7 @@ from typing import Protocol, cast
 from intel.agents.orderbook import OrderBookAgent
 from intel.agents.sentiment import SentimentAgent
 from intel.agents.whales import WhaleAgent
-from intel.config import Config
+from intel.config import Config, OrderBookAgentConfig
 from intel.coordinator.base import Coordinator
 from intel.coordinator.rules import RulesCoordinator
 from intel.errors import (
@@ -241,7 +241,7 @@ def build_desk(
     coordinator = coordinator or _coordinator_for(config, rules)
     agents = (
         WhaleAgent(config.agents.whales),
-        OrderBookAgent(config.agents.orderbook),
+        OrderBookAgent(_orderbook_config(config)),
         SentimentAgent(config.agents.sentiment, engine),
     )
     pipeline = SignalPipeline(
@@ -257,6 +257,15 @@ def build_desk(
     return SignalDesk(
         config, pipeline, sources.candles, components, market_clock, books=sources.orderbook
     )
+
+
+def _orderbook_config(config: Config) -> OrderBookAgentConfig:
+    """Live, the home exchange is the one the books are read from (`exchange.id`); replay keeps
+    `agents.orderbook.home_exchange`, the venue the recorded signals' symbols are quoted on."""
+    agent = config.agents.orderbook
+    if config.data.mode != "live":
+        return agent
+    return agent.model_copy(update={"home_exchange": config.exchange.id})
 
 
 def _default_clock(config: Config) -> Callable[[], datetime]:

@@ -20,7 +20,7 @@ from bot.storage.memory import MemoryStore
 from bot.storage.sqlite import SqliteStore
 from intel.config import Secrets, load_config
 from intel.desk import SignalDesk, build_desk
-from intel.models import AgentReport, FearGreedReading, MarketSnapshot, Signal
+from intel.models import AgentReport, FearGreedReading, MarketSnapshot, ReportStatus, Signal
 from intel.sources.fakes.binance import FakeBinance, Faults
 from intel.sources.fakes.social import FakeAlternativeMe, replay_fear_greed
 from intel.timeutil import iso, parse_time, to_ms, utcnow
@@ -206,3 +206,13 @@ async def test_run_live_streams_the_followed_books_from_start_to_stop(fakes, tmp
     assert await asyncio.wait_for(run, timeout=30) == 0
     assert fakes.exchange.ws_connections == 1  # streamed while the bot ran
     await wait_for(lambda: fakes.exchange.open_connections == 0)  # and closed with it
+
+
+async def test_live_the_home_exchange_is_the_configured_exchange(fakes) -> None:
+    # A home exchange left from another setup must not make the exchange's own book "another venue".
+    config = fakes.config(BOT__AGENTS__ORDERBOOK__HOME_EXCHANGE="kraken")
+    desk = build_desk(config, market_clock=fakes.market_now)
+    async with desk:
+        report = book_report((await desk.signal("BTC/USDT")).signal)
+    assert report.status is ReportStatus.OK, report.reason
+    assert config.agents.orderbook.home_exchange == "kraken"  # replay would still read it
