@@ -128,15 +128,15 @@ async def test_the_cycle_streams_the_followed_books_and_the_report_says_so(fakes
         assert stored is not None
         note = feed_note(book_report(stored.signal))
         assert note.startswith("order book via binance websocket stream: ")
+        assert book_report(stored.signal).status is ReportStatus.OK
         # More than one snapshot: the stream's window, not one polled book.
         assert "spoofing not judged: only one order-book snapshot" not in (
             book_report(stored.signal).notes
         )
         # Not followed: read over REST, and the report says why.
-        eth = await desk.signal("ETH/USDT")
-        assert feed_note(book_report(eth.signal)) == (
-            "order book via binance REST polling (not streamed)"
-        )
+        eth = book_report((await desk.signal("ETH/USDT")).signal)
+        assert feed_note(eth) == "order book via binance REST polling (not streamed)"
+        assert eth.status is ReportStatus.OK  # asked on demand: one book is all it needs
     await wait_for(lambda: fakes.exchange.open_connections == 0)  # closed with the desk
 
 
@@ -159,7 +159,11 @@ async def test_a_stream_dropped_mid_way_falls_back_to_rest_with_the_reason(fakes
         await wait_for(on_rest)
         dropped = await desk.signal("BTC/USDT")
         report = book_report(dropped.signal)
-        assert report.score is not None  # the polled book still counts
+        assert report.score is not None  # the polled book still counts, degraded
+        assert report.status is ReportStatus.DEGRADED
+        assert report.reason is not None
+        assert report.reason.startswith("one order book over REST, no stream window (stream down: ")
+        assert "1011" in report.reason
         note = feed_note(report)
         assert note.startswith("order book via binance REST polling (stream down: ")
         assert "1011" in note  # the closing code the fake sent

@@ -81,6 +81,8 @@ class OrderBookAgent:
             notes.append(f"spoofing: {pulled} wall(s) vanished unreached")
         notes.extend(_missing_wall_notes(latest, features, cfg))
         reason = None
+        if history.fallback:
+            reason = f"one order book over REST, no stream window ({history.fallback})"
         if other_venue:
             venue = f"{history.exchange.title()} {history.venue_symbol}"
             reason = f"order book from {venue} ({other_venue})"

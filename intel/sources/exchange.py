@@ -163,12 +163,12 @@ class ExchangeSource:
         """The stream's snapshots in (now − window_s, now] when it is up, else one REST book.
 
         `feed` says which: "<id> websocket stream: …", or "<id> REST polling (…)" with the
-        reason the stream was not used."""
+        reason the stream was not used; `fallback` is that reason for a followed symbol."""
         venue_symbol = self._market(symbol)["symbol"]
         streams = self._book_streams
-        why_rest = "not streamed"
+        fallback = None
         if streams.followed(symbol):
-            books, down = streams.window(symbol, now, window_s)
+            books, fallback = streams.window(symbol, now, window_s)
             if books:
                 span_s = (books[-1].timestamp - books[0].timestamp).total_seconds()
                 feed = (
@@ -176,14 +176,15 @@ class ExchangeSource:
                     f"over {span_s:.0f} s"
                 )
                 return OrderBookHistory(self.exchange_id, venue_symbol, tuple(books), feed=feed)
-            why_rest = f"stream down: {down}"
         raw = await self._call(
             f"{symbol} order book",
             self._ex.fetch_order_book(symbol, limit=self._config.book_levels),
         )
         book = to_book(symbol, raw, book_stamp(raw, now))
-        feed = f"{self.exchange_id} REST polling ({why_rest})"
-        return OrderBookHistory(self.exchange_id, venue_symbol, (book,), feed=feed)
+        feed = f"{self.exchange_id} REST polling ({fallback or 'not streamed'})"
+        return OrderBookHistory(
+            self.exchange_id, venue_symbol, (book,), feed=feed, fallback=fallback
+        )
 
     def follow(self, symbols: Iterable[str]) -> tuple[str, ...]:
         """Stream the books of `symbols` (the first `stream_symbols_max`), stop the others'.

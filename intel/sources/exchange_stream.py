@@ -100,24 +100,25 @@ class BookStreams:
 
     def window(self, symbol: str, now: datetime, window_s: float) -> tuple[list[OrderBook], str]:
         """The kept snapshots taken in (now − window_s, now] and the current book; when there
-        are none (stream down or nothing usable yet), why not."""
+        are none, why not: "stream down: …", "stream connecting", "stream silent: …" or
+        "stream has no usable snapshot yet"."""
         stream = self._streams[symbol]
         alive = stream.task is not None and not stream.task.done()
         if stream.error or not alive:
-            return [], stream.error or "stopped"
+            return [], f"stream down: {stream.error or 'stopped'}"
         stale_s = self._config.stream_stale_s
         since_s = time.monotonic() - max(stream.updated_at, stream.started_at)
-        if stream.book is None and since_s <= stale_s:
-            return [], "connecting"
-        if stream.book is None or since_s > stale_s:
-            return [], f"no update for {stale_s:g} s"
+        if since_s > stale_s:
+            return [], f"stream silent: no update for {stale_s:g} s"
+        if stream.book is None:
+            return [], "stream connecting"
         start = now.timestamp() - window_s
         kept = [b for b in stream.ring if start < b.timestamp.timestamp() and b.timestamp <= now]
         current = self._current(symbol, stream)
         newest = kept[-1].timestamp if kept else None
         if current is not None and current.timestamp <= now and current.timestamp != newest:
             kept.append(current)  # the current book, newer than the last one kept
-        return kept, "" if kept else "no usable snapshot yet"
+        return kept, "" if kept else "stream has no usable snapshot yet"
 
     def _current(self, symbol: str, stream: _Stream) -> OrderBook | None:
         if stream.book.get("timestamp") is None:  # the REST snapshot just merged, undated
@@ -172,8 +173,17 @@ def to_book(symbol: str, raw: Any, stamp: datetime) -> OrderBook:
         raise SourceError(f"{symbol} order book is empty")
     if not bids or not asks:
         raise SourceError(f"{symbol} order book is one-sided (no {'asks' if bids else 'bids'})")
-    if not all(math.isfinite(p) and p > 0 and math.isfinite(q) for p, q in bids + asks):
-        raise SourceError(f"{symbol} order book has non-numeric or non-positive prices (NaN)")
+    unusable = [
+        (p, q)
+        for p, q in bids + asks
+        if not (math.isfinite(p) and p > 0 and math.isfinite(q) and q >= 0)
+    ]
+    if unusable:  # NaN, infinite, zero or negative: no price a book can hold
+        price, size = unusable[0]
+        raise SourceError(
+            f"{symbol} order book has {len(unusable)} unusable level(s): the first at price "
+            f"{price:g}, size {size:g} (prices must be positive numbers)"
+        )
     if bids[0][0] >= asks[0][0]:
         raise SourceError(
             f"{symbol} order book is crossed: best bid {bids[0][0]:g} ≥ best ask {asks[0][0]:g}"

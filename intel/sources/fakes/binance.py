@@ -69,6 +69,9 @@ class Faults:
     bad_kline_rows: frozenset[int] = frozenset()  # positions in a klines answer to corrupt
     ws_drop_after: int | None = None  # a websocket is cut after this many diff events
     ws_refuse: bool = False  # websocket upgrades are answered 503
+    bid_price: str | None = None  # depth bids priced at this text, e.g. "-5" or "0"
+    # The REST faults above (latency, status, malformed JSON) hit only these paths; empty: all.
+    only_paths: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,8 @@ class FakeBinance:
     async def _answer(self, request: web.Request, body: Any) -> web.Response:
         self.requests[request.path] += 1
         faults = self.faults
+        if faults.only_paths and request.path not in faults.only_paths:
+            faults = Faults()
         if faults.latency_s:
             await asyncio.sleep(faults.latency_s)
         if faults.status is not None:
@@ -237,6 +242,8 @@ class FakeBinance:
         ordered = sorted(levels.items(), key=lambda item: float(item[0]), reverse=descending)
         if descending and self.faults.nan_prices:
             return [["NaN", quantity] for _, quantity in ordered]
+        if descending and self.faults.bid_price is not None:
+            return [[self.faults.bid_price, quantity] for _, quantity in ordered]
         return [[price, quantity] for price, quantity in ordered]
 
     # Websocket ------------------------------------------------------------------------------
