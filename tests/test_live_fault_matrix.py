@@ -43,6 +43,7 @@ DEPTH = frozenset({"/api/v3/depth"})  # the candles must come, or there is no si
 CLIENT_TIMEOUT_S = 0.3  # each client's own timeout per request
 BOUND_S = 4.0  # every case ends within this (the overall deadline is 3 s)
 SOURCES = ("exchange", "fear_greed", "reddit")
+SOURCES = ("exchange", "fear_greed", "reddit")
 POLICY = {
     "call_timeout_s": 1.0,  # above the clients' own, so their timeout message shows
     "max_attempts": 2,
@@ -79,9 +80,11 @@ class Fakes:
             "BOT__SOURCES__REDDIT__TIMEOUT_S": str(CLIENT_TIMEOUT_S),
             "BOT__SOURCES__REDDIT__SUBREDDITS": "{BTC: [Bitcoin], SOL: [solana]}",
             "BOT__PIPELINE__OVERALL_DEADLINE_S": "3",
-            "BOT__RESILIENCE": json.dumps(
-                dict.fromkeys(("exchange", "fear_greed", "reddit"), POLICY)
-            ),
+            "BOT__RESILIENCE": json.dumps(dict.fromkeys(SOURCES, POLICY)),
+            # Credentials are read with the configuration: these are the fake Reddit's.
+            "REDDIT_CLIENT_ID": "fake-client-id",
+            "REDDIT_CLIENT_SECRET": "fake-client-secret",
+            "REDDIT_USER_AGENT": "signaldesk-tests/0.1 (fake server)",
         }
         return load_config(path=None, env=env)
 
@@ -114,13 +117,6 @@ async def fakes() -> AsyncIterator[Fakes]:
         FakeReddit(posts(), until_s=NOW.timestamp()) as reddit,
     ):
         yield Fakes(ex, index, reddit)
-
-
-@pytest.fixture(autouse=True)
-def reddit_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REDDIT_CLIENT_ID", "fake-client-id")
-    monkeypatch.setenv("REDDIT_CLIENT_SECRET", "fake-client-secret")
-    monkeypatch.setenv("REDDIT_USER_AGENT", "signaldesk-tests/0.1 (fake server)")
 
 
 @dataclass(frozen=True)
