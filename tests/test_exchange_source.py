@@ -223,8 +223,11 @@ async def test_the_stream_keeps_a_bounded_window_of_the_recorded_books(fake, sou
 
     await wait_for(ten_seconds_more)
     history = await stream_history(source, fake, "BTC/USDT")
-    assert history.feed is not None
-    assert history.feed.startswith("binance websocket stream:")
+    span_s = (history.books[-1].timestamp - history.books[0].timestamp).total_seconds()
+    assert history.feed == (
+        f"binance websocket stream: {len(history.books)} snapshot(s) over {span_s:.0f} s"
+    )
+    assert history.fallback is None
     # window_s=5 at one snapshot a second: at most 6 kept, plus the current book.
     assert 6 <= len(history.books) <= 7
     times = [book.timestamp for book in history.books]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import pytest
+from structlog.testing import capture_logs
 
 from bot.app import run_bot
 from bot.config import BotConfig
@@ -220,3 +221,16 @@ async def test_live_the_home_exchange_is_the_configured_exchange(fakes) -> None:
         report = book_report((await desk.signal("BTC/USDT")).signal)
     assert report.status is ReportStatus.OK, report.reason
     assert config.agents.orderbook.home_exchange == "kraken"  # replay would still read it
+
+
+async def test_a_followed_symbol_the_exchange_does_not_list_is_one_warning(fakes) -> None:
+    config = fakes.config(BOT__SYMBOLS="[BTC/USDT, XRP/EUR]")
+    desk = build_desk(config, market_clock=fakes.market_now)
+    store = await watched("BTC/USDT", "XRP/EUR")
+    cycle = SignalCycle(desk, store, config, no_chart, lambda: None)
+    async with desk:
+        with capture_logs() as logs:
+            assert await cycle.follow_books() == ()
+    (refused,) = [entry for entry in logs if entry["event"] == "orderbook_follow_refused"]
+    assert refused["log_level"] == "warning"
+    assert "XRP/EUR is not listed on binance" in refused["detail"]
