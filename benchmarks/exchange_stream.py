@@ -42,7 +42,7 @@ async def measure(rest_url: str, ws_url: str, seconds: float) -> None:
     try:
         far = datetime(2100, 1, 1, tzinfo=UTC)  # the recorded stream is in 2024: take all of it
         rest_ms = [await timed(source, far) for _ in range(5)]
-        await source.follow(SYMBOLS)
+        source.follow(SYMBOLS)
         await asyncio.sleep(2)  # connect, subscribe, merge the REST snapshot
         cpu0, wall0 = time.process_time(), time.perf_counter()
         await asyncio.sleep(seconds)
@@ -54,7 +54,7 @@ async def measure(rest_url: str, ws_url: str, seconds: float) -> None:
         print(f"  CPU of this process: {100 * cpu_s / wall_s:.2f} % of one core")
         print(f"  books() from REST:   median {statistics.median(rest_ms):6.1f} ms")
         print(f"  books() from stream: median {statistics.median(stream_ms):6.2f} ms")
-        print(f"  kept: {len(history.books)} snapshots; note: {history.note}")
+        print(f"  kept: {len(history.books)} snapshots; feed: {history.feed}")
     finally:
         await source.close()
 

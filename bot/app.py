@@ -173,6 +173,7 @@ async def _assemble(
     )
     chart = ChartRenderer.from_config(config.chart)  # one chart for alerts and `signal` alike
     cycle = SignalCycle(desk, store, config, chart, on_recorded=sender.wake)
+    await cycle.follow_books()  # live: the followed books stream from the start, not the 1st cycle
     speed = clock.speed if clock.speed > 0 else 1.0  # a fixed clock: cycle at the market rate
     interval_s = real_interval_s(config.schedule.interval_minutes, speed)
     recorder = StateRecorder(

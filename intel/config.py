@@ -111,12 +111,16 @@ class SourcePolicyConfig(Frozen):
     retry_deadline_s: float = Field(8, gt=0)  # tries and waits of one call end by then
     failures_to_open: int = Field(5, ge=1)  # consecutive failed calls that open the breaker
     open_cooldown_s: float = Field(60, gt=0)  # open this long, then one trial call
+    # Requests let through at once before `rate_per_min` spaces them: an API that averages its
+    # limit over minutes (Reddit: ten) takes one signal's burst of listings.
+    rate_burst: int = Field(1, ge=1, le=100)
 
 
 class ResilienceConfig(Frozen):
     exchange: SourcePolicyConfig = SourcePolicyConfig()
     fear_greed: SourcePolicyConfig = SourcePolicyConfig(rate_per_min=30)
-    reddit: SourcePolicyConfig = SourcePolicyConfig(rate_per_min=60)
+    # Per request (each listing and the login), not per call: one call reads 2 per subreddit.
+    reddit: SourcePolicyConfig = SourcePolicyConfig(rate_per_min=60, rate_burst=10)
 
 
 class OrderBookAgentConfig(Frozen):
@@ -367,6 +371,8 @@ class Config(Frozen):
     sources: SourcesConfig = SourcesConfig()
     exchange: ExchangeConfig = ExchangeConfig()
     backtest: BacktestConfig = BacktestConfig()
+    # Read from the environment by `load_config` (never from config.yaml); never dumped.
+    secrets: Secrets = Field(default_factory=lambda: Secrets(), exclude=True, repr=False)
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -436,6 +442,9 @@ class Secrets:
         return "Secrets(<redacted>)"
 
 
+Config.model_rebuild()  # `Config.secrets` names `Secrets`, defined after it
+
+
 # Why this layering is hand-written and not pydantic-settings (tried: 2.16, every case below was
 # run against both): its sources change behaviour that users and tests rely on.
 # - Its env source looks up only the fields it knows, so an unknown top-level key is silently
@@ -468,10 +477,16 @@ def load_config(
         _set_dotted(raw, dotted, value)
     for dotted, value in (overrides or {}).items():
         _set_dotted(raw, dotted, value)
+    if "secrets" in raw:  # the field exists for the environment's credentials only
+        raise ConfigError(
+            "bad config: secrets: unknown key (secrets belong in the environment, "
+            "never in config.yaml)"
+        )
     try:
-        return model.model_validate(raw)
+        config = model.model_validate(raw)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
+    return config.model_copy(update={"secrets": Secrets.from_env(environ)})
 
 
 def _read_yaml(path: Path | None) -> dict[str, Any]:

@@ -7,19 +7,18 @@ The desk owns their lifecycle: `async with desk:` starts them in order and close
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AsyncExitStack
 from datetime import datetime
 from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, cast
 
 from intel.agents.orderbook import OrderBookAgent
 from intel.agents.sentiment import SentimentAgent
 from intel.agents.whales import WhaleAgent
-from intel.config import Config, Secrets
+from intel.config import Config, OrderBookAgentConfig, Secrets
 from intel.coordinator.base import Coordinator
 from intel.coordinator.groq_client import GroqChat
 from intel.coordinator.llm import LlmCoordinator
@@ -35,7 +34,7 @@ from intel.pipeline import SignalPipeline, SignalResult
 from intel.sentiment.base import SentimentEngine
 from intel.sentiment.lexicon import LexiconEngine
 from intel.snapshot import SnapshotBuilder, Sources, SourceState
-from intel.sources.base import CandleSource
+from intel.sources.base import CandleSource, FollowsBooks, OrderBookSource
 from intel.sources.live import LIVE_SOURCES, LiveSourceFactories, live
 from intel.sources.replay_candles import ReplayCandleSource
 from intel.sources.replay_fear_greed import ReplayFearGreedSource
@@ -64,11 +63,13 @@ class SignalDesk:
         components: tuple[Lifecycle, ...],
         market_clock: Callable[[], datetime] | None = None,
         coordinator_status: Callable[[], str] | None = None,
+        books: OrderBookSource | None = None,
     ) -> None:
         self.config = config
         self._coordinator_status = coordinator_status
         self._pipeline = pipeline
         self._candles = candles
+        self._books = books
         self._components = components
         self._market_clock = market_clock or _default_clock(config)
         self._opened: AsyncExitStack | None = None
@@ -169,6 +170,19 @@ class SignalDesk:
         """Which coordinator decides and why; for the LLM, its model and budget left."""
         return self._coordinator_status() if self._coordinator_status else "Coordinator: injected"
 
+    def follow_books(self, symbols: Iterable[str]) -> tuple[str, ...]:
+        """Live: stream the order books of `symbols` — the configured ones among them, in
+        `symbols` config order, the first `exchange.stream_symbols_max` — and stop the others';
+        returns those streamed. A source without streams (replay) streams nothing: ().
+        UnknownSymbolError when the exchange does not list one (nothing changes then)."""
+        # Not isinstance: the resilience layer's proxy has the method only through __getattr__,
+        # which runtime protocol checks skip from Python 3.12 on.
+        if not hasattr(self._books, "follow"):
+            return ()
+        wanted = set(symbols)
+        streaming = cast(FollowsBooks, self._books)
+        return streaming.follow([symbol for symbol in self.symbols if symbol in wanted])
+
     def source_health(self) -> dict[str, SourceState]:
         """Each source's last outcome in this process (empty until something was fetched)."""
         return self._pipeline.source_health()
@@ -228,18 +242,18 @@ def build_desk(
     """The desk `config` describes; injected parts replace what `config` would build.
 
     In live mode the sources come from `live_sources`, each behind the resilience layer;
-    ConfigError when this build has no exchange source. `secrets` (by default read from the
-    environment) give the LLM its key.
+    ConfigError when this build has no exchange source. `secrets` (by default
+    `config.secrets`, read from the environment by `load_config`) give the LLM its key.
     """
     if sources is None:
         sources = _sources_for(config, live_sources)
     engine = engine or LexiconEngine()
     rules = RulesCoordinator(config.coordinator)
-    groq_api_key = (secrets or Secrets.from_env(os.environ)).groq_api_key
+    groq_api_key = (secrets or config.secrets).groq_api_key
     coordinator = coordinator or _coordinator_for(config, rules, groq_api_key)
     agents = (
         WhaleAgent(config.agents.whales),
-        OrderBookAgent(config.agents.orderbook),
+        OrderBookAgent(_orderbook_config(config)),
         SentimentAgent(config.agents.sentiment, engine),
     )
     pipeline = SignalPipeline(
@@ -253,7 +267,24 @@ def build_desk(
     # Opened in this order, closed in reverse: data first, the fallback before the coordinator.
     components = (*_source_parts(sources), engine, rules, coordinator)
     status = partial(_coordinator_status, config, coordinator, groq_api_key is not None)
-    return SignalDesk(config, pipeline, sources.candles, components, market_clock, status)
+    return SignalDesk(
+        config,
+        pipeline,
+        sources.candles,
+        components,
+        market_clock,
+        status,
+        books=sources.orderbook,
+    )
+
+
+def _orderbook_config(config: Config) -> OrderBookAgentConfig:
+    """Live, the home exchange is the one the books are read from (`exchange.id`); replay keeps
+    `agents.orderbook.home_exchange`, the venue the recorded signals' symbols are quoted on."""
+    agent = config.agents.orderbook
+    if config.data.mode != "live":
+        return agent
+    return agent.model_copy(update={"home_exchange": config.exchange.id})
 
 
 def _default_clock(config: Config) -> Callable[[], datetime]:

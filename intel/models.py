@@ -149,6 +149,12 @@ class OrderBookHistory:
     venue_symbol: str
     books: tuple[OrderBook, ...]
     note: str | None = None
+    # Live: how the books were read, the websocket stream or REST polling and why (the order-book
+    # report shows it); None for recorded books.
+    feed: str | None = None
+    # Live: why REST polling stood in for the stream of a followed symbol (the report is then
+    # degraded: no window of snapshots); None when streamed, not followed, or recorded.
+    fallback: str | None = None
 
     @property
     def latest(self) -> OrderBook:

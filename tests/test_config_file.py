@@ -17,6 +17,8 @@ CONFIG_FILE = Path(__file__).resolve().parent.parent / "config.yaml"
 def _model_keys(model: type[BaseModel], prefix: str = "") -> set[str]:
     keys: set[str] = set()
     for name, field in model.model_fields.items():
+        if field.exclude:  # not configuration: `secrets`, read from the environment
+            continue
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             keys |= _model_keys(annotation, f"{prefix}{name}.")

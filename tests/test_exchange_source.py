@@ -195,7 +195,7 @@ async def test_the_rest_book_is_the_recorded_snapshot(source) -> None:
     history = await source.books("ETH/USDT", BOOK_MOMENT, 60)
     recorded = recorded_books("ETHUSDT")
     taken_ms = max(ts for ts in recorded if ts <= to_ms(BOOK_MOMENT))
-    assert history.note == "binance REST snapshot"
+    assert history.feed == "binance REST polling (not streamed)"
     assert (history.exchange, history.venue_symbol) == ("binance", "ETH/USDT")
     (book,) = history.books
     assert levels(book) == recorded[taken_ms]
@@ -210,7 +210,7 @@ async def stream_history(
 
 
 async def test_the_stream_keeps_a_bounded_window_of_the_recorded_books(fake, source) -> None:
-    assert await source.follow(["BTC/USDT"]) == ("BTC/USDT",)
+    assert source.follow(["BTC/USDT"]) == ("BTC/USDT",)
 
     async def six_snapshots_kept() -> bool:
         return len((await stream_history(source, fake, "BTC/USDT")).books) >= 6
@@ -223,8 +223,11 @@ async def test_the_stream_keeps_a_bounded_window_of_the_recorded_books(fake, sou
 
     await wait_for(ten_seconds_more)
     history = await stream_history(source, fake, "BTC/USDT")
-    assert history.note is not None
-    assert history.note.startswith("binance websocket stream:")
+    span_s = (history.books[-1].timestamp - history.books[0].timestamp).total_seconds()
+    assert history.feed == (
+        f"binance websocket stream: {len(history.books)} snapshot(s) over {span_s:.0f} s"
+    )
+    assert history.fallback is None
     # window_s=5 at one snapshot a second: at most 6 kept, plus the current book.
     assert 6 <= len(history.books) <= 7
     times = [book.timestamp for book in history.books]
@@ -241,7 +244,7 @@ async def test_the_current_book_comes_with_the_kept_ones(fake) -> None:
     source = ExchangeSource(config(fake, stream_snapshot_interval_s=600), window_s=600)
     await source.start()
     try:
-        await source.follow(["ETH/USDT"])
+        source.follow(["ETH/USDT"])
 
         async def current_moved_on() -> bool:
             books = (await stream_history(source, fake, "ETH/USDT")).books
@@ -264,21 +267,21 @@ async def test_a_dropped_stream_falls_back_to_rest_and_reconnects(fake) -> None:
     await source.start()
     try:
         fake.faults = Faults(ws_drop_after=5)
-        await source.follow(["BTC/USDT"])
+        source.follow(["BTC/USDT"])
 
         async def on_rest() -> bool:
-            note = (await source.books("BTC/USDT", BOOK_MOMENT, 60)).note or ""
-            return note.startswith("binance REST snapshot (stream down:")
+            note = (await source.books("BTC/USDT", BOOK_MOMENT, 60)).feed or ""
+            return note.startswith("binance REST polling (stream down:")
 
         await wait_for(on_rest)
         history = await source.books("BTC/USDT", BOOK_MOMENT, 60)
-        assert history.note is not None
-        assert "closing code 1011" in history.note
+        assert history.feed is not None
+        assert "closing code 1011" in history.feed
         assert len(history.books) == 1
         fake.faults = Faults()
 
         async def streaming_again() -> bool:
-            note = (await stream_history(source, fake, "BTC/USDT")).note or ""
+            note = (await stream_history(source, fake, "BTC/USDT")).feed or ""
             return note.startswith("binance websocket stream")
 
         await wait_for(streaming_again)
@@ -293,17 +296,17 @@ async def test_a_refused_or_silent_stream_leaves_rest_in_charge() -> None:
         await source.start()
         try:
             fake.faults = Faults(ws_refuse=True)
-            await source.follow(["BTC/USDT"])
+            source.follow(["BTC/USDT"])
 
             async def refused() -> bool:
-                note = (await source.books("BTC/USDT", BOOK_MOMENT, 60)).note or ""
+                note = (await source.books("BTC/USDT", BOOK_MOMENT, 60)).feed or ""
                 return "503" in note
 
             await wait_for(refused)
-            await source.follow([])
+            source.follow([])
             fake.faults = Faults()
             depth_before = fake.requests["/api/v3/depth"]
-            await source.follow(["BTC/USDT"])  # connects, merges the REST snapshot, then silence
+            source.follow(["BTC/USDT"])  # connects, merges the REST snapshot, then silence
 
             async def snapshot_merged() -> bool:
                 return fake.requests["/api/v3/depth"] > depth_before
@@ -311,7 +314,7 @@ async def test_a_refused_or_silent_stream_leaves_rest_in_charge() -> None:
             await wait_for(snapshot_merged)
             await asyncio.sleep(0.4)
             history = await source.books("BTC/USDT", BOOK_MOMENT, 60)
-            assert history.note == "binance REST snapshot (stream down: no update for 0.2 s)"
+            assert history.feed == "binance REST polling (stream silent: no update for 0.2 s)"
         finally:
             await source.close()
 
@@ -330,11 +333,11 @@ async def test_streams_are_capped_and_unknown_symbols_change_nothing(fake) -> No
     source = ExchangeSource(config(fake, stream_symbols_max=1))
     await source.start()
     try:
-        assert await source.follow(["BTC/USDT", "ETH/USDT"]) == ("BTC/USDT",)
+        assert source.follow(["BTC/USDT", "ETH/USDT"]) == ("BTC/USDT",)
         with pytest.raises(UnknownSymbolError):
-            await source.follow(["ETH/USDT", "XRP/EUR"])
-        assert await source.follow(["ETH/USDT"]) == ("ETH/USDT",)
-        assert await source.follow([]) == ()
+            source.follow(["ETH/USDT", "XRP/EUR"])
+        assert source.follow(["ETH/USDT"]) == ("ETH/USDT",)
+        assert source.follow([]) == ()
     finally:
         await source.close()
 
@@ -380,7 +383,10 @@ async def test_each_http_fault_is_the_right_error_within_bounded_time(
     ("faults", "message"),
     [
         (Faults(one_sided_book=True), r"BTC/USDT order book is one-sided \(no asks\)"),
-        (Faults(nan_prices=True), r"BTC/USDT order book has non-numeric .*\(NaN\)"),
+        (
+            Faults(nan_prices=True),
+            r"BTC/USDT order book has 20 unusable level\(s\): the first at price nan",
+        ),
         (Faults(crossed_book=True), r"BTC/USDT order book is crossed: best bid 61718 ≥ best ask"),
     ],
 )
@@ -434,6 +440,36 @@ async def test_a_region_block_at_start_is_permanent_and_closes_the_client(fake) 
     await wait_for(client_gone, timeout_s=2)
 
 
+async def test_symbols_followed_before_start_stream_once_the_markets_are_loaded(fake) -> None:
+    source = ExchangeSource(config(fake), window_s=5)
+    assert source.follow(["BTC/USDT", "XRP/EUR"]) == ()  # nothing to stream with yet
+    await source.start()
+    try:
+
+        async def streaming() -> bool:
+            feed = (await stream_history(source, fake, "BTC/USDT")).feed or ""
+            return feed.startswith("binance websocket stream")
+
+        await wait_for(streaming)
+        # The unlisted one was left out at start, not streamed and not fatal.
+        eth = await source.books("ETH/USDT", BOOK_MOMENT, 60)
+        assert eth.feed == "binance REST polling (not streamed)"
+    finally:
+        await source.close()
+
+
+async def test_a_stream_still_connecting_says_so() -> None:
+    async with FakeBinance(now_ms=to_ms(BOOK_MOMENT), stream_tick_s=60) as fake:
+        source = ExchangeSource(config(fake, stream_stale_s=30))
+        await source.start()
+        try:
+            source.follow(["BTC/USDT"])
+            history = await source.books("BTC/USDT", BOOK_MOMENT, 60)
+            assert history.feed == "binance REST polling (stream connecting)"
+        finally:
+            await source.close()
+
+
 # Lifecycle ----------------------------------------------------------------------------------
 
 
@@ -441,7 +477,7 @@ async def test_close_releases_the_client_and_the_streams(fake) -> None:
     async def use_and_close() -> ExchangeSource:
         source = ExchangeSource(config(fake))
         await source.start()
-        await source.follow(["BTC/USDT", "ETH/USDT"])
+        source.follow(["BTC/USDT", "ETH/USDT"])
         await source.books("ETH/USDT", BOOK_MOMENT, 60)
         await source.close()
         return source

@@ -83,9 +83,9 @@ class Live:
 
     def factories(self) -> LiveSourceFactories:
         return LiveSourceFactories(
-            exchange=lambda _: self.exchange,
-            fear_greed=lambda _: self.fear_greed,
-            posts=lambda _: self.posts,
+            exchange=lambda *_: self.exchange,
+            fear_greed=lambda *_: self.fear_greed,
+            posts=lambda *_: self.posts,
         )
 
 

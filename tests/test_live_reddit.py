@@ -41,8 +41,10 @@ from intel.sources.fakes.social import (
     replay_fear_greed,
 )
 from intel.sources.fear_greed import FearGreedApiSource
+from intel.sources.live import LIVE_SOURCES, LiveSourceFactories, live
 from intel.sources.reddit import RedditSource
 from intel.sources.replay_files import DEFAULT_REPLAY_DIR
+from intel.sources.testing import ReplayExchange
 from intel.timeutil import parse_time
 
 CASSETTE = (
@@ -333,3 +335,40 @@ def test_subreddits_are_keyed_by_asset_and_bad_names_are_refused_naming_the_key(
         load_config(env={"BOT__SOURCES__FEAR_GREED__BASE_URL": "api.alternative.me"})
     trailing = load_config(env={"BOT__SOURCES__FEAR_GREED__BASE_URL": "http://127.0.0.1:9/"})
     assert trailing.sources.fear_greed.base_url == "http://127.0.0.1:9"
+
+
+async def test_live_reddit_paces_every_request_within_the_configured_limit() -> None:
+    # One call reads two listings per subreddit: paced per call, a call's seven requests (the
+    # login and six listings) would go at once, over the limit the fake enforces.
+    subs = ("Bitcoin", "BitcoinMarkets", "CryptoCurrency")
+    listed = [post(f"{sub}{i}", i + 1, sub) for sub in subs for i in range(2)]
+    async with FakeReddit(listed) as fake:
+        fake.rate_limit(6, 0.5)  # the configured 3 at once + 6 a second, over any half second
+        config = load_config(
+            env={
+                "BOT__DATA__MODE": "live",
+                "BOT__SOURCES__REDDIT__OAUTH_URL": fake.url,
+                "BOT__SOURCES__REDDIT__REDDIT_URL": fake.url,
+                "BOT__SOURCES__REDDIT__SUBREDDITS": "{BTC: [" + ", ".join(subs) + "]}",
+                "BOT__RESILIENCE__REDDIT__RATE_PER_MIN": "360",
+                "BOT__RESILIENCE__REDDIT__RATE_BURST": "3",
+                "REDDIT_CLIENT_ID": SECRETS.reddit_client_id or "",
+                "REDDIT_CLIENT_SECRET": SECRETS.reddit_client_secret or "",
+                "REDDIT_USER_AGENT": SECRETS.reddit_user_agent or "",
+            }
+        )
+        factories = LiveSourceFactories(
+            exchange=lambda *_: ReplayExchange(), posts=LIVE_SOURCES.posts
+        )
+        reddit = live(config, factories).posts
+        await reddit.start()
+        try:
+            started = time.monotonic()
+            for _ in range(2):
+                assert len(await reddit.posts("BTC/USDT", NOW, 24)) == len(listed)
+            elapsed = time.monotonic() - started
+        finally:
+            await reddit.close()
+    assert len(fake.requests) == 13  # one login, then six listings a call
+    assert fake.violations == 0
+    assert elapsed >= (13 - 3) / 6 - 0.1  # beyond the burst, six a second

@@ -235,6 +235,50 @@ async def test_the_rate_limit_spaces_calls() -> None:
     assert moments[-1] - moments[0] < 1.0
 
 
+async def test_a_burst_goes_at_once_then_the_rate_spaces_calls() -> None:
+    guard = SourceGuard("api", policy(rate_per_min=600, rate_burst=3))  # then one per 0.1 s
+    moments: list[float] = []
+
+    async def record() -> None:
+        moments.append(time.monotonic())
+
+    await asyncio.gather(*(guard.call(record) for _ in range(5)))
+    offsets = [moment - moments[0] for moment in moments]
+    assert offsets[2] < 0.05  # the burst of three
+    assert offsets[3] >= 0.09 and offsets[4] - offsets[3] >= 0.09  # noqa: PT018
+    assert offsets[4] < 1.0
+
+
+async def test_a_source_that_paces_its_requests_is_not_paced_per_call() -> None:
+    guard = SourceGuard("api", policy(rate_per_min=600))  # one request per 0.1 s
+    pace = guard.pace_requests()
+    requests: list[float] = []
+
+    async def three_requests() -> None:
+        for _ in range(3):
+            await pace()
+            requests.append(time.monotonic())
+
+    await guard.call(three_requests)
+    await guard.call(three_requests)
+    gaps = [b - a for a, b in itertools.pairwise(requests)]
+    assert len(requests) == 6
+    assert min(gaps) >= 0.09  # every request spaced
+
+
+async def test_a_call_of_a_source_pacing_its_requests_waits_for_no_slot() -> None:
+    guard = SourceGuard("api", policy(rate_per_min=60))  # one request a second
+    pace = guard.pace_requests()
+    await pace()  # the slot of this second is taken
+
+    async def no_request() -> str:
+        return "cached"
+
+    started = time.monotonic()
+    assert await guard.call(no_request) == "cached"
+    assert time.monotonic() - started < 0.5  # paced per call, it would wait a second
+
+
 class StartsLate(NoResources):
     """A source whose start fails `failures` times (no network), then works."""
 

@@ -87,6 +87,7 @@ class SignalCycle:
         self._render_chart = render_chart
         self._on_recorded = on_recorded
         self._wall_clock = wall_clock
+        self._streamed: tuple[str, ...] = ()  # the order books streamed, as last asked
 
     async def run_once(self) -> CycleResult:
         """Compute every followed symbol once at the current market moment; never raises.
@@ -100,6 +101,7 @@ class SignalCycle:
         failed: list[str] = []
         deliveries = 0
         symbols = sorted(await self.followed_symbols())
+        self._follow_books(symbols)  # subscriptions and watchlists may have changed since
         slots = asyncio.Semaphore(self._config.schedule.max_concurrent_symbols)
         results = await asyncio.gather(
             *(self._compute(symbol, market_at, slots) for symbol in symbols),
@@ -140,6 +142,25 @@ class SignalCycle:
             if any(sub.active and not sub.symbols for sub in subscriptions):
                 return set(self._desk.symbols)
         return followed & set(self._desk.symbols)
+
+    async def follow_books(self) -> tuple[str, ...]:
+        """Live: stream the order books of the followed symbols (see `SignalDesk.follow_books`);
+        the symbols streamed. Called at start and by every cycle."""
+        return self._follow_books(sorted(await self.followed_symbols()))
+
+    def _follow_books(self, symbols: list[str]) -> tuple[str, ...]:
+        try:
+            streamed = self._desk.follow_books(symbols)
+        except UserInputError as exc:  # a symbol the exchange does not list: its signal says so
+            log.warning("orderbook_follow_refused", symbols=symbols, detail=str(exc))
+            return ()
+        except Exception:  # the books are then read over REST: no reason to stop the cycle
+            log.exception("orderbook_follow_failed", symbols=symbols)
+            return ()
+        if streamed != self._streamed:  # logged when it changes, not every cycle
+            log.info("orderbook_streams", symbols=list(streamed))
+            self._streamed = streamed
+        return streamed
 
     async def _compute(
         self, symbol: str, market_at: datetime, slots: asyncio.Semaphore

@@ -73,12 +73,16 @@ class OrderBookAgent:
         score = _score(latest, cfg)
         other_venue = _venue_difference(history, snapshot.symbol, cfg.home_exchange)
         notes = [history.note] if other_venue and history.note else []
+        if history.feed:
+            notes.append(f"order book via {history.feed}")
         if len(books) == 1:
             notes.append("spoofing not judged: only one order-book snapshot")
         if pulled:
             notes.append(f"spoofing: {pulled} wall(s) vanished unreached")
         notes.extend(_missing_wall_notes(latest, features, cfg))
         reason = None
+        if history.fallback:
+            reason = f"one order book over REST, no stream window ({history.fallback})"
         if other_venue:
             venue = f"{history.exchange.title()} {history.venue_symbol}"
             reason = f"order book from {venue} ({other_venue})"

@@ -24,7 +24,7 @@ live mode puts around every source. It raises `SourceError` for what may pass (w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -40,6 +40,7 @@ from intel.models import (
 __all__ = [
     "CandleSource",
     "FearGreedSource",
+    "FollowsBooks",
     "OrderBookSource",
     "PostSource",
     "SkipsRecords",
@@ -85,6 +86,15 @@ class CandleSource(Lifecycle, Protocol):
 class OrderBookSource(Lifecycle, Protocol):
     async def books(self, symbol: str, now: datetime, window_s: float) -> OrderBookHistory:
         """Snapshots taken in (now − window_s, now]; at least the newest one taken by `now`."""
+        ...
+
+
+class FollowsBooks(Protocol):
+    """Optional part of an order-book source that streams live books (the exchange source)."""
+
+    def follow(self, symbols: Iterable[str]) -> tuple[str, ...]:
+        """Stream the books of `symbols` (as many as configured), stop the others'; returns
+        those streamed. Synchronous: it starts and stops background streams, no request."""
         ...
 
 

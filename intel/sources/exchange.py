@@ -59,6 +59,7 @@ class ExchangeSource:
         self._streams: BookStreams | None = None
         self._first_open_ms: dict[str, int] = {}
         self._bad: dict[str, BadRecords] = {}
+        self._wanted: tuple[str, ...] = ()  # what `follow` was last asked for
 
     @property
     def exchange_id(self) -> str:
@@ -75,6 +76,10 @@ class ExchangeSource:
         self._streams = BookStreams(
             exchange, self._config, window_s=self._window_s, clock=self._clock
         )
+        # Followed before the markets were known (the bot starts with the exchange down):
+        # streamed now, an unlisted symbol left out (its signals say why).
+        listed = [symbol for symbol in self._wanted if symbol in (exchange.markets or {})]
+        self._streams.follow(listed)
 
     async def close(self) -> None:
         if self._streams is not None:
@@ -155,36 +160,47 @@ class ExchangeSource:
     # Order books ----------------------------------------------------------------------------
 
     async def books(self, symbol: str, now: datetime, window_s: float) -> OrderBookHistory:
-        """The stream's snapshots in (now − window_s, now] when it is up, else one REST book."""
+        """The stream's snapshots in (now − window_s, now] when it is up, else one REST book.
+
+        `feed` says which: "<id> websocket stream: …", or "<id> REST polling (…)" with the
+        reason the stream was not used; `fallback` is that reason for a followed symbol."""
         venue_symbol = self._market(symbol)["symbol"]
         streams = self._book_streams
-        note = f"{self.exchange_id} REST snapshot"
+        fallback = None
         if streams.followed(symbol):
-            books, down = streams.window(symbol, now, window_s)
+            books, fallback = streams.window(symbol, now, window_s)
             if books:
                 span_s = (books[-1].timestamp - books[0].timestamp).total_seconds()
-                note = (
+                feed = (
                     f"{self.exchange_id} websocket stream: {len(books)} snapshot(s) "
                     f"over {span_s:.0f} s"
                 )
-                return OrderBookHistory(self.exchange_id, venue_symbol, tuple(books), note)
-            note += f" (stream down: {down})"
+                return OrderBookHistory(self.exchange_id, venue_symbol, tuple(books), feed=feed)
         raw = await self._call(
             f"{symbol} order book",
             self._ex.fetch_order_book(symbol, limit=self._config.book_levels),
         )
         book = to_book(symbol, raw, book_stamp(raw, now))
-        return OrderBookHistory(self.exchange_id, venue_symbol, (book,), note)
+        feed = f"{self.exchange_id} REST polling ({fallback or 'not streamed'})"
+        return OrderBookHistory(
+            self.exchange_id, venue_symbol, (book,), feed=feed, fallback=fallback
+        )
 
-    async def follow(self, symbols: Iterable[str]) -> tuple[str, ...]:
+    def follow(self, symbols: Iterable[str]) -> tuple[str, ...]:
         """Stream the books of `symbols` (the first `stream_symbols_max`), stop the others'.
 
-        Returns the symbols now streamed. Unknown symbols raise before anything changes.
+        Returns the symbols now streamed. Unknown symbols raise UnknownSymbolError before
+        anything changes. Before `start` (or after a failed one) the symbols are kept and
+        streamed once the markets are loaded; () until then.
         """
-        wanted = list(symbols)
+        wanted = tuple(symbols)
+        if self._streams is None:
+            self._wanted = wanted
+            return ()
         for symbol in wanted:
             self._market(symbol)
-        return await self._book_streams.follow(wanted)
+        self._wanted = wanted
+        return self._streams.follow(wanted)
 
     # ccxt at the edge -----------------------------------------------------------------------
 

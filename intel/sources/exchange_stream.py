@@ -11,7 +11,7 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -40,6 +40,7 @@ class _Stream:
     updated_at: float = -math.inf  # time.monotonic() of the last update
     error: str | None = None  # why the stream is down, when it is
     updates: int = 0
+    started_at: float = field(default_factory=time.monotonic)
 
 
 class BookStreams:
@@ -58,9 +59,13 @@ class BookStreams:
         self._ring_size = math.ceil(window_s / config.stream_snapshot_interval_s) + 1
         self._clock = clock
         self._streams: dict[str, _Stream] = {}
+        self._stopping: set[asyncio.Task[None]] = set()  # cancelled, awaited by `close`
 
-    async def follow(self, symbols: Sequence[str]) -> tuple[str, ...]:
-        """Stream these (already resolved) symbols, the first `stream_symbols_max`; stop others."""
+    def follow(self, symbols: Sequence[str]) -> tuple[str, ...]:
+        """Stream these (already resolved) symbols, the first `stream_symbols_max`; stop others.
+
+        Synchronous (it only starts and cancels tasks), so the resilience layer passes it
+        through: it is no call to the exchange and must not wait for one."""
         wanted = list(dict.fromkeys(symbols))
         if wanted and not self._exchange.has.get("watchOrderBook"):
             log.warning("orderbook_stream_unsupported", exchange=self._config.id)
@@ -73,7 +78,8 @@ class BookStreams:
             task = self._streams.pop(symbol).task
             if task is not None:
                 task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                self._stopping.add(task)
+                task.add_done_callback(self._stopping.discard)
         for symbol in kept:
             if symbol not in self._streams:
                 stream = _Stream(deque(maxlen=self._ring_size), BadRecords(f"{symbol} stream"))
@@ -82,7 +88,8 @@ class BookStreams:
         return kept
 
     async def close(self) -> None:
-        await self.follow(())
+        self.follow(())
+        await asyncio.gather(*self._stopping, return_exceptions=True)
 
     def followed(self, symbol: str) -> bool:
         return symbol in self._streams
@@ -93,21 +100,25 @@ class BookStreams:
 
     def window(self, symbol: str, now: datetime, window_s: float) -> tuple[list[OrderBook], str]:
         """The kept snapshots taken in (now − window_s, now] and the current book; when there
-        are none (stream down or nothing usable yet), why not."""
+        are none, why not: "stream down: …", "stream connecting", "stream silent: …" or
+        "stream has no usable snapshot yet"."""
         stream = self._streams[symbol]
         alive = stream.task is not None and not stream.task.done()
         if stream.error or not alive:
-            return [], stream.error or "stopped"
+            return [], f"stream down: {stream.error or 'stopped'}"
         stale_s = self._config.stream_stale_s
-        if stream.book is None or time.monotonic() - stream.updated_at > stale_s:
-            return [], f"no update for {stale_s:g} s"
+        since_s = time.monotonic() - max(stream.updated_at, stream.started_at)
+        if since_s > stale_s:
+            return [], f"stream silent: no update for {stale_s:g} s"
+        if stream.book is None:
+            return [], "stream connecting"
         start = now.timestamp() - window_s
         kept = [b for b in stream.ring if start < b.timestamp.timestamp() and b.timestamp <= now]
         current = self._current(symbol, stream)
         newest = kept[-1].timestamp if kept else None
         if current is not None and current.timestamp <= now and current.timestamp != newest:
             kept.append(current)  # the current book, newer than the last one kept
-        return kept, "" if kept else "no usable snapshot yet"
+        return kept, "" if kept else "stream has no usable snapshot yet"
 
     def _current(self, symbol: str, stream: _Stream) -> OrderBook | None:
         if stream.book.get("timestamp") is None:  # the REST snapshot just merged, undated
@@ -162,8 +173,17 @@ def to_book(symbol: str, raw: Any, stamp: datetime) -> OrderBook:
         raise SourceError(f"{symbol} order book is empty")
     if not bids or not asks:
         raise SourceError(f"{symbol} order book is one-sided (no {'asks' if bids else 'bids'})")
-    if not all(math.isfinite(p) and p > 0 and math.isfinite(q) for p, q in bids + asks):
-        raise SourceError(f"{symbol} order book has non-numeric or non-positive prices (NaN)")
+    unusable = [
+        (p, q)
+        for p, q in bids + asks
+        if not (math.isfinite(p) and p > 0 and math.isfinite(q) and q >= 0)
+    ]
+    if unusable:  # NaN, infinite, zero or negative: no price a book can hold
+        price, size = unusable[0]
+        raise SourceError(
+            f"{symbol} order book has {len(unusable)} unusable level(s): the first at price "
+            f"{price:g}, size {size:g} (prices must be positive numbers)"
+        )
     if bids[0][0] >= asks[0][0]:
         raise SourceError(
             f"{symbol} order book is crossed: best bid {bids[0][0]:g} ≥ best ask {asks[0][0]:g}"

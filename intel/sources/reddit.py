@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -59,9 +59,17 @@ class _SingleAttempt(FiniteRetryStrategy):
 class RedditSource:
     """`PostSource` on Reddit's API, logged in app-only with the environment's credentials."""
 
-    def __init__(self, config: RedditSourceConfig, secrets: Secrets) -> None:
+    def __init__(
+        self,
+        config: RedditSourceConfig,
+        secrets: Secrets,
+        pace: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """`pace` is awaited before each request (the login and every listing): the rate
+        limit, which Reddit counts per request (`SourceGuard.pace_requests`)."""
         self._config = config
         self._secrets = secrets
+        self._pace = pace or _no_pace
         self._reddit: asyncpraw.Reddit | None = None
         self._core: Session | None = None
         self._login_lock = asyncio.Lock()
@@ -187,6 +195,7 @@ class RedditSource:
             if authorizer.is_valid():
                 return
             try:
+                await self._pace()
                 await authorizer.refresh()
             except (asyncprawcore.AsyncPrawcoreException, AsyncPRAWException) as exc:
                 raise SourceError(
@@ -196,6 +205,8 @@ class RedditSource:
     async def _listing(self, reddit: asyncpraw.Reddit, name: str, kind: str) -> list[Any]:
         try:
             subreddit = await reddit.subreddit(name)  # lazy: no request
+            # One request per listing: `listing_limit` is at most Reddit's 100 a page.
+            await self._pace()
             listing = getattr(subreddit, kind)(limit=self._config.listing_limit)
             return [item async for item in listing]
         except (asyncprawcore.AsyncPrawcoreException, AsyncPRAWException) as exc:
@@ -299,3 +310,7 @@ def _status_reason(exc: asyncprawcore.ResponseException) -> str:
     if status in (401, 403):
         return f"credentials refused (HTTP {status})"
     return f"request refused (HTTP {status})"
+
+
+async def _no_pace() -> None:
+    return None

@@ -1,8 +1,10 @@
 """One resilience layer for every live source: a rate limit, a timeout per try, retries with
 backoff and jitter that honour `Retry-After` within a deadline, and a circuit breaker.
 
-`SourceGuard.call` runs one source call under all of them; `resilient(source, guard)` puts every
-async data method of a source behind its guard (one mechanism whatever the source's protocol).
+`SourceGuard.call` runs one source call under all of them (a source whose calls make several
+requests paces each request itself, with `SourceGuard.pace_requests`); `resilient(source, guard)`
+puts every async data method of a source behind its guard (one mechanism whatever the source's
+protocol).
 Never retried: `PermanentSourceError` (the answer will not change), `NotConfiguredError` (nothing
 to call), a user's bad input (an unknown symbol) and errors that are bugs rather than I/O. The
 breaker counts failed calls (after their retries; a call cut off by a caller's timeout counts too,
@@ -158,10 +160,16 @@ class SourceGuard:
         self.breaker = CircuitBreaker(
             name, policy.failures_to_open, policy.open_cooldown_s, self._timing
         )
-        # One call per 60/rate seconds, no burst: the API's limit then holds over any window.
+        # `rate_burst` at once, then one per 60/rate seconds (a leaky bucket): over any window of
+        # W seconds at most rate_burst + W × rate / 60 go out (with no burst, the API's per-minute
+        # limit holds over any window).
+        burst = policy.rate_burst
         self._limiter = (
-            AsyncLimiter(1, 60.0 / policy.rate_per_min) if policy.rate_per_min is not None else None
+            AsyncLimiter(burst, burst * 60.0 / policy.rate_per_min)
+            if policy.rate_per_min is not None
+            else None
         )
+        self._pace_calls = True  # else the source paces its requests (`pace_requests`)
         # initial × 2^(try−1), capped, plus up to `initial` of jitter so clients spread out.
         self._backoff = wait_exponential(
             multiplier=policy.backoff_initial_s, max=policy.backoff_max_s
@@ -195,13 +203,25 @@ class SourceGuard:
         self.breaker.succeeded()
         return result
 
+    async def pace(self) -> None:
+        """Wait for the rate limit's next slot (at once when the policy sets no rate)."""
+        if self._limiter is not None:
+            await self._limiter.acquire()
+
+    def pace_requests(self) -> Callable[[], Awaitable[None]]:
+        """Hand the rate limit to a source whose one call makes several requests (Reddit: two
+        listings per subreddit), since an API counts requests: the guard stops pacing calls, and
+        the source awaits the returned `pace` before each request."""
+        self._pace_calls = False
+        return self.pace
+
     async def _attempt(self, fn: Callable[[], Awaitable[T]], deadline: float) -> T:
         remaining_s = deadline - self._timing.monotonic()
         if remaining_s <= 0:
             raise TimeoutError
         async with asyncio.timeout(min(self._policy.call_timeout_s, remaining_s)):
-            if self._limiter is not None:
-                await self._limiter.acquire()
+            if self._pace_calls:
+                await self.pace()
             return await fn()
 
     def _wait(self, state: RetryCallState) -> float:

@@ -11,6 +11,8 @@ What it answers, and from what:
   snapshots and diff events; each stream tick moves the market one recorded snapshot on, with
   update ids that continue the REST snapshot's `lastUpdateId` as Binance's do.
 - `GET /api/v3/ping` and `/api/v3/time`; anything else is a 404, counted in `requests`.
+`weight_limit` makes it answer 429 beyond a request weight per window, as Binance does, and count
+the violations; `recorded_as` serves a listed symbol from another symbol's recording.
 The fake's market clock `now_ms` decides what klines exist: every candle opened by then, the
 last one still open (served with its recorded final values). The book starts at the snapshot
 taken at or before `now_ms`. `faults` can be changed between requests.
@@ -24,7 +26,10 @@ import csv
 import functools
 import gzip
 import json
-from collections import Counter
+import math
+import time
+from collections import Counter, deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -69,6 +74,9 @@ class Faults:
     bad_kline_rows: frozenset[int] = frozenset()  # positions in a klines answer to corrupt
     ws_drop_after: int | None = None  # a websocket is cut after this many diff events
     ws_refuse: bool = False  # websocket upgrades are answered 503
+    bid_price: str | None = None  # depth bids priced at this text, e.g. "-5" or "0"
+    # The REST faults above (latency, status, malformed JSON) hit only these paths; empty: all.
+    only_paths: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -98,14 +106,21 @@ class FakeBinance:
         replay_dir: Path = DEFAULT_REPLAY_DIR,
         exchange_info: dict[str, Any] | None = None,
         stream_tick_s: float = 0.1,  # real seconds per stream event (one recorded second each)
+        recorded_as: Mapping[str, str] | None = None,
     ) -> None:
         self.now_ms = now_ms
         self.replay_dir = replay_dir
         self.exchange_info = exchange_info
         self.stream_tick_s = stream_tick_s
+        # venue symbol -> the recorded venue symbol whose candles and books it serves (benchmarks
+        # list many symbols; only a few are recorded)
+        self.recorded_as = dict(recorded_as or {})
         self.faults = Faults()
         self.requests: Counter[str] = Counter()
         self.ws_connections = 0
+        self.violations = 0  # REST requests over the weight limit (answered 429)
+        self._weight_limit: tuple[float, float] | None = None  # (weight, per seconds)
+        self._weights: deque[tuple[float, float]] = deque()  # (monotonic time, weight)
         self._runner: web.AppRunner | None = None
         self._port = 0
         self._books: dict[str, _Books] = {}
@@ -157,6 +172,11 @@ class FakeBinance:
     ) -> None:
         await self.close()
 
+    def weight_limit(self, weight: float, per_s: float) -> None:
+        """Answer 429 (Retry-After) to REST requests beyond `weight` in any `per_s` window,
+        weighed as Binance does (`REQUEST_WEIGHT`: 6,000 a minute)."""
+        self._weight_limit = (weight, per_s)
+
     def book_time_ms(self, venue_symbol: str) -> int:
         """The recorded time of the book as it stands now (the stream moves it on)."""
         books = self._book(venue_symbol)
@@ -166,7 +186,11 @@ class FakeBinance:
 
     async def _answer(self, request: web.Request, body: Any) -> web.Response:
         self.requests[request.path] += 1
+        if (over := self._over_weight(request)) is not None:
+            return over
         faults = self.faults
+        if faults.only_paths and request.path not in faults.only_paths:
+            faults = Faults()
         if faults.latency_s:
             await asyncio.sleep(faults.latency_s)
         if faults.status is not None:
@@ -175,6 +199,22 @@ class FakeBinance:
         if faults.malformed_json:
             text = text[: max(1, len(text) // 2)]
         return web.Response(text=text, content_type="application/json")
+
+    def _over_weight(self, request: web.Request) -> web.Response | None:
+        if self._weight_limit is None:
+            return None
+        limit, per_s = self._weight_limit
+        now = time.monotonic()
+        while self._weights and now - self._weights[0][0] >= per_s:
+            self._weights.popleft()
+        weight = _request_weight(request)
+        used = sum(w for _, w in self._weights)
+        if used + weight <= limit:
+            self._weights.append((now, weight))
+            return None
+        self.violations += 1
+        wait_s = per_s - (now - self._weights[0][0]) if self._weights else per_s
+        return _error_response(429, max(1, math.ceil(wait_s)))
 
     async def _exchange_info(self, request: web.Request) -> web.Response:
         return await self._answer(request, self.exchange_info)
@@ -237,6 +277,8 @@ class FakeBinance:
         ordered = sorted(levels.items(), key=lambda item: float(item[0]), reverse=descending)
         if descending and self.faults.nan_prices:
             return [["NaN", quantity] for _, quantity in ordered]
+        if descending and self.faults.bid_price is not None:
+            return [[self.faults.bid_price, quantity] for _, quantity in ordered]
         return [[price, quantity] for price, quantity in ordered]
 
     # Websocket ------------------------------------------------------------------------------
@@ -297,18 +339,30 @@ class FakeBinance:
         return {str(item["symbol"]) for item in self.exchange_info["symbols"]}
 
     def _load_candles(self, venue_symbol: str) -> _Candles | None:
-        path = self.replay_dir / "candles" / f"{venue_symbol}_1h.csv.gz"
+        recorded = self.recorded_as.get(venue_symbol, venue_symbol)
+        path = self.replay_dir / "candles" / f"{recorded}_1h.csv.gz"
         if venue_symbol not in self._venue_symbols() or not path.is_file():
             return None
         return _read_candles(path)
 
     def _book(self, venue_symbol: str) -> _Books:
         if venue_symbol not in self._books:
-            path = self.replay_dir / "orderbook" / f"binance_{venue_symbol}_top20_1s.tsv.gz"
+            recorded = self.recorded_as.get(venue_symbol, venue_symbol)
+            path = self.replay_dir / "orderbook" / f"binance_{recorded}_top20_1s.tsv.gz"
             times_ms, snapshots = _read_books(path) if path.is_file() else ((), ())
             cursor = max(0, bisect.bisect_right(times_ms, self.now_ms) - 1)
             self._books[venue_symbol] = _Books(times_ms, snapshots, cursor)
         return self._books[venue_symbol]
+
+
+def _request_weight(request: web.Request) -> float:
+    """Binance's documented REQUEST_WEIGHT of the endpoints the fake serves (spot API, 2024)."""
+    if request.path == "/api/v3/klines":
+        return 2
+    if request.path == "/api/v3/depth":
+        limit = int(request.query.get("limit", 100))
+        return 5 if limit <= 100 else 25 if limit <= 500 else 50 if limit <= 1000 else 250
+    return 20 if request.path == "/api/v3/exchangeInfo" else 1
 
 
 @functools.cache
