@@ -34,6 +34,7 @@ __all__ = [
     "Config",
     "ExchangeConfig",
     "Frozen",
+    "OnChainConfig",
     "Secrets",
     "SourcePolicyConfig",
     "UtcDatetime",
@@ -275,6 +276,39 @@ class ExchangeConfig(Frozen):
     stream_retry_s: float = Field(5, gt=0)
 
 
+class BlockchainComConfig(Frozen):
+    """Blockchain.com's Data API (REST: backfill, fallback) and its websocket feed."""
+
+    rest_url: BaseUrl = "https://blockchain.info"
+    ws_url: str = "wss://ws.blockchain.info/inv"
+    timeout_s: float = Field(10, gt=0)
+    # The Data API's per-IP throttle is unpublished; the seed kept to 20 requests a minute.
+    policy: SourcePolicyConfig = SourcePolicyConfig(rate_per_min=20, call_timeout_s=15)
+    # Reconnect waits: initial × 2^n, capped; REST polls the newest block while the socket is down.
+    reconnect_initial_s: float = Field(1, gt=0)
+    reconnect_max_s: float = Field(60, gt=0)
+    rest_poll_s: float = Field(60, gt=0)
+    # The socket is taken for down when nothing (not even a pong) came for this long.
+    stale_s: float = Field(90, gt=0)
+
+
+class OnChainConfig(Frozen):
+    """Live whale flows: which provider, the exchange address file, the whale threshold."""
+
+    provider: Literal["blockchain_com"] = "blockchain_com"
+    # CSV with the columns address,exchange; none is shipped (see README, "Whale flows").
+    address_file: Path | None = None
+    # A transfer is a whale transfer when it clears both: coins moved, and their USD value at
+    # the price when it was seen. Set one to 0 to use the other alone.
+    min_btc: float = Field(100, ge=0)
+    min_usd: float = Field(1_000_000, ge=0)
+    # Blocks read over REST at start, so a fresh window does not start empty (each ~1-2 MB).
+    backfill_blocks: int = Field(3, ge=0, le=144)
+    # BTC flows stand in for symbols whose chain no provider covers, said so on every signal.
+    btc_proxy_for_other_assets: bool = False
+    blockchain_com: BlockchainComConfig = BlockchainComConfig()
+
+
 class Config(Frozen):
     # Top-level sections belonging to the bot (see bot.config.BotConfig) are ignored here, so
     # intel can read the shared config.yaml; BotConfig forbids unknown sections again.
@@ -294,6 +328,7 @@ class Config(Frozen):
     chart: ChartConfig = ChartConfig()
     sources: SourcesConfig = SourcesConfig()
     exchange: ExchangeConfig = ExchangeConfig()
+    onchain: OnChainConfig = OnChainConfig()
 
     @field_validator("symbols", mode="before")
     @classmethod

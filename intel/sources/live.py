@@ -1,5 +1,5 @@
 """Live mode's sources: the concrete clients from their factories, each behind its own guard of
-the resilience layer, and whales not configured (no on-chain source yet).
+the resilience layer; whales from Blockchain.com when an exchange address file is configured.
 
 `LIVE_SOURCES` is the one place the concrete sources are plugged in: the ccxt exchange (candles
 and order books), Alternative.me's Fear & Greed and Reddit. Factories without an exchange refuse
@@ -17,7 +17,15 @@ from typing import Protocol
 from intel.config import Config, Secrets
 from intel.errors import ConfigError
 from intel.snapshot import Sources
-from intel.sources.base import CandleSource, FearGreedSource, OrderBookSource, PostSource
+from intel.sources.base import (
+    CandleSource,
+    FearGreedSource,
+    OrderBookSource,
+    PostSource,
+    WhaleSource,
+)
+from intel.sources.onchain.labels import NO_LABELS
+from intel.sources.onchain.window import FlowWindowStore
 from intel.sources.resilience import SourceGuard, Timing, resilient
 from intel.sources.unconfigured import NotConfiguredSource
 
@@ -38,6 +46,10 @@ class LiveSourceFactories:
     exchange: Callable[[Config], ExchangeSourceLike] | None = None
     fear_greed: Callable[[Config], FearGreedSource] | None = None
     posts: Callable[[Config], PostSource] | None = None
+    # The exchange serves the USD price of BTC; the store keeps the flow window over restarts.
+    whales: Callable[[Config, ExchangeSourceLike, FlowWindowStore | None], WhaleSource] | None = (
+        None
+    )
 
 
 def _exchange(config: Config) -> ExchangeSourceLike:
@@ -60,14 +72,28 @@ def _reddit(config: Config) -> PostSource:
     return RedditSource(config.sources.reddit, Secrets.from_env(os.environ))
 
 
-# The concrete clients of this build. Whales have no live source yet (the on-chain issue).
-LIVE_SOURCES = LiveSourceFactories(exchange=_exchange, fear_greed=_fear_greed, posts=_reddit)
+def _whales(
+    config: Config, exchange: ExchangeSourceLike, store: FlowWindowStore | None
+) -> WhaleSource:
+    from intel.sources.onchain.factory import blockchain_com_whales
+
+    return blockchain_com_whales(config, exchange, store)
+
+
+# The concrete clients of this build.
+LIVE_SOURCES = LiveSourceFactories(
+    exchange=_exchange, fear_greed=_fear_greed, posts=_reddit, whales=_whales
+)
 
 
 def live(
-    config: Config, factories: LiveSourceFactories = LIVE_SOURCES, timing: Timing | None = None
+    config: Config,
+    factories: LiveSourceFactories = LIVE_SOURCES,
+    timing: Timing | None = None,
+    flow_store: FlowWindowStore | None = None,
 ) -> Sources:
-    """Every modality from the live sources, each behind the guard its config section sets."""
+    """Every modality from the live sources, each behind the guard its config section sets
+    (the whale source guards its own REST calls: its flows are read from memory)."""
     if factories.exchange is None:
         raise ConfigError("data.mode: live mode needs the exchange source, not in this build")
     policies = config.resilience
@@ -82,10 +108,15 @@ def live(
     posts: PostSource = NotConfiguredSource("Reddit source not in this build")
     if factories.posts is not None:
         posts = resilient(factories.posts(config), SourceGuard("reddit", policies.reddit, timing))
+    whales: WhaleSource = NotConfiguredSource(NO_WHALE_DATA)
+    if factories.whales is not None:
+        whales = NotConfiguredSource(NO_LABELS)
+        if config.onchain.address_file is not None:
+            whales = factories.whales(config, exchange, flow_store)
     return Sources(
         candles=exchange,
         orderbook=exchange,
-        whales=NotConfiguredSource(NO_WHALE_DATA),
+        whales=whales,
         posts=posts,
         fear_greed=fear_greed,
     )
