@@ -649,17 +649,17 @@ async def test_flow_window_keeps_hours_and_txids_across_a_reopen(
 ) -> None:
     first = make_store()
     await first.open()
-    assert await first.flow_window.save_flow_hour("p", "BTC", flow_hour(3, 5e6, 1), "tx-a")
-    assert await first.flow_window.save_flow_hour("p", "BTC", flow_hour(3, 9e6, 2), "tx-b")
-    assert await first.flow_window.save_flow_hour("p", "BTC", flow_hour(4, 0.0, 0), None)
+    assert await first.flow_window.save_flow_hour("p", "BTC", flow_hour(3, 5e6, 1), "tx-a", False)
+    assert await first.flow_window.save_flow_hour("p", "BTC", flow_hour(3, 9e6, 2), "tx-b", False)
+    assert await first.flow_window.save_flow_hour("p", "BTC", flow_hour(4, 0.0, 0), None, True)
     await first.close()
     second = make_store()
     await second.open()
     since = datetime(2025, 12, 19, tzinfo=UTC)
     hours = await second.flow_window.flow_hours("p", since)
-    assert [(h.asset, h.flow) for h in hours] == [
-        ("BTC", flow_hour(3, 9e6, 2)),
-        ("BTC", flow_hour(4, 0.0, 0)),
+    assert [(h.asset, h.flow, h.watched) for h in hours] == [
+        ("BTC", flow_hour(3, 9e6, 2), False),
+        ("BTC", flow_hour(4, 0.0, 0), True),
     ]
     hour_3 = datetime(2025, 12, 19, 3, tzinfo=UTC)
     assert await second.flow_window.counted_txids("p", since) == {"tx-a": hour_3, "tx-b": hour_3}
@@ -668,16 +668,19 @@ async def test_flow_window_keeps_hours_and_txids_across_a_reopen(
 
 
 async def test_a_txid_counted_once_writes_nothing_the_second_time(store: Store) -> None:
-    assert await store.flow_window.save_flow_hour("p", "BTC", flow_hour(3, 5e6, 1), "tx-a")
-    assert not await store.flow_window.save_flow_hour("p", "BTC", flow_hour(3, 10e6, 2), "tx-a")
+    window = store.flow_window
+    assert await window.save_flow_hour("p", "BTC", flow_hour(3, 5e6, 1), "tx-a", True)
+    assert not await window.save_flow_hour("p", "BTC", flow_hour(3, 10e6, 2), "tx-a", True)
     hours = await store.flow_window.flow_hours("p", datetime(2025, 12, 19, tzinfo=UTC))
     assert [h.flow for h in hours] == [flow_hour(3, 5e6, 1)]
 
 
 async def test_pruning_drops_hours_and_txids_before_the_cutoff(store: Store) -> None:
     for hour in (1, 2, 3):
-        await store.flow_window.save_flow_hour("p", "BTC", flow_hour(hour, 1e6, 1), f"tx-{hour}")
-    await store.flow_window.save_flow_hour("q", "BTC", flow_hour(1, 1e6, 1), "tx-q")
+        await store.flow_window.save_flow_hour(
+            "p", "BTC", flow_hour(hour, 1e6, 1), f"tx-{hour}", True
+        )
+    await store.flow_window.save_flow_hour("q", "BTC", flow_hour(1, 1e6, 1), "tx-q", True)
     dropped = await store.flow_window.prune_flow_window("p", datetime(2025, 12, 19, 3, tzinfo=UTC))
     assert dropped == 2
     since = datetime(2025, 12, 19, tzinfo=UTC)

@@ -15,7 +15,7 @@ __all__ = ["FlowTables", "MemoryFlowWindow"]
 @dataclass
 class FlowTables:
     # (provider, asset, hour start ms) -> the hour; (provider, txid) -> its hour start ms
-    hours: dict[tuple[str, str, int], ExchangeFlow] = field(default_factory=dict)
+    hours: dict[tuple[str, str, int], tuple[ExchangeFlow, bool]] = field(default_factory=dict)
     txids: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
@@ -27,12 +27,12 @@ class MemoryFlowWindow:
 
     async def flow_hours(self, provider: str, since: datetime) -> list[StoredFlowHour]:
         since_ms = to_ms(since)
-        found = [
-            (hour, asset, flow)
-            for (owner, asset, hour), flow in self.tables.hours.items()
+        found = sorted(
+            (hour, asset, row)
+            for (owner, asset, hour), row in self.tables.hours.items()
             if owner == provider and hour >= since_ms
-        ]
-        return [StoredFlowHour(asset, flow) for _, asset, flow in sorted(found, key=_order)]
+        )
+        return [StoredFlowHour(asset, *row) for _, asset, row in found]
 
     async def counted_txids(self, provider: str, since: datetime) -> dict[str, datetime]:
         since_ms = to_ms(since)
@@ -43,14 +43,14 @@ class MemoryFlowWindow:
         }
 
     async def save_flow_hour(
-        self, provider: str, asset: str, flow: ExchangeFlow, txid: str | None
+        self, provider: str, asset: str, flow: ExchangeFlow, txid: str | None, watched: bool
     ) -> bool:
         hour_ms = to_ms(flow.hour_start)
         if txid is not None:
             if (provider, txid) in self.tables.txids:
                 return False
             self.tables.txids[provider, txid] = hour_ms
-        self.tables.hours[provider, asset, hour_ms] = flow
+        self.tables.hours[provider, asset, hour_ms] = (flow, watched)
         return True
 
     async def prune_flow_window(self, provider: str, before: datetime) -> int:
@@ -63,7 +63,3 @@ class MemoryFlowWindow:
         for txid_key in stale:
             del self.tables.txids[txid_key]
         return len(old)
-
-
-def _order(item: tuple[int, str, ExchangeFlow]) -> tuple[int, str]:
-    return item[0], item[1]

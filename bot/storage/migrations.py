@@ -211,9 +211,10 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
         reclaim_space=True,
     ),
-    # Live whale flows: the hourly exchange-flow window (a watched hour with no transfer is a
-    # row with transfer_count 0) and the txids counted in it, so a restart keeps the window and
-    # never counts a transaction twice. Pruned to the window by the source.
+    # Live whale flows: the hourly exchange-flow window (`watched`: the source saw the whole
+    # hour; a watched hour with no transfer is a row with transfer_count 0) and the txids
+    # counted in it, so a restart keeps the window and never counts a transaction twice.
+    # Pruned to the window by the source.
     Migration(
         5,
         "whale flow window",
@@ -227,6 +228,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             inflow_coins REAL,
             outflow_coins REAL,
             transfer_count INTEGER NOT NULL CHECK (transfer_count >= 0),
+            watched INTEGER NOT NULL CHECK (watched IN (0, 1)),
             PRIMARY KEY (provider, asset, hour_start_ms)
             ) WITHOUT ROWID""",
             """CREATE TABLE whale_counted_txs (

@@ -19,13 +19,18 @@ class SqliteFlowWindow:
     async def flow_hours(self, provider: str, since: datetime) -> list[StoredFlowHour]:
         rows = await self._db.fetch_all(
             "SELECT asset, hour_start_ms, inflow_usd, outflow_usd, inflow_coins, outflow_coins,"
-            " transfer_count FROM whale_flow_hours WHERE provider = ? AND hour_start_ms >= ?"
+            " transfer_count, watched FROM whale_flow_hours"
+            " WHERE provider = ? AND hour_start_ms >= ?"
             " ORDER BY hour_start_ms, asset",
             (provider, to_ms(since)),
         )
         return [
-            StoredFlowHour(asset, ExchangeFlow(from_ms(hour), inflow, outflow, c_in, c_out, count))
-            for asset, hour, inflow, outflow, c_in, c_out, count in rows
+            StoredFlowHour(
+                asset,
+                ExchangeFlow(from_ms(hour), inflow, outflow, c_in, c_out, count),
+                bool(watched),
+            )
+            for asset, hour, inflow, outflow, c_in, c_out, count, watched in rows
         ]
 
     async def counted_txids(self, provider: str, since: datetime) -> dict[str, datetime]:
@@ -37,7 +42,7 @@ class SqliteFlowWindow:
         return {txid: from_ms(hour) for txid, hour in rows}
 
     async def save_flow_hour(
-        self, provider: str, asset: str, flow: ExchangeFlow, txid: str | None
+        self, provider: str, asset: str, flow: ExchangeFlow, txid: str | None, watched: bool
     ) -> bool:
         hour_ms = to_ms(flow.hour_start)
         async with self._db.write() as conn:
@@ -51,11 +56,11 @@ class SqliteFlowWindow:
                     return False
             await conn.execute(
                 "INSERT INTO whale_flow_hours (provider, asset, hour_start_ms, inflow_usd,"
-                " outflow_usd, inflow_coins, outflow_coins, transfer_count)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
+                " outflow_usd, inflow_coins, outflow_coins, transfer_count, watched)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET"
                 " inflow_usd = excluded.inflow_usd, outflow_usd = excluded.outflow_usd,"
                 " inflow_coins = excluded.inflow_coins, outflow_coins = excluded.outflow_coins,"
-                " transfer_count = excluded.transfer_count",
+                " transfer_count = excluded.transfer_count, watched = excluded.watched",
                 (
                     provider,
                     asset,
@@ -65,6 +70,7 @@ class SqliteFlowWindow:
                     flow.inflow_coins,
                     flow.outflow_coins,
                     flow.transfer_count,
+                    watched,
                 ),
             )
         return True

@@ -28,7 +28,7 @@ import aiohttp
 import structlog
 
 from intel.config import OnChainConfig
-from intel.errors import NotConfiguredError, SourceError
+from intel.errors import NotConfiguredError, PermanentSourceError, SourceError
 from intel.models import WhaleFlows
 from intel.sources.onchain.labels import ChainTx, ExchangeLabels, FlowKind, label_transfer
 from intel.sources.onchain.rest import NAME, BlockchainComRest
@@ -81,7 +81,7 @@ class BlockchainComWhaleSource:
         self._blocks: OrderedDict[str, int] = OrderedDict()  # seen block hash -> height
         self._covered_from: datetime | None = None
         self._heard_at: datetime | None = None
-        self._last_error: str | None = None
+        self._problems: dict[str, str] = {}  # "rest" | "websocket" | "price" -> the last one
         self._last_poll_s = float("-inf")
         self._bad = BadRecords("Blockchain.com feed", unit="message")
         self._marked_hour_ms: int | None = None  # the hour up to which the window is marked
@@ -113,7 +113,7 @@ class BlockchainComWhaleSource:
                 )
             notes = (f"BTC exchange flows stand in as a market-wide proxy for {asset}",)
         if self._heard_at is None:
-            why = self._last_error or "connecting"
+            why = "; ".join(self.problems) or "connecting"
             raise SourceError(f"{NAME}: no on-chain data yet ({why})")
         as_of_ms = min(hour_floor_ms(to_ms(now)), hour_floor_ms(to_ms(self._heard_at)))
         return self.window.flows(as_of_ms, window_h, self.credit, notes)
@@ -125,10 +125,10 @@ class BlockchainComWhaleSource:
             try:
                 await self._listen()
             except (aiohttp.ClientError, OSError, TimeoutError, SocketQuiet) as exc:
-                self._failed(f"websocket down ({type(exc).__name__})")
+                self._failed("websocket", f"websocket down ({type(exc).__name__})")
             except Exception:  # a bug must not end the feed for good: log it, back off, go on
                 log.exception("onchain_feed_failed", source=NAME)
-                self._failed("feed error")
+                self._failed("websocket", "feed error")
             if self._heard_at is not None and to_ms(self._clock()) - to_ms(self._heard_at) < 1000:
                 attempt = 0  # it was working: a fresh drop starts the backoff over
             cfg = self._config.blockchain_com
@@ -143,7 +143,7 @@ class BlockchainComWhaleSource:
             latest = await self._guard.call(self._rest.latest_block)
             await self._follow(latest, self._config.backfill_blocks)
         except SourceError as exc:
-            self._failed(f"backfill failed: {exc}")
+            self._failed("rest", f"backfill failed: {exc}")
 
     async def _fallback_for(self, delay_s: float) -> None:
         """Wait `delay_s` before reconnecting, polling the newest block over REST meanwhile."""
@@ -155,7 +155,7 @@ class BlockchainComWhaleSource:
                 try:
                     await self._follow(await self._guard.call(self._rest.latest_block), None)
                 except SourceError as exc:
-                    self._failed(str(exc))
+                    self._failed("rest", str(exc))
             await asyncio.sleep(min(left_s, self._config.blockchain_com.rest_poll_s))
 
     async def _listen(self) -> None:
@@ -201,7 +201,7 @@ class BlockchainComWhaleSource:
             try:
                 await self._follow(item, self._config.backfill_blocks)
             except SourceError as exc:
-                self._failed(str(exc))
+                self._failed("rest", str(exc))
 
     async def _follow(self, tip: BlockRef, max_new: int | None) -> None:
         """Fetch `tip` and the blocks before it never seen, at most `max_new` (None: as many as
@@ -210,7 +210,14 @@ class BlockchainComWhaleSource:
         fetched: list[ChainBlock] = []
         block_hash = tip.hash
         while block_hash not in self._blocks and len(fetched) < max(limit, 1):
-            block = await self._guard.call(functools.partial(self._rest.block, block_hash))
+            try:
+                block = await self._guard.call(functools.partial(self._rest.block, block_hash))
+            except PermanentSourceError as exc:
+                if not fetched:
+                    raise
+                # An older block the API no longer knows (reorged away): keep the newer ones.
+                self._failed("rest", f"block before height {fetched[-1].ref.height} skipped: {exc}")
+                break
             fetched.append(block)
             block_hash = block.prev_hash
         if fetched and self._covered_from is None:
@@ -239,7 +246,7 @@ class BlockchainComWhaleSource:
         try:
             price = await self._price_usd(tx.seen_at)
         except SourceError as exc:  # not counted: its dollar size is unknown
-            self._failed(f"whale transfer {tx.txid[:12]}… skipped, no BTC price: {exc}")
+            self._failed("price", f"whale transfer {tx.txid[:12]}… skipped, no BTC price: {exc}")
             return
         usd = transfer.amount_btc * price
         if usd < self._config.min_usd:
@@ -256,13 +263,19 @@ class BlockchainComWhaleSource:
             quiet_ms is not None and quiet_ms > self._config.blockchain_com.stale_s * 1000
         ):
             self._covered_from = now
-        self._heard_at, self._last_error = now, None
+        self._heard_at = now
         hour_ms = hour_floor_ms(to_ms(now))
         if hour_ms != self._marked_hour_ms:  # once an hour, not once a message
             self._marked_hour_ms = hour_ms
             await self.window.mark_watched(self._covered_from, now)
             await self.window.prune(now)
 
-    def _failed(self, error: str) -> None:
-        self._last_error = error
+    @property
+    def problems(self) -> tuple[str, ...]:
+        """The last problem of each part (REST, websocket, price) since start, for the reason
+        when there is no data yet and for the log."""
+        return tuple(self._problems.values())
+
+    def _failed(self, part: str, error: str) -> None:
+        self._problems[part] = error
         log.info("onchain_feed_problem", source=NAME, detail=error)

@@ -8,9 +8,10 @@ came first; the counted txids are persisted with the hour in one write, so a res
 loses nor repeats one.
 
 Collected hours: an hour counts as collected when the source watched all of it (or reached back
-over it by backfill). A watched hour is written even with no transfer (transfer_count 0), so a
-restart knows which hours of the window it holds; until the window is full the flows carry
-`collected_h` and the agent reports "warming up".
+over it by backfill); an hour watched in part (the one the bot started in) holds its transfers
+but does not count. A watched hour is written even with no transfer (transfer_count 0, flagged
+watched), so a restart knows which hours of the window it holds; until the window is full the
+flows carry `collected_h` and the agent reports "warming up".
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ HOUR_MS = 3_600_000
 class StoredFlowHour:
     asset: str
     flow: ExchangeFlow
+    watched: bool  # the source watched the whole hour (it counts as collected)
 
 
 class FlowWindowStore(Protocol):
@@ -46,7 +48,7 @@ class FlowWindowStore(Protocol):
         ...
 
     async def save_flow_hour(
-        self, provider: str, asset: str, flow: ExchangeFlow, txid: str | None
+        self, provider: str, asset: str, flow: ExchangeFlow, txid: str | None, watched: bool
     ) -> bool:
         """Write the hour (replacing it) and, with `txid`, record it as counted, in one write;
         False, writing nothing, when `txid` was counted already."""
@@ -71,7 +73,8 @@ class FlowWindow:
         self.asset = asset
         self._keep_ms = keep_h * HOUR_MS
         self._store = store
-        self._hours: dict[int, ExchangeFlow] = {}  # hour start (ms) -> flows; watched hours
+        self._hours: dict[int, ExchangeFlow] = {}  # hour start (ms) -> flows
+        self._watched: set[int] = set()  # hour starts (ms) watched whole
         self._txids: dict[str, int] = {}  # counted txid -> its hour start (ms)
 
     async def load(self, now: datetime) -> None:
@@ -81,8 +84,9 @@ class FlowWindow:
         since = from_ms(hour_floor_ms(to_ms(now)) - self._keep_ms)
         stored = await self._store.flow_hours(self.provider, since)
         txids = await self._store.counted_txids(self.provider, since)
-        hours = {to_ms(s.flow.hour_start): s.flow for s in stored if s.asset == self.asset}
-        self._hours = hours
+        mine = [s for s in stored if s.asset == self.asset]
+        self._hours = {to_ms(s.flow.hour_start): s.flow for s in mine}
+        self._watched = {to_ms(s.flow.hour_start) for s in mine if s.watched}
         self._txids = {txid: to_ms(hour) for txid, hour in txids.items()}
 
     def counted(self, txid: str) -> bool:
@@ -104,8 +108,9 @@ class FlowWindow:
             outflow_coins=(old.outflow_coins or 0.0) + (0.0 if inflow else coins),
             transfer_count=old.transfer_count + 1,
         )
+        watched = hour_ms in self._watched
         if self._store is not None and not await self._store.save_flow_hour(
-            self.provider, self.asset, new, txid
+            self.provider, self.asset, new, txid, watched
         ):
             self._txids[txid] = hour_ms  # counted before a restart this process missed
             return False
@@ -116,15 +121,17 @@ class FlowWindow:
         """Record every whole hour inside [covered_from, heard_at] as collected."""
         first_ms = -(-to_ms(covered_from) // HOUR_MS) * HOUR_MS  # the first hour starting inside
         for hour_ms in range(first_ms, hour_floor_ms(to_ms(heard_at)), HOUR_MS):
-            if hour_ms not in self._hours:
-                empty = _empty(hour_ms)
+            if hour_ms not in self._watched:
+                flow = self._hours.get(hour_ms) or _empty(hour_ms)
                 if self._store is not None:
-                    await self._store.save_flow_hour(self.provider, self.asset, empty, None)
-                self._hours[hour_ms] = empty
+                    await self._store.save_flow_hour(self.provider, self.asset, flow, None, True)
+                self._hours[hour_ms] = flow
+                self._watched.add(hour_ms)
 
     async def prune(self, now: datetime) -> None:
         cutoff_ms = hour_floor_ms(to_ms(now)) - self._keep_ms
         self._hours = {h: f for h, f in self._hours.items() if h >= cutoff_ms}
+        self._watched = {h for h in self._watched if h >= cutoff_ms}
         self._txids = {t: h for t, h in self._txids.items() if h >= cutoff_ms}
         if self._store is not None:
             await self._store.prune_flow_window(self.provider, from_ms(cutoff_ms))
@@ -141,13 +148,13 @@ class FlowWindow:
             as_of=from_ms(as_of_ms),
             hours=tuple(f for f in inside if f.transfer_count > 0),
             credit=credit,
-            collected_h=len(inside),
+            collected_h=sum(1 for h in self._watched if start_ms <= h < as_of_ms),
             notes=notes,
         )
 
     def memory_items(self) -> int:
         """Hours plus txids held: the window's memory is proportional to this."""
-        return len(self._hours) + len(self._txids)
+        return len(self._hours) + len(self._watched) + len(self._txids)
 
 
 def _empty(hour_ms: int) -> ExchangeFlow:
