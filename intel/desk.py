@@ -33,6 +33,7 @@ from intel.sentiment.lexicon import LexiconEngine
 from intel.snapshot import SnapshotBuilder, Sources, SourceState
 from intel.sources.base import CandleSource
 from intel.sources.live import LIVE_SOURCES, LiveSourceFactories, live
+from intel.sources.onchain.window import FlowWindowStore
 from intel.sources.replay_candles import ReplayCandleSource
 from intel.sources.replay_fear_greed import ReplayFearGreedSource
 from intel.sources.replay_files import DEFAULT_REPLAY_DIR
@@ -190,7 +191,11 @@ class DeskFactory(Protocol):
     """How a composition root gets its desk: `build_desk`, or a `partial` of it with parts."""
 
     def __call__(
-        self, config: Config, *, market_clock: Callable[[], datetime] | None = None
+        self,
+        config: Config,
+        *,
+        market_clock: Callable[[], datetime] | None = None,
+        flow_store: FlowWindowStore | None = None,
     ) -> SignalDesk: ...
 
 
@@ -213,14 +218,16 @@ def build_desk(
     coordinator: Coordinator | None = None,
     market_clock: Callable[[], datetime] | None = None,
     live_sources: LiveSourceFactories = LIVE_SOURCES,
+    flow_store: FlowWindowStore | None = None,
 ) -> SignalDesk:
     """The desk `config` describes; injected parts replace what `config` would build.
 
     In live mode the sources come from `live_sources`, each behind the resilience layer;
-    ConfigError when this build has no exchange source.
+    ConfigError when this build has no exchange source. `flow_store` keeps live whale flows'
+    window over restarts (None: in memory only).
     """
     if sources is None:
-        sources = _sources_for(config, live_sources)
+        sources = _sources_for(config, live_sources, flow_store)
     engine = engine or LexiconEngine()
     rules = RulesCoordinator(config.coordinator)
     coordinator = coordinator or _coordinator_for(config, rules)
@@ -248,7 +255,9 @@ def _default_clock(config: Config) -> Callable[[], datetime]:
     return lambda: config.data.default_at
 
 
-def _sources_for(config: Config, live_sources: LiveSourceFactories) -> Sources:
+def _sources_for(
+    config: Config, live_sources: LiveSourceFactories, flow_store: FlowWindowStore | None
+) -> Sources:
     match config.data.mode:
         case "replay":
             replay_dir = config.data.replay_dir or DEFAULT_REPLAY_DIR
@@ -256,7 +265,7 @@ def _sources_for(config: Config, live_sources: LiveSourceFactories) -> Sources:
                 raise ConfigError(f"data.replay_dir: {replay_dir} is not a folder")
             return replay_sources(replay_dir)
         case "live":
-            return live(config, live_sources)
+            return live(config, live_sources, flow_store=flow_store)
 
 
 def _coordinator_for(config: Config, rules: RulesCoordinator) -> Coordinator:

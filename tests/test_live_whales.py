@@ -1,0 +1,69 @@
+"""Live mode's whale source as composed by `live()`: without an address file every surface says
+why there is no whale score; with one, the Blockchain.com source is built from the config."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from bot.cli_status import _gather
+from bot.commands.status import render_status, status_to_json
+from bot.config import BotConfig
+from intel.config import Config
+from intel.desk import build_desk
+from intel.errors import ConfigError
+from intel.models import ReportStatus
+from intel.sources.live import LIVE_SOURCES, LiveSourceFactories, live
+from intel.sources.onchain.labels import NO_LABELS
+from intel.sources.onchain.source import BlockchainComWhaleSource
+from intel.sources.replay_fear_greed import ReplayFearGreedSource
+from intel.sources.replay_files import DEFAULT_REPLAY_DIR
+from intel.sources.replay_reddit import ReplayPostSource
+from intel.sources.testing import ReplayExchange
+
+SYMBOL = "ETH/USDT"
+
+
+def factories() -> LiveSourceFactories:
+    exchange = ReplayExchange()
+    return LiveSourceFactories(
+        exchange=lambda _: exchange,
+        fear_greed=lambda _: ReplayFearGreedSource(DEFAULT_REPLAY_DIR),
+        posts=lambda _: ReplayPostSource(DEFAULT_REPLAY_DIR),
+        whales=LIVE_SOURCES.whales,
+    )
+
+
+def live_raw(**onchain: object) -> dict[str, object]:
+    return {"symbols": [SYMBOL], "data": {"mode": "live"}, "onchain": onchain}
+
+
+async def test_without_an_address_file_signal_and_status_say_why(tmp_path: Path) -> None:
+    raw = live_raw() | {"storage": {"db_path": str(tmp_path / "none.db")}}
+    config = BotConfig.model_validate(raw)
+    moment = config.data.default_at
+    factory = partial(build_desk, market_clock=lambda: moment, live_sources=factories())
+    async with factory(config) as desk:
+        whales = (await desk.signal(SYMBOL)).signal.reports["whales"]
+    assert (whales.status, whales.reason) == (ReportStatus.UNAVAILABLE, NO_LABELS)
+    status = await _gather(config, factory)
+    line = status_to_json(status)["sources"][f"whales {SYMBOL}"]  # type: ignore[index]
+    assert (line["state"], line["detail"]) == ("not_configured", NO_LABELS)
+    assert f"whales {SYMBOL}: not configured — {NO_LABELS}" in render_status(status).text
+
+
+def test_with_an_address_file_the_blockchain_com_source_is_built(tmp_path: Path) -> None:
+    labels = tmp_path / "labels.csv"
+    labels.write_text("address,exchange\n1Cb1G5qFK91fShyaPPZWVFwYFBtqRG7h8D,Coinbase\n")
+    config = Config.model_validate(live_raw(address_file=str(labels)))
+    sources = live(config, factories())
+    assert isinstance(sources.whales, BlockchainComWhaleSource)
+    assert sources.credits()[1] == "whale flows: Blockchain.com"
+
+
+def test_an_unreadable_address_file_stops_live_mode(tmp_path: Path) -> None:
+    config = Config.model_validate(live_raw(address_file=str(tmp_path / "absent.csv")))
+    with pytest.raises(ConfigError, match=r"onchain\.address_file: cannot read"):
+        live(config, factories())
