@@ -20,7 +20,7 @@ from intel.agents.base import Agent
 from intel.coordinator.base import Coordinator
 from intel.coordinator.rules import RulesCoordinator
 from intel.errors import NoSignalError
-from intel.models import AgentReport, CandleSeries, MarketSnapshot, Signal, Unavailable
+from intel.models import AgentReport, CandleSeries, MarketSnapshot, Signal, Unavailable, WhaleFlows
 from intel.snapshot import SnapshotBuilder, SourceState
 from intel.timeutil import utcnow
 
@@ -77,6 +77,9 @@ class SignalPipeline:
             raise NoSignalError(f"no signal for {symbol}: {snapshot.candles.reason}")
         reports = await asyncio.gather(*(self._run_agent(a, snapshot) for a in self._agents))
         signal = await self._decide(symbol, now, {r.agent: r for r in reports}, snapshot.candles)
+        if isinstance(snapshot.whales, WhaleFlows) and snapshot.whales.notes:
+            # How the flows were made (BTC standing in for another chain) is the signal's to say.
+            signal = dataclasses.replace(signal, notes=(*signal.notes, *snapshot.whales.notes))
         return SignalResult(signal=signal, snapshot=snapshot, credits=self._builder.credits())
 
     async def _decide(

@@ -3,6 +3,8 @@ why there is no whale score; with one, the Blockchain.com source is built from t
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 
@@ -12,15 +14,17 @@ from bot.cli_status import _gather
 from bot.commands.status import render_status, status_to_json
 from bot.config import BotConfig
 from intel.config import Config
-from intel.desk import build_desk
+from intel.desk import build_desk, replay_sources
 from intel.errors import ConfigError
-from intel.models import ReportStatus
+from intel.lifecycle import NoResources
+from intel.models import ReportStatus, WhaleFlows
 from intel.sources.live import LIVE_SOURCES, LiveSourceFactories, live
 from intel.sources.onchain.labels import NO_LABELS
 from intel.sources.onchain.source import BlockchainComWhaleSource
 from intel.sources.replay_fear_greed import ReplayFearGreedSource
 from intel.sources.replay_files import DEFAULT_REPLAY_DIR
 from intel.sources.replay_reddit import ReplayPostSource
+from intel.sources.replay_whales import ReplayWhaleSource
 from intel.sources.testing import ReplayExchange
 
 SYMBOL = "ETH/USDT"
@@ -67,3 +71,24 @@ def test_an_unreadable_address_file_stops_live_mode(tmp_path: Path) -> None:
     config = Config.model_validate(live_raw(address_file=str(tmp_path / "absent.csv")))
     with pytest.raises(ConfigError, match=r"onchain\.address_file: cannot read"):
         live(config, factories())
+
+
+class ProxiedFlows(NoResources):
+    """Replay flows of BTC handed out for any symbol with a proxy note, as the live source does
+    with `btc_proxy_for_other_assets`."""
+
+    def __init__(self) -> None:
+        self._btc = ReplayWhaleSource(DEFAULT_REPLAY_DIR)
+
+    async def flows(self, symbol: str, now: datetime, window_h: int) -> WhaleFlows:
+        btc = await self._btc.flows("BTC/USDT", now, window_h)
+        return dataclasses.replace(btc, notes=("BTC flows stand in for ETH",))
+
+
+async def test_a_proxy_note_on_the_flows_reaches_the_signal_and_the_report() -> None:
+    config = Config.model_validate({"symbols": [SYMBOL]})
+    sources = dataclasses.replace(replay_sources(), whales=ProxiedFlows())
+    async with build_desk(config, sources=sources) as desk:
+        signal = (await desk.signal(SYMBOL)).signal
+    assert "BTC flows stand in for ETH" in signal.notes
+    assert "BTC flows stand in for ETH" in signal.reports["whales"].notes
