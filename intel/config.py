@@ -38,6 +38,7 @@ __all__ = [
     "Secrets",
     "SourcePolicyConfig",
     "UtcDatetime",
+    "WhaleAlertConfig",
     "load_config",
 ]
 
@@ -292,10 +293,24 @@ class BlockchainComConfig(Frozen):
     stale_s: float = Field(90, gt=0)
 
 
+class WhaleAlertConfig(Frozen):
+    """Whale Alert's REST API (`WHALE_ALERT_API_KEY` in the environment turns it on)."""
+
+    base_url: BaseUrl = "https://api.whale-alert.io/v1"
+    timeout_s: float = Field(10, gt=0)
+    poll_s: float = Field(60, gt=0)
+    min_usd: float = Field(1_000_000, ge=500_000)  # the API's own floor is 500,000 USD
+    max_lookback_s: float = Field(3600, gt=0)  # how far back the first poll reaches
+    max_pages: int = Field(5, ge=1, le=100)  # pages followed per poll
+    # The free plan allows 10 requests a minute.
+    policy: SourcePolicyConfig = SourcePolicyConfig(rate_per_min=10)
+
+
 class OnChainConfig(Frozen):
     """Live whale flows: which provider, the exchange address file, the whale threshold."""
 
-    provider: Literal["blockchain_com"] = "blockchain_com"
+    # auto: Whale Alert when WHALE_ALERT_API_KEY is set, else Blockchain.com with address_file.
+    provider: Literal["auto", "blockchain_com", "whale_alert"] = "auto"
     # CSV with the columns address,exchange; none is shipped (see README, "Whale flows").
     address_file: Path | None = None
     # A transfer is a whale transfer when it clears both: coins moved, and their USD value at
@@ -307,6 +322,7 @@ class OnChainConfig(Frozen):
     # BTC flows stand in for symbols whose chain no provider covers, said so on every signal.
     btc_proxy_for_other_assets: bool = False
     blockchain_com: BlockchainComConfig = BlockchainComConfig()
+    whale_alert: WhaleAlertConfig = WhaleAlertConfig()
 
 
 class Config(Frozen):
@@ -364,6 +380,7 @@ class Secrets:
     reddit_client_id: str | None = None
     reddit_client_secret: str | None = None
     reddit_user_agent: str | None = None  # not secret, but Reddit's credentials go together
+    whale_alert_api_key: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Secrets:
@@ -378,6 +395,7 @@ class Secrets:
             reddit_client_id=read("REDDIT_CLIENT_ID"),
             reddit_client_secret=read("REDDIT_CLIENT_SECRET"),
             reddit_user_agent=read("REDDIT_USER_AGENT"),
+            whale_alert_api_key=read("WHALE_ALERT_API_KEY"),
         )
 
     def values(self) -> list[str]:
@@ -390,6 +408,7 @@ class Secrets:
                 self.groq_api_key,
                 self.reddit_client_id,
                 self.reddit_client_secret,
+                self.whale_alert_api_key,
             )
             if v
         ]

@@ -13,19 +13,22 @@ import pytest
 from bot.cli_status import _gather
 from bot.commands.status import render_status, status_to_json
 from bot.config import BotConfig
-from intel.config import Config
+from intel.config import Config, Secrets
 from intel.desk import build_desk, replay_sources
 from intel.errors import ConfigError
 from intel.lifecycle import NoResources
 from intel.models import ReportStatus, WhaleFlows
 from intel.sources.live import LIVE_SOURCES, LiveSourceFactories, live
+from intel.sources.onchain.factory import NO_WHALE_ALERT_KEY, whale_source
 from intel.sources.onchain.labels import NO_LABELS
 from intel.sources.onchain.source import BlockchainComWhaleSource
+from intel.sources.onchain.whale_alert import WhaleAlertSource
 from intel.sources.replay_fear_greed import ReplayFearGreedSource
 from intel.sources.replay_files import DEFAULT_REPLAY_DIR
 from intel.sources.replay_reddit import ReplayPostSource
 from intel.sources.replay_whales import ReplayWhaleSource
 from intel.sources.testing import ReplayExchange
+from intel.sources.unconfigured import NotConfiguredSource
 
 SYMBOL = "ETH/USDT"
 
@@ -92,3 +95,16 @@ async def test_a_proxy_note_on_the_flows_reaches_the_signal_and_the_report() -> 
         signal = (await desk.signal(SYMBOL)).signal
     assert "BTC flows stand in for ETH" in signal.notes
     assert "BTC flows stand in for ETH" in signal.reports["whales"].notes
+
+
+def test_a_whale_alert_key_picks_whale_alert_and_its_absence_says_so(tmp_path: Path) -> None:
+    auto = Config.model_validate(live_raw())
+    chosen = whale_source(auto, ReplayExchange(), None, Secrets(whale_alert_api_key="k"))
+    assert isinstance(chosen, WhaleAlertSource)
+    assert isinstance(whale_source(auto, ReplayExchange(), None, Secrets()), NotConfiguredSource)
+    named = Config.model_validate(live_raw(provider="whale_alert"))
+    missing = whale_source(named, ReplayExchange(), None, Secrets())
+    assert isinstance(missing, NotConfiguredSource)
+    assert missing.reason == NO_WHALE_ALERT_KEY
+    assert "k" not in repr(Secrets(whale_alert_api_key="k"))
+    assert Secrets.from_env({"WHALE_ALERT_API_KEY": "k"}).values() == ["k"]

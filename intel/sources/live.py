@@ -24,7 +24,6 @@ from intel.sources.base import (
     PostSource,
     WhaleSource,
 )
-from intel.sources.onchain.labels import NO_LABELS
 from intel.sources.onchain.window import FlowWindowStore
 from intel.sources.resilience import SourceGuard, Timing, resilient
 from intel.sources.unconfigured import NotConfiguredSource
@@ -75,9 +74,10 @@ def _reddit(config: Config) -> PostSource:
 def _whales(
     config: Config, exchange: ExchangeSourceLike, store: FlowWindowStore | None
 ) -> WhaleSource:
-    from intel.sources.onchain.factory import blockchain_com_whales
+    from intel.sources.onchain.factory import whale_source
 
-    return blockchain_com_whales(config, exchange, store)
+    # The Whale Alert key, like every credential, comes from the environment only.
+    return whale_source(config, exchange, store, Secrets.from_env(os.environ))
 
 
 # The concrete clients of this build.
@@ -110,9 +110,7 @@ def live(
         posts = resilient(factories.posts(config), SourceGuard("reddit", policies.reddit, timing))
     whales: WhaleSource = NotConfiguredSource(NO_WHALE_DATA)
     if factories.whales is not None:
-        whales = NotConfiguredSource(NO_LABELS)
-        if config.onchain.address_file is not None:
-            whales = factories.whales(config, exchange, flow_store)
+        whales = factories.whales(config, exchange, flow_store)
     return Sources(
         candles=exchange,
         orderbook=exchange,

@@ -109,7 +109,8 @@ class BlockchainComWhaleSource:
             if not self._config.btc_proxy_for_other_assets:
                 raise NotConfiguredError(
                     f"no whale-flow provider covers {asset} (Blockchain.com follows Bitcoin "
-                    "only); set onchain.btc_proxy_for_other_assets to use BTC flows as a proxy"
+                    "only; Whale Alert, with WHALE_ALERT_API_KEY, covers ETH); set "
+                    "onchain.btc_proxy_for_other_assets to use BTC flows as a proxy"
                 )
             notes = (f"BTC exchange flows stand in as a market-wide proxy for {asset}",)
         if self._heard_at is None:
