@@ -334,6 +334,25 @@ async def test_the_socket_reconnects_after_a_drop() -> None:
         await until(lambda: counted(source) == 1)
 
 
-def test_the_memory_store_is_a_flow_window_store() -> None:
-    store: FlowWindowStore = MemoryFlowWindow()
-    assert store is not None
+async def test_a_socket_that_goes_quiet_is_replaced() -> None:
+    clock = Clock(block_time(OUT_BLOCK))
+    async with FakeBlockchainCom(tip=OUT_BLOCK - 1) as fake:
+        fake.faults.ws_mute = True
+        blockchain_com = config(fake).blockchain_com.model_copy(update={"stale_s": 0.3})
+        async with whale_source(
+            fake, clock, backfill_blocks=0, rest_poll_s=60, blockchain_com=blockchain_com
+        ):
+            await until(lambda: fake.ws_connections >= 2)
+        # Pinged every stale_s / 3 and unanswered for longer than stale_s: dropped and redialled.
+        assert fake.ws_connections >= 2
+
+
+async def test_the_memory_store_keeps_a_window_over_a_restart() -> None:
+    store = MemoryFlowWindow()
+    clock = Clock(block_time(IN_BLOCK) + timedelta(hours=2))
+    async with FakeBlockchainCom(tip=IN_BLOCK) as fake:
+        async with whale_source(fake, clock, store) as source:
+            await until(lambda: counted(source) == 2)
+        fake.faults.status = 503  # the second run cannot backfill: only the store can help
+        async with whale_source(fake, clock, store) as source:
+            assert counted(source) == 2

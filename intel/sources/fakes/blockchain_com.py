@@ -47,6 +47,7 @@ class BlockFaults:
     malformed_json: bool = False  # REST bodies cut off mid-JSON
     missing: set[str] = field(default_factory=set)  # block hashes answered 404 (reorged away)
     ws_refuse: bool = False  # websocket upgrades answered 503
+    ws_mute: bool = False  # pings go unanswered (a socket that stays open but says nothing)
 
 
 def header(block: dict[str, Any]) -> dict[str, Any]:
@@ -172,7 +173,7 @@ class FakeBlockchainCom:
                 op = json.loads(message.data).get("op")
                 if op in ("unconfirmed_sub", "blocks_sub"):
                     self._sockets.add(socket)
-                elif op == "ping":
+                elif op == "ping" and not self.faults.ws_mute:
                     await socket.send_str(json.dumps({"op": "pong"}))
         finally:
             self._sockets.discard(socket)

@@ -85,6 +85,7 @@ class BlockchainComWhaleSource:
         self._last_poll_s = float("-inf")
         self._bad = BadRecords("Blockchain.com feed", unit="message")
         self._marked_hour_ms: int | None = None  # the hour up to which the window is marked
+        self._socket_delivered = False  # a message came over the current connection
 
     async def start(self) -> None:
         await self._rest.start()
@@ -123,6 +124,7 @@ class BlockchainComWhaleSource:
         await self._backfill()
         attempt = 0
         while True:
+            self._socket_delivered = False
             try:
                 await self._listen()
             except (aiohttp.ClientError, OSError, TimeoutError, SocketQuiet) as exc:
@@ -130,7 +132,7 @@ class BlockchainComWhaleSource:
             except Exception:  # a bug must not end the feed for good: log it, back off, go on
                 log.exception("onchain_feed_failed", source=NAME)
                 self._failed("websocket", "feed error")
-            if self._heard_at is not None and to_ms(self._clock()) - to_ms(self._heard_at) < 1000:
+            if self._socket_delivered:
                 attempt = 0  # it was working: a fresh drop starts the backoff over
             cfg = self._config.blockchain_com
             delay_s = min(cfg.reconnect_max_s, cfg.reconnect_initial_s * 2**attempt)
@@ -167,21 +169,20 @@ class BlockchainComWhaleSource:
         ):
             for op in ("unconfirmed_sub", "blocks_sub"):
                 await ws.send_json({"op": op})
+            loop = asyncio.get_running_loop()
+            last_message_s = loop.time()
             while True:
                 try:
                     message = await ws.receive(timeout=cfg.stale_s / 3)
                 except TimeoutError:
-                    await self._ping(ws)
+                    if loop.time() - last_message_s > cfg.stale_s:
+                        raise SocketQuiet from None
+                    await ws.send_json({"op": "ping"})  # its pong counts as a message
                     continue
                 if message.type is not aiohttp.WSMsgType.TEXT:
                     raise aiohttp.ClientConnectionError(f"socket ended ({message.type.name})")
+                last_message_s, self._socket_delivered = loop.time(), True
                 await self._on_message(message.data)
-
-    async def _ping(self, ws: aiohttp.ClientWebSocketResponse) -> None:
-        quiet_s = (to_ms(self._clock()) - to_ms(self._heard_at or self._clock())) / 1000
-        if quiet_s > self._config.blockchain_com.stale_s:
-            raise SocketQuiet
-        await ws.send_json({"op": "ping"})
 
     async def _on_message(self, text: str) -> None:
         try:
