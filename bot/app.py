@@ -91,7 +91,15 @@ async def run_bot(
     """Run the bot until SIGINT/SIGTERM or the end of console input; returns the exit status."""
     stop = asyncio.Event()
     clock_ref: list[MarketClock] = []  # the desk needs the clock; the clock needs the desk's data
-    desk = desk_factory(config, market_clock=lambda: clock_ref[0].now())  # refuses a bad mode
+    store = SqliteStore(
+        config.storage.db_path,
+        backoff_base_s=config.delivery.backoff_base_s,
+        backoff_max_s=config.delivery.backoff_max_s,
+    )
+    # The whale-flow window is kept in the store (read once the desk starts, after the open).
+    desk = desk_factory(
+        config, market_clock=lambda: clock_ref[0].now(), flow_store=store.flow_window
+    )  # refuses a bad mode
     chat: ConsoleTransport | None = None
     if console and not extra_transports:  # started when no chat platform runs (`_serve`)
         chat = ConsoleTransport(
@@ -101,11 +109,6 @@ async def run_bot(
             on_eof=stop.set,
             max_chart_files=config.console.max_chart_files,
         )
-    store = SqliteStore(
-        config.storage.db_path,
-        backoff_base_s=config.delivery.backoff_base_s,
-        backoff_max_s=config.delivery.backoff_max_s,
-    )
     await store.open()  # first: a bad path is reported as such, not as a lock problem
     lock = DatabaseLock(config.storage.db_path)
     try:

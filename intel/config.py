@@ -35,9 +35,11 @@ __all__ = [
     "Config",
     "ExchangeConfig",
     "Frozen",
+    "OnChainConfig",
     "Secrets",
     "SourcePolicyConfig",
     "UtcDatetime",
+    "WhaleAlertConfig",
     "load_config",
 ]
 
@@ -351,6 +353,54 @@ class BacktestConfig(Frozen):
     chat_cooldown_s: float = Field(60, ge=0)  # per user, between chat backtests
 
 
+class BlockchainComConfig(Frozen):
+    """Blockchain.com's Data API (REST: backfill, fallback) and its websocket feed."""
+
+    rest_url: BaseUrl = "https://blockchain.info"
+    ws_url: str = "wss://ws.blockchain.info/inv"
+    timeout_s: float = Field(10, gt=0)
+    # The Data API's per-IP throttle is unpublished; the seed kept to 20 requests a minute.
+    policy: SourcePolicyConfig = SourcePolicyConfig(rate_per_min=20, call_timeout_s=15)
+    # Reconnect waits: initial × 2^n, capped; REST polls the newest block while the socket is down.
+    reconnect_initial_s: float = Field(1, gt=0)
+    reconnect_max_s: float = Field(60, gt=0)
+    rest_poll_s: float = Field(60, gt=0)
+    # The socket is taken for down when nothing (not even a pong) came for this long.
+    stale_s: float = Field(90, gt=0)
+
+
+class WhaleAlertConfig(Frozen):
+    """Whale Alert's REST API (`WHALE_ALERT_API_KEY` in the environment turns it on)."""
+
+    base_url: BaseUrl = "https://api.whale-alert.io/v1"
+    timeout_s: float = Field(10, gt=0)
+    poll_s: float = Field(60, gt=0)
+    min_usd: float = Field(1_000_000, ge=500_000)  # the API's own floor is 500,000 USD
+    max_lookback_s: float = Field(3600, gt=0)  # how far back the first poll reaches
+    max_pages: int = Field(5, ge=1, le=100)  # pages followed per poll
+    # The free plan allows 10 requests a minute.
+    policy: SourcePolicyConfig = SourcePolicyConfig(rate_per_min=10)
+
+
+class OnChainConfig(Frozen):
+    """Live whale flows: which provider, the exchange address file, the whale threshold."""
+
+    # auto: Whale Alert when WHALE_ALERT_API_KEY is set, else Blockchain.com with address_file.
+    provider: Literal["auto", "blockchain_com", "whale_alert"] = "auto"
+    # CSV with the columns address,exchange; none is shipped (see README, "Whale flows").
+    address_file: Path | None = None
+    # A transfer is a whale transfer when it clears both: coins moved, and their USD value at
+    # the price when it was seen. Set one to 0 to use the other alone.
+    min_btc: float = Field(100, ge=0)
+    min_usd: float = Field(1_000_000, ge=0)
+    # Blocks read over REST at start, so a fresh window does not start empty (each ~1-2 MB).
+    backfill_blocks: int = Field(3, ge=0, le=144)
+    # BTC flows stand in for symbols whose chain no provider covers, said so on every signal.
+    btc_proxy_for_other_assets: bool = False
+    blockchain_com: BlockchainComConfig = BlockchainComConfig()
+    whale_alert: WhaleAlertConfig = WhaleAlertConfig()
+
+
 class Config(Frozen):
     # Top-level sections belonging to the bot (see bot.config.BotConfig) are ignored here, so
     # intel can read the shared config.yaml; BotConfig forbids unknown sections again.
@@ -373,6 +423,7 @@ class Config(Frozen):
     backtest: BacktestConfig = BacktestConfig()
     # Read from the environment by `load_config` (never from config.yaml); never dumped.
     secrets: Secrets = Field(default_factory=lambda: Secrets(), exclude=True, repr=False)
+    onchain: OnChainConfig = OnChainConfig()
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -408,6 +459,7 @@ class Secrets:
     reddit_client_id: str | None = None
     reddit_client_secret: str | None = None
     reddit_user_agent: str | None = None  # not secret, but Reddit's credentials go together
+    whale_alert_api_key: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Secrets:
@@ -422,6 +474,7 @@ class Secrets:
             reddit_client_id=read("REDDIT_CLIENT_ID"),
             reddit_client_secret=read("REDDIT_CLIENT_SECRET"),
             reddit_user_agent=read("REDDIT_USER_AGENT"),
+            whale_alert_api_key=read("WHALE_ALERT_API_KEY"),
         )
 
     def values(self) -> list[str]:
@@ -434,6 +487,7 @@ class Secrets:
                 self.groq_api_key,
                 self.reddit_client_id,
                 self.reddit_client_secret,
+                self.whale_alert_api_key,
             )
             if v
         ]

@@ -36,6 +36,7 @@ from intel.sentiment.lexicon import LexiconEngine
 from intel.snapshot import SnapshotBuilder, Sources, SourceState
 from intel.sources.base import CandleSource, FollowsBooks, OrderBookSource
 from intel.sources.live import LIVE_SOURCES, LiveSourceFactories, live
+from intel.sources.onchain.window import FlowWindowStore
 from intel.sources.replay_candles import ReplayCandleSource
 from intel.sources.replay_fear_greed import ReplayFearGreedSource
 from intel.sources.replay_files import DEFAULT_REPLAY_DIR
@@ -214,7 +215,11 @@ class DeskFactory(Protocol):
     """How a composition root gets its desk: `build_desk`, or a `partial` of it with parts."""
 
     def __call__(
-        self, config: Config, *, market_clock: Callable[[], datetime] | None = None
+        self,
+        config: Config,
+        *,
+        market_clock: Callable[[], datetime] | None = None,
+        flow_store: FlowWindowStore | None = None,
     ) -> SignalDesk: ...
 
 
@@ -238,15 +243,17 @@ def build_desk(
     market_clock: Callable[[], datetime] | None = None,
     live_sources: LiveSourceFactories = LIVE_SOURCES,
     secrets: Secrets | None = None,
+    flow_store: FlowWindowStore | None = None,
 ) -> SignalDesk:
     """The desk `config` describes; injected parts replace what `config` would build.
 
     In live mode the sources come from `live_sources`, each behind the resilience layer;
     ConfigError when this build has no exchange source. `secrets` (by default
     `config.secrets`, read from the environment by `load_config`) give the LLM its key.
+    `flow_store` keeps live whale flows' window over restarts (None: in memory only).
     """
     if sources is None:
-        sources = _sources_for(config, live_sources)
+        sources = _sources_for(config, live_sources, flow_store)
     engine = engine or LexiconEngine()
     rules = RulesCoordinator(config.coordinator)
     groq_api_key = (secrets or config.secrets).groq_api_key
@@ -293,7 +300,9 @@ def _default_clock(config: Config) -> Callable[[], datetime]:
     return lambda: config.data.default_at
 
 
-def _sources_for(config: Config, live_sources: LiveSourceFactories) -> Sources:
+def _sources_for(
+    config: Config, live_sources: LiveSourceFactories, flow_store: FlowWindowStore | None
+) -> Sources:
     match config.data.mode:
         case "replay":
             replay_dir = config.data.replay_dir or DEFAULT_REPLAY_DIR
@@ -301,7 +310,7 @@ def _sources_for(config: Config, live_sources: LiveSourceFactories) -> Sources:
                 raise ConfigError(f"data.replay_dir: {replay_dir} is not a folder")
             return replay_sources(replay_dir)
         case "live":
-            return live(config, live_sources)
+            return live(config, live_sources, flow_store=flow_store)
 
 
 def _coordinator_for(

@@ -182,6 +182,9 @@ class WhaleFlows:
     as_of: datetime
     hours: tuple[ExchangeFlow, ...]
     credit: str
+    # Hours of the window the provider watched (live); None: the whole window (replay).
+    collected_h: int | None = None
+    notes: tuple[str, ...] = ()  # how these flows were made (a proxy for another chain)
 
 
 @dataclass(frozen=True, slots=True)

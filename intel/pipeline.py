@@ -27,6 +27,7 @@ from intel.models import (
     Signal,
     SocialPost,
     Unavailable,
+    WhaleFlows,
 )
 from intel.snapshot import SnapshotBuilder, SourceState
 from intel.timeutil import utcnow
@@ -87,6 +88,9 @@ class SignalPipeline:
         signal = await self._decide(
             symbol, now, {r.agent: r for r in reports}, snapshot.candles, posts
         )
+        if isinstance(snapshot.whales, WhaleFlows) and snapshot.whales.notes:
+            # How the flows were made (BTC standing in for another chain) is the signal's to say.
+            signal = dataclasses.replace(signal, notes=(*signal.notes, *snapshot.whales.notes))
         return SignalResult(signal=signal, snapshot=snapshot, credits=self._builder.credits())
 
     async def _decide(

@@ -13,7 +13,7 @@ from intel.models import Action, FearGreedReading, ReportStatus
 from intel.serialize import signal_to_json
 from intel.sources.fakes.binance import FakeBinance
 from intel.sources.fakes.social import FakeAlternativeMe
-from intel.sources.live import NO_WHALE_DATA
+from intel.sources.onchain.labels import NO_LABELS
 from intel.timeutil import parse_time, to_ms
 from tests.replay_truth import close_at, desk_config, fear_greed_at
 
@@ -48,11 +48,11 @@ async def test_a_live_signal_reads_the_exchange_and_fear_greed_and_says_what_is_
     signal = result.signal
     # The newest closed candle, fetched over the exchange's REST API, is the recorded one.
     assert signal.price == close_at("BTCUSDT_1h.csv.gz", MOMENT)
-    # No live whale source yet: no whale score, so no BUY or SELL, and the signal says why.
+    # No exchange address file: no whale score, so no BUY or SELL, and the signal says why.
     whales = signal.reports["whales"]
     assert whales.status is ReportStatus.UNAVAILABLE
     assert whales.reason is not None
-    assert NO_WHALE_DATA in whales.reason
+    assert NO_LABELS in whales.reason
     assert signal.action is Action.HOLD
     # Reddit has no credentials here: Fear & Greed alone makes the mood, and the report says so.
     sentiment = signal.reports["sentiment"]

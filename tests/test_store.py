@@ -7,7 +7,7 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ from bot.storage.base import (
 )
 from bot.storage.memory import MemoryStore, MemoryTables
 from bot.storage.sqlite import SqliteStore
-from intel.models import Action
+from intel.models import Action, ExchangeFlow
 from tests.factories import DEFAULT_AS_OF, make_signal
 
 BTC, ETH, SOL = "BTC/USDT", "ETH/USDT", "SOL/USDT"
@@ -628,3 +628,62 @@ async def test_unsubscribing_a_symbol_forgets_only_what_the_chat_was_told_of_it(
     await store.subscribe("telegram", "c1", (BTC,))
     assert await store.chat_states(BTC) == {}
     assert btc != eth
+
+
+# -- the whale-flow window (live whale flows) ------------------------------------------------
+
+
+def flow_hour(hour: int, inflow_usd: float, count: int) -> ExchangeFlow:
+    return ExchangeFlow(
+        hour_start=datetime(2025, 12, 19, hour, tzinfo=UTC),
+        inflow_usd=inflow_usd,
+        outflow_usd=0.0,
+        inflow_coins=inflow_usd / 100_000,
+        outflow_coins=None,
+        transfer_count=count,
+    )
+
+
+async def test_flow_window_keeps_hours_and_txids_across_a_reopen(
+    make_store: Callable[[], Store],
+) -> None:
+    first = make_store()
+    await first.open()
+    assert await first.flow_window.save_flow_hour("p", "BTC", flow_hour(3, 5e6, 1), "tx-a", False)
+    assert await first.flow_window.save_flow_hour("p", "BTC", flow_hour(3, 9e6, 2), "tx-b", False)
+    assert await first.flow_window.save_flow_hour("p", "BTC", flow_hour(4, 0.0, 0), None, True)
+    await first.close()
+    second = make_store()
+    await second.open()
+    since = datetime(2025, 12, 19, tzinfo=UTC)
+    hours = await second.flow_window.flow_hours("p", since)
+    assert [(h.asset, h.flow, h.watched) for h in hours] == [
+        ("BTC", flow_hour(3, 9e6, 2), False),
+        ("BTC", flow_hour(4, 0.0, 0), True),
+    ]
+    hour_3 = datetime(2025, 12, 19, 3, tzinfo=UTC)
+    assert await second.flow_window.counted_txids("p", since) == {"tx-a": hour_3, "tx-b": hour_3}
+    assert await second.flow_window.flow_hours("other provider", since) == []
+    await second.close()
+
+
+async def test_a_txid_counted_once_writes_nothing_the_second_time(store: Store) -> None:
+    window = store.flow_window
+    assert await window.save_flow_hour("p", "BTC", flow_hour(3, 5e6, 1), "tx-a", True)
+    assert not await window.save_flow_hour("p", "BTC", flow_hour(3, 10e6, 2), "tx-a", True)
+    hours = await store.flow_window.flow_hours("p", datetime(2025, 12, 19, tzinfo=UTC))
+    assert [h.flow for h in hours] == [flow_hour(3, 5e6, 1)]
+
+
+async def test_pruning_drops_hours_and_txids_before_the_cutoff(store: Store) -> None:
+    for hour in (1, 2, 3):
+        await store.flow_window.save_flow_hour(
+            "p", "BTC", flow_hour(hour, 1e6, 1), f"tx-{hour}", True
+        )
+    await store.flow_window.save_flow_hour("q", "BTC", flow_hour(1, 1e6, 1), "tx-q", True)
+    dropped = await store.flow_window.prune_flow_window("p", datetime(2025, 12, 19, 3, tzinfo=UTC))
+    assert dropped == 2
+    since = datetime(2025, 12, 19, tzinfo=UTC)
+    assert [h.flow.hour_start.hour for h in await store.flow_window.flow_hours("p", since)] == [3]
+    assert set(await store.flow_window.counted_txids("p", since)) == {"tx-3"}
+    assert set(await store.flow_window.counted_txids("q", since)) == {"tx-q"}

@@ -21,6 +21,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from intel.models import Action, Signal
+from intel.sources.onchain.window import FlowWindowStore
 
 __all__ = [
     "AlertStateStore",
@@ -312,6 +313,11 @@ class Store(
     SubscriptionStore, WatchlistStore, SignalLog, AlertStateStore, OutboxStore, MetaStore, Protocol
 ):
     """The whole store, opened once by the composition root and closed last."""
+
+    @property
+    def flow_window(self) -> FlowWindowStore:
+        """Where live whale flows keep their hourly window over restarts (intel's protocol)."""
+        ...
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...

@@ -29,6 +29,7 @@ from bot.storage.base import (
     symbols_after_unsubscribe,
 )
 from bot.storage.facade import StoreFacade
+from bot.storage.memory_flows import FlowTables, MemoryFlowWindow
 from intel.models import Signal
 from intel.serialize import signal_from_json, signal_to_json
 from intel.timeutil import iso, to_ms, utcnow
@@ -89,6 +90,7 @@ class MemoryTables:
     chat_states: dict[tuple[str, str, str], DmState] = field(default_factory=dict)
     outbox: dict[int, _OutboxRow] = field(default_factory=dict)
     meta: dict[str, str] = field(default_factory=dict)
+    flows: FlowTables = field(default_factory=FlowTables)  # the whale-flow window
     next_signal_id: int = 1
     next_outbox_id: int = 1
 
@@ -418,6 +420,7 @@ class MemoryStore(StoreFacade):
             MemoryMeta(self._open),
             alert_states=signal_log,
         )
+        self.flow_window = MemoryFlowWindow(self.tables.flows)
 
     async def open(self) -> None:
         self._open.is_open = True

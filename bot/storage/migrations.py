@@ -211,6 +211,35 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
         reclaim_space=True,
     ),
+    # Live whale flows: the hourly exchange-flow window (`watched`: the source saw the whole
+    # hour; a watched hour with no transfer is a row with transfer_count 0) and the txids
+    # counted in it, so a restart keeps the window and never counts a transaction twice.
+    # Pruned to the window by the source.
+    Migration(
+        5,
+        "whale flow window",
+        (
+            """CREATE TABLE whale_flow_hours (
+            provider TEXT NOT NULL,
+            asset TEXT NOT NULL,
+            hour_start_ms INTEGER NOT NULL,
+            inflow_usd REAL NOT NULL,
+            outflow_usd REAL NOT NULL,
+            inflow_coins REAL,
+            outflow_coins REAL,
+            transfer_count INTEGER NOT NULL CHECK (transfer_count >= 0),
+            watched INTEGER NOT NULL CHECK (watched IN (0, 1)),
+            PRIMARY KEY (provider, asset, hour_start_ms)
+            ) WITHOUT ROWID""",
+            """CREATE TABLE whale_counted_txs (
+            provider TEXT NOT NULL,
+            txid TEXT NOT NULL,
+            hour_start_ms INTEGER NOT NULL,
+            PRIMARY KEY (provider, txid)
+            ) WITHOUT ROWID""",
+            "CREATE INDEX whale_counted_txs_by_hour ON whale_counted_txs (provider, hour_start_ms)",
+        ),
+    ),
 )
 
 

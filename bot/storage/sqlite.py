@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bot.storage.facade import StoreFacade
 from bot.storage.sqlite_db import ReadOnlyStoreError, SqliteDatabase
+from bot.storage.sqlite_flows import SqliteFlowWindow
 from bot.storage.sqlite_outbox import SqliteOutbox
 from bot.storage.sqlite_signals import SqliteSignalLog
 from bot.storage.sqlite_subscriptions import SqliteSubscriptions
@@ -65,6 +66,7 @@ class SqliteStore(StoreFacade):
             alert_states=signal_log,
         )
         self.database = db
+        self.flow_window = SqliteFlowWindow(db)
 
     @property
     def path(self) -> Path:

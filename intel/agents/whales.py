@@ -22,14 +22,20 @@ class WhaleAgent:
         if isinstance(flows, Unavailable):
             return report_unavailable(self.name, flows, snapshot.as_of)
         features = _flow_features(flows)
-        notes = [f"data: {flows.credit}"]
+        notes = [*flows.notes, f"data: {flows.credit}"]
         if features.transfer_count == 0:
             notes.insert(
                 0, f"no whale transfers to or from exchanges in the last {features.window_h:g} h"
             )
+        warming = flows.collected_h is not None and flows.collected_h < features.window_h
         return AgentReport(
             agent=self.name,
-            status=ReportStatus.OK,
+            status=ReportStatus.DEGRADED if warming else ReportStatus.OK,
+            reason=(
+                f"warming up: {flows.collected_h} h of {features.window_h:g} h collected"
+                if warming
+                else None
+            ),
             score=self._accumulation_score(features),
             as_of=flows.as_of,
             age_s=(snapshot.as_of - flows.as_of).total_seconds(),

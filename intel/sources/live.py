@@ -1,5 +1,5 @@
 """Live mode's sources: the concrete clients from their factories, each behind its own guard of
-the resilience layer, and whales not configured (no on-chain source yet).
+the resilience layer; whales from Blockchain.com when an exchange address file is configured.
 
 `LIVE_SOURCES` is the one place the concrete sources are plugged in: the ccxt exchange (candles
 and order books), Alternative.me's Fear & Greed and Reddit (with the credentials `load_config`
@@ -17,7 +17,14 @@ from typing import Protocol
 from intel.config import Config
 from intel.errors import ConfigError
 from intel.snapshot import Sources
-from intel.sources.base import CandleSource, FearGreedSource, OrderBookSource, PostSource
+from intel.sources.base import (
+    CandleSource,
+    FearGreedSource,
+    OrderBookSource,
+    PostSource,
+    WhaleSource,
+)
+from intel.sources.onchain.window import FlowWindowStore
 from intel.sources.resilience import SourceGuard, Timing, resilient
 from intel.sources.unconfigured import NotConfiguredSource
 
@@ -39,6 +46,10 @@ class LiveSourceFactories:
     exchange: Callable[[Config, SourceGuard], ExchangeSourceLike] | None = None
     fear_greed: Callable[[Config, SourceGuard], FearGreedSource] | None = None
     posts: Callable[[Config, SourceGuard], PostSource] | None = None
+    # The exchange serves the USD price of BTC; the store keeps the flow window over restarts.
+    whales: Callable[[Config, ExchangeSourceLike, FlowWindowStore | None], WhaleSource] | None = (
+        None
+    )
 
 
 def _exchange(config: Config, guard: SourceGuard) -> ExchangeSourceLike:
@@ -61,14 +72,29 @@ def _reddit(config: Config, guard: SourceGuard) -> PostSource:
     return RedditSource(config.sources.reddit, config.secrets, pace=guard.pace_requests())
 
 
-# The concrete clients of this build. Whales have no live source yet (the on-chain issue).
-LIVE_SOURCES = LiveSourceFactories(exchange=_exchange, fear_greed=_fear_greed, posts=_reddit)
+def _whales(
+    config: Config, exchange: ExchangeSourceLike, store: FlowWindowStore | None
+) -> WhaleSource:
+    from intel.sources.onchain.factory import whale_source
+
+    # The Whale Alert key, like every credential, read from the environment by `load_config`.
+    return whale_source(config, exchange, store, config.secrets)
+
+
+# The concrete clients of this build.
+LIVE_SOURCES = LiveSourceFactories(
+    exchange=_exchange, fear_greed=_fear_greed, posts=_reddit, whales=_whales
+)
 
 
 def live(
-    config: Config, factories: LiveSourceFactories = LIVE_SOURCES, timing: Timing | None = None
+    config: Config,
+    factories: LiveSourceFactories = LIVE_SOURCES,
+    timing: Timing | None = None,
+    flow_store: FlowWindowStore | None = None,
 ) -> Sources:
-    """Every modality from the live sources, each behind the guard its config section sets."""
+    """Every modality from the live sources, each behind the guard its config section sets
+    (the whale source guards its own REST calls: its flows are read from memory)."""
     if factories.exchange is None:
         raise ConfigError("data.mode: live mode needs the exchange source, not in this build")
     policies = config.resilience
@@ -82,10 +108,13 @@ def live(
     if factories.posts is not None:
         guard = SourceGuard("reddit", policies.reddit, timing)
         posts = resilient(factories.posts(config, guard), guard)
+    whales: WhaleSource = NotConfiguredSource(NO_WHALE_DATA)
+    if factories.whales is not None:
+        whales = factories.whales(config, exchange, flow_store)
     return Sources(
         candles=exchange,
         orderbook=exchange,
-        whales=NotConfiguredSource(NO_WHALE_DATA),
+        whales=whales,
         posts=posts,
         fear_greed=fear_greed,
     )
