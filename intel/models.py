@@ -266,6 +266,14 @@ class Signal:
     high_divergence: bool = False  # |divergence| above the coordinator's configured bound
     # How this signal was made, for the reader: a fallback (the coordinator was late), a proxy.
     notes: tuple[str, ...] = ()
+    # The rules' confidence before calibration (`intel.calibration`); None: not calibrated, so
+    # `confidence` is the rules' own value.
+    raw_confidence: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "reports", MappingProxyType(dict(self.reports)))
+
+    @property
+    def rules_confidence(self) -> int:
+        """The rules' confidence before any calibration (the contract's `raw_confidence`)."""
+        return self.confidence if self.raw_confidence is None else self.raw_confidence

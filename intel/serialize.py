@@ -41,6 +41,7 @@ def signal_to_json(signal: Signal) -> dict[str, Any]:
         "symbol": signal.symbol,
         "action": signal.action.value,
         "confidence": signal.confidence,
+        "raw_confidence": signal.rules_confidence,
         "thesis": signal.thesis,
         "risk_factors": list(signal.risk_factors),
         "timeframe_hours": signal.timeframe_hours,
@@ -97,7 +98,14 @@ def signal_from_json(data: dict[str, Any]) -> Signal:
         created_at=parse_time(data["created_at"]),
         reports={name: _report_from_json(name, r) for name, r in data["reports"].items()},
         price=data.get("price"),
+        # Stored before calibration existed: the rules' value is the confidence itself.
+        raw_confidence=_raw_confidence(data),
     )
+
+
+def _raw_confidence(data: dict[str, Any]) -> int | None:
+    raw = data.get("raw_confidence")
+    return None if raw is None or int(raw) == int(data["confidence"]) else int(raw)
 
 
 def _report_from_json(name: str, data: dict[str, Any]) -> AgentReport:
