@@ -19,6 +19,7 @@ from typing import Literal, TextIO
 import structlog
 
 from bot.commands.base import BotStatus, Field, Reply, Request
+from bot.commands.performance import PerformanceCommands
 from bot.commands.router import CommandRouter
 from bot.commands.signal import modality_fields
 from bot.commands.status import source_health
@@ -200,7 +201,12 @@ async def _serve(bot: _Bot, redactor: Redactor, stop: asyncio.Event) -> int:
     The console chat starts when no chat platform does (none configured, or every one failed);
     with no console and every configured platform refused, the bot stops with exit status 2."""
     router = CommandRouter(
-        bot.desk, bot.store, bot.config, partial(_status, bot), render_chart=bot.chart
+        bot.desk,
+        bot.store,
+        bot.config,
+        partial(_status, bot),
+        render_chart=bot.chart,
+        extra_commands=PerformanceCommands(bot.desk, bot.store).commands(),
     )
     handler = _redacting(router.handle, redactor)
     loop = asyncio.get_running_loop()

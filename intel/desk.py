@@ -27,6 +27,7 @@ from intel.errors import (
     SourceError,
 )
 from intel.lifecycle import Lifecycle, enter_all
+from intel.models import CandleSeries
 from intel.pipeline import SignalPipeline, SignalResult
 from intel.sentiment.base import SentimentEngine
 from intel.sentiment.lexicon import LexiconEngine
@@ -140,6 +141,10 @@ class SignalDesk:
     async def coverage(self, symbol: str) -> tuple[datetime, datetime]:
         """The moments the candle source can answer for (replay: recorded; live: up to now)."""
         return await self._candles.coverage(symbol)
+
+    async def candles(self, symbol: str, now: datetime, count: int) -> CandleSeries:
+        """The newest `count` hourly candles closed by `now` (for scoring past signals)."""
+        return await self._candles.candles(symbol, now, count)
 
     async def check_moment(self, symbol: str, at: datetime) -> None:
         """BadTimeError when a moment someone chose (`--at`) is outside the symbol's candles."""
