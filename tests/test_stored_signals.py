@@ -54,6 +54,7 @@ def test_a_stored_signal_is_written_back_byte_for_byte(moment: str) -> None:
     again = signal_to_json(signal_from_json(document))
     # Keys added since (the contract only ever adds) come with their empty value ...
     assert again.pop("notes") == []
+    assert again.pop("raw_confidence") == document["confidence"]  # stored before calibration
     # ... and the rest keeps the same names, order and numbers: a renamed or dropped figure fails.
     assert json.dumps(again) == json.dumps(document)
 
