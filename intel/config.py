@@ -275,6 +275,14 @@ class ExchangeConfig(Frozen):
     stream_retry_s: float = Field(5, gt=0)
 
 
+class CalibrationConfig(Frozen):
+    """Calibrated confidence (`intel.calibration`): BUY/SELL confidence shown as the share of
+    such calls that came out right on replay history."""
+
+    enabled: bool = True
+    map_path: Path | None = None  # None: the map shipped in the package
+
+
 class Config(Frozen):
     # Top-level sections belonging to the bot (see bot.config.BotConfig) are ignored here, so
     # intel can read the shared config.yaml; BotConfig forbids unknown sections again.
@@ -294,6 +302,7 @@ class Config(Frozen):
     chart: ChartConfig = ChartConfig()
     sources: SourcesConfig = SourcesConfig()
     exchange: ExchangeConfig = ExchangeConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
 
     @field_validator("symbols", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from typing import Protocol
 from intel.agents.orderbook import OrderBookAgent
 from intel.agents.sentiment import SentimentAgent
 from intel.agents.whales import WhaleAgent
+from intel.calibration import DEFAULT_MAP_PATH, Calibrator, load_map
 from intel.config import Config
 from intel.coordinator.base import Coordinator
 from intel.coordinator.rules import RulesCoordinator
@@ -43,7 +44,7 @@ from intel.sources.replay_whales import ReplayWhaleSource
 from intel.symbols import resolve_symbol
 from intel.timeutil import iso, utcnow
 
-__all__ = ["DeskFactory", "SignalDesk", "build_desk", "replay_sources"]
+__all__ = ["DeskFactory", "SignalDesk", "build_desk", "calibrator_for", "replay_sources"]
 
 
 class SignalDesk:
@@ -227,7 +228,7 @@ def build_desk(
     if sources is None:
         sources = _sources_for(config, live_sources)
     engine = engine or LexiconEngine()
-    rules = RulesCoordinator(config.coordinator)
+    rules = RulesCoordinator(config.coordinator, calibrator_for(config))
     coordinator = coordinator or _coordinator_for(config, rules)
     agents = (
         WhaleAgent(config.agents.whales),
@@ -245,6 +246,14 @@ def build_desk(
     # Opened in this order, closed in reverse: data first, the fallback before the coordinator.
     components = (*_source_parts(sources), engine, rules, coordinator)
     return SignalDesk(config, pipeline, sources.candles, components, market_clock)
+
+
+def calibrator_for(config: Config) -> Calibrator | None:
+    """The calibration `config` asks for (the shipped map by default); None when disabled.
+    ConfigError naming `calibration.map_path` when the map cannot be read."""
+    if not config.calibration.enabled:
+        return None
+    return Calibrator(load_map(config.calibration.map_path or DEFAULT_MAP_PATH), config.data.mode)
 
 
 def _default_clock(config: Config) -> Callable[[], datetime]:
