@@ -117,12 +117,19 @@ def purged_split(calls: CallSet, fit_share: float = 0.6) -> tuple[CallSet, CallS
 
 
 def fit_map(calls: CallSet, scope: FitScope, rules: CoordinatorConfig) -> CalibrationMap:
-    """Isotonic regression of outcome on raw confidence (increasing, clipped to 0..1)."""
+    """Isotonic regression of outcome on raw confidence (increasing, clipped to 0..1), read as
+    a curve through each level's centroid: the mean raw confidence of the calls at that level.
+
+    Isotonic regression's own steps jump at a single raw value (69 → 70 can be 11 points), so a
+    call hovering there would flip the confidence users see by more than an alert step; joining
+    the levels' centroids keeps the fitted levels where the calls are and moves gradually between.
+    """
+    raw = calls.raw * 100.0
     isotonic = IsotonicRegression(y_min=0.0, y_max=1.0, increasing=True, out_of_bounds="clip")
-    isotonic.fit(calls.raw * 100.0, calls.right.astype(float))
-    knots = tuple(float(x) for x in isotonic.X_thresholds_)
-    probabilities = tuple(float(y) for y in isotonic.y_thresholds_)
-    fitted = isotonic.predict(calls.raw * 100.0)
+    fitted = isotonic.fit(raw, calls.right.astype(float)).predict(raw)
+    levels = np.unique(fitted)
+    knots = tuple(float(raw[fitted == level].mean()) for level in levels)
+    probabilities = tuple(float(level) for level in levels)
     draft = CalibrationMap(knots, probabilities, scope, flat=bool(np.std(fitted) < FLAT_SPREAD))
     cutoffs = {
         "timeframe_24h": draft.apply(rules.timeframe_24h_confidence),
