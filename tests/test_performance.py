@@ -8,6 +8,7 @@ import dataclasses
 import gzip
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from bot.commands.performance import PerformanceCommands
@@ -125,3 +126,27 @@ async def test_performance_input_errors_and_empty_history(store, clock):
     assert "no call scored yet" in empty.text
     assert empty.chart_png is None
     assert "performance" in (await router.handle(request("help"))).text
+
+
+def test_the_reliability_chart_draws_raw_and_calibrated_curves():
+    import io
+
+    from PIL import Image
+
+    from bot.render.scorecard import render_reliability_chart
+    from intel.scorecard import reliability
+
+    raw = reliability([55, 62, 68, 74], [False, True, False, True])
+    calibrated = reliability([38, 41, 44, 52], [False, True, False, True])
+    one = render_reliability_chart([("shown", calibrated)], "t", 0.42)
+    two = render_reliability_chart([("raw", raw), ("shown", calibrated)], "t", 0.42)
+    assert one.startswith(PNG_SIGNATURE)
+    image = Image.open(io.BytesIO(two))
+    assert image.size == (640, 500)
+
+    # The raw curve adds red pixels (its colour) that the single curve does not have.
+    def reds(png: bytes) -> int:
+        pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+        return int(((pixels[..., 0] > 180) & (pixels[..., 1] < 80) & (pixels[..., 2] < 80)).sum())
+
+    assert reds(two) > reds(one) + 50

@@ -84,25 +84,27 @@ def test_scorecard_counts_holds_pending_and_overlaps():
     signals = [
         call(Action.BUY, 10, confidence=72),  # right, window 10..14
         call(Action.BUY, 12, confidence=65),  # right, overlaps the first
+        call(Action.BUY, 14, confidence=60),  # right, enters as the first exits; overlaps the 2nd
         call(Action.SELL, 20, confidence=55),  # wrong (rising), window 20..24
         call(Action.SELL, 120, confidence=58),  # right (falling)
         call(Action.HOLD, 30),
         call(Action.BUY, 195, hours=12),  # exit past the clock: pending
     ]
     card = build_scorecard(signals, {"BTC/USDT": series}, T0 + 200 * H)
-    assert (card.signals, card.holds, card.pending, card.no_price) == (6, 1, 1, 0)
-    assert (card.hits.right, card.hits.count) == (3, 4)
-    assert card.overlapping == 1
-    assert (card.non_overlapping.right, card.non_overlapping.count) == (2, 3)
+    assert (card.signals, card.holds, card.pending, card.no_price) == (7, 1, 1, 0)
+    assert (card.hits.right, card.hits.count) == (4, 5)
+    assert card.overlapping == 2
+    # kept: hour 10 (exits 14), 14 (enters at 14), 20, 120; the one at 12 is skipped
+    assert (card.non_overlapping.right, card.non_overlapping.count) == (3, 4)
     buy = 1.01**4 - 1 - 0.002
     sell_wrong = -(1.01**4 - 1) - 0.002
     sell_right = 1 - 0.99**4 - 0.002
-    assert card.mean_return == pytest.approx((2 * buy + sell_wrong + sell_right) / 4)
+    assert card.mean_return == pytest.approx((3 * buy + sell_wrong + sell_right) / 5)
     assert [(g.label, g.hits.count, g.too_small) for g in card.by_action] == [
-        ("BUY", 2, True),
+        ("BUY", 3, True),
         ("SELL", 2, True),
     ]
     assert [g.label for g in card.by_bucket] == ["50–60", "60–70", "70–80"]
     assert card.brier == pytest.approx(
-        ((0.72 - 1) ** 2 + (0.65 - 1) ** 2 + 0.55**2 + (0.58 - 1) ** 2) / 4
+        ((0.72 - 1) ** 2 + (0.65 - 1) ** 2 + (0.60 - 1) ** 2 + 0.55**2 + (0.58 - 1) ** 2) / 5
     )
