@@ -266,8 +266,9 @@ class Signal:
     high_divergence: bool = False  # |divergence| above the coordinator's configured bound
     # How this signal was made, for the reader: a fallback (the coordinator was late), a proxy.
     notes: tuple[str, ...] = ()
-    # The rules' confidence before calibration (`intel.calibration`); None: not calibrated, so
-    # `confidence` is the rules' own value.
+    # The rules' confidence before calibration (`intel.calibration`); None: made without
+    # calibration, so `confidence` is the rules' own value. A HOLD made under calibration keeps
+    # its value and carries it here too.
     raw_confidence: int | None = None
 
     def __post_init__(self) -> None:

@@ -42,6 +42,7 @@ def signal_to_json(signal: Signal) -> dict[str, Any]:
         "action": signal.action.value,
         "confidence": signal.confidence,
         "raw_confidence": signal.rules_confidence,
+        "calibrated": signal.raw_confidence is not None,
         "thesis": signal.thesis,
         "risk_factors": list(signal.risk_factors),
         "timeframe_hours": signal.timeframe_hours,
@@ -98,14 +99,9 @@ def signal_from_json(data: dict[str, Any]) -> Signal:
         created_at=parse_time(data["created_at"]),
         reports={name: _report_from_json(name, r) for name, r in data["reports"].items()},
         price=data.get("price"),
-        # Stored before calibration existed: the rules' value is the confidence itself.
-        raw_confidence=_raw_confidence(data),
+        # Made without calibration (or stored before it existed): no separate raw value.
+        raw_confidence=int(data["raw_confidence"]) if data.get("calibrated") else None,
     )
-
-
-def _raw_confidence(data: dict[str, Any]) -> int | None:
-    raw = data.get("raw_confidence")
-    return None if raw is None or int(raw) == int(data["confidence"]) else int(raw)
 
 
 def _report_from_json(name: str, data: dict[str, Any]) -> AgentReport:

@@ -228,3 +228,28 @@ def test_calibrate_command_on_a_slice(tmp_path: Path, capsys):
     assert set(report["figures"]) == {"all", "rising", "falling", "sideways"}
     assert main(["calibrate", "--from", "2025-04-20", "--to", "2025-03-01"]) == 2
     assert "at least a week" in capsys.readouterr().err
+
+
+async def test_surfaces_show_calibrated_calls_as_a_record_and_holds_never_as_a_probability():
+    from bot.render.text import render_text
+    from intel.serialize import signal_from_json, signal_to_json
+
+    async with build_desk(BotConfig()) as desk:
+        sell = (await desk.signal("ETH/USDT", datetime(2025, 10, 7, 11, tzinfo=UTC))).signal
+        hold = (await desk.signal("BTC/USDT", datetime(2025, 10, 7, 18, tzinfo=UTC))).signal
+    assert hold.action is Action.HOLD
+    assert hold.raw_confidence == hold.confidence  # a HOLD keeps its value
+    header = render_text(hold).splitlines()[0]
+    assert f"hold {hold.confidence}/100 (how far from a call, not a probability)" in header
+    assert "right about" not in render_text(hold)
+    tens = round(sell.confidence / 10)
+    assert f"right about {tens} times in 10 historically" in render_text(sell).splitlines()[0]
+    for signal in (sell, hold):
+        document = signal_to_json(signal)
+        assert document["calibrated"] is True
+        assert document["raw_confidence"] == signal.raw_confidence
+        again = signal_from_json(document)
+        assert (again.confidence, again.raw_confidence) == (
+            signal.confidence,
+            signal.raw_confidence,
+        )

@@ -54,7 +54,7 @@ async def test_every_hour_of_the_demo_window_fits_telegram() -> None:
                 assert f"{signal.action.value} {symbol}" in caption
                 # A calibrated call reads as its record; a HOLD keeps N/100 (not a probability).
                 how_sure = (
-                    f"confidence {signal.confidence}/100"
+                    f"hold {signal.confidence}/100 (how far from a call, not a probability)"
                     if signal.action is Action.HOLD
                     else f"right about {round(signal.confidence / 10)} times in 10 historically"
                 )

@@ -55,6 +55,7 @@ def test_a_stored_signal_is_written_back_byte_for_byte(moment: str) -> None:
     # Keys added since (the contract only ever adds) come with their empty value ...
     assert again.pop("notes") == []
     assert again.pop("raw_confidence") == document["confidence"]  # stored before calibration
+    assert again.pop("calibrated") is False
     # ... and the rest keeps the same names, order and numbers: a renamed or dropped figure fails.
     assert json.dumps(again) == json.dumps(document)
 

@@ -65,11 +65,14 @@ def format_moment(moment: datetime) -> str:
 
 
 def confidence_label(signal: Signal) -> str:
-    """How sure, as users should read it. A calibrated BUY/SELL (one with a raw confidence) as
-    the share of such calls that came out right, or "no demonstrated edge" when the map shows
-    none; a HOLD (how far the market is from a call) and an uncalibrated signal as N/100."""
-    if signal.raw_confidence is None or signal.action is Action.HOLD:
+    """How sure, as users should read it. A calibrated BUY/SELL as the share of such calls that
+    came out right ("no demonstrated edge" when the map shows none); a HOLD made under
+    calibration as how far the market is from a call, never as a probability; a signal made
+    without calibration as N/100, as before."""
+    if signal.raw_confidence is None:
         return f"confidence {signal.confidence}/100"
+    if signal.action is Action.HOLD:
+        return f"hold {signal.confidence}/100 (how far from a call, not a probability)"
     record = f"right about {round(signal.confidence / 10)} times in 10 historically"
     if NO_EDGE_NOTE in signal.notes:
         return f"no demonstrated edge at this horizon ({record})"

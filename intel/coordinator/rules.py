@@ -86,10 +86,15 @@ class RulesCoordinator(NoResources):
         notes: tuple[str, ...] = ()
         timeframe_hours = self._timeframe(raw, assessment.high_volatility)
         position_size = self._position_size(assessment, raw)
-        if self._calibrator is not None and assessment.action is not Action.HOLD:
-            shown, notes = self._calibrator.calibrate(assessment.action, raw, self.name, reports)
+        if self._calibrator is not None:
+            # A HOLD keeps its value (no bet to calibrate); its raw_confidence marks it as made
+            # under calibration, so surfaces never show it as a probability.
             raw_confidence = raw
-            timeframe_hours, position_size = self._calibrated_terms(assessment, raw, shown)
+            if assessment.action is not Action.HOLD:
+                shown, notes = self._calibrator.calibrate(
+                    assessment.action, raw, self.name, reports
+                )
+                timeframe_hours, position_size = self._calibrated_terms(assessment, raw, shown)
         return Signal(
             symbol=symbol,
             action=assessment.action,
