@@ -253,3 +253,29 @@ async def test_surfaces_show_calibrated_calls_as_a_record_and_holds_never_as_a_p
             signal.confidence,
             signal.raw_confidence,
         )
+
+
+async def test_dm_thresholds_apply_to_the_confidence_users_see():
+    """The alert benchmark's first 30 market hours (the console demo's first five minutes):
+    the channel is alerted, and a DM goes to a watcher only when the *shown* (calibrated)
+    confidence reaches their threshold — never on the raw value."""
+    from bot.storage.memory import MemoryStore
+    from tests.test_alert_policy import load_benchmark
+
+    bench = load_benchmark()
+    base = BotConfig()
+    config = load_config(
+        env={},
+        model=BotConfig,
+        overrides={"demo.until": (base.data.default_at + timedelta(hours=30)).isoformat()},
+    )
+    received = await bench.replay(config, MemoryStore())
+    channel = [r for r in received if r.chat_id == bench.CHANNEL]
+    assert {r.symbol for r in channel} == {"BTC/USDT", "ETH/USDT"}
+    assert channel[0].market_at - base.data.default_at <= timedelta(hours=5)
+    for user, threshold in bench.WATCHERS.items():
+        dms = [r for r in received if r.chat_id == f"dm-{user}"]
+        calls = [r for r in dms if r.action is not Action.HOLD]
+        assert all(r.confidence >= threshold for r in calls)
+        reaching = [r for r in channel if r.action is not Action.HOLD and r.confidence >= threshold]
+        assert bool(calls) == bool(reaching), user
