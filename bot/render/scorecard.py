@@ -40,6 +40,10 @@ def _pct(value: float | None, signed: bool = False) -> str:
     return f"{value * 100:+.2f} %" if signed else f"{value * 100:.0f} %"
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def _hits(hits: HitRate) -> str:
     low, high = hits.interval or (0.0, 0.0)
     return (
@@ -58,7 +62,7 @@ def _group(group: Group) -> str:
 
 
 def _card_lines(title: str, card: Scorecard, *, details: bool) -> list[str]:
-    lines = [f"{title}: {card.signals} signals, {card.hits.count} calls scored"]
+    lines = [f"{title}: {_count(card.signals, 'signal')}, {_count(card.hits.count, 'call')} scored"]
     if card.hits.count:
         lines.append(f"  {_hits(card.hits)}")
         lines.append(
