@@ -20,6 +20,7 @@ import structlog
 
 from bot.commands.backtest import BacktestCommands
 from bot.commands.base import BotStatus, Field, Reply, Request
+from bot.commands.performance import PerformanceCommands
 from bot.commands.router import CommandRouter
 from bot.commands.signal import modality_fields
 from bot.commands.status import source_health
@@ -211,7 +212,10 @@ async def _serve(bot: _Bot, redactor: Redactor, stop: asyncio.Event) -> int:
         bot.config,
         partial(_status, bot),
         render_chart=bot.chart,
-        extra_commands=backtests.commands(),
+        extra_commands=(
+            *backtests.commands(),
+            *PerformanceCommands(bot.desk, bot.store).commands(),
+        ),
     )
     handler = _redacting(router.handle, redactor)
     loop = asyncio.get_running_loop()

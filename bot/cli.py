@@ -89,9 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_live_flag(signal)
     signal.set_defaults(handler=_cmd_signal)
     # Each further command lives in its own module with a `register(subparsers, common)`.
-    from bot import cli_backtest, cli_run, cli_sentiment, cli_status
+    from bot import cli_backtest, cli_calibrate, cli_run, cli_sentiment, cli_status
 
-    for module in (cli_run, cli_status, cli_sentiment, cli_backtest):
+    for module in (cli_run, cli_status, cli_sentiment, cli_backtest, cli_calibrate):
         module.register(commands, common)
     return parser
 

@@ -401,6 +401,14 @@ class OnChainConfig(Frozen):
     whale_alert: WhaleAlertConfig = WhaleAlertConfig()
 
 
+class CalibrationConfig(Frozen):
+    """Calibrated confidence (`intel.calibration`): BUY/SELL confidence shown as the share of
+    such calls that came out right on replay history."""
+
+    enabled: bool = True
+    map_path: Path | None = None  # None: the map shipped in the package
+
+
 class Config(Frozen):
     # Top-level sections belonging to the bot (see bot.config.BotConfig) are ignored here, so
     # intel can read the shared config.yaml; BotConfig forbids unknown sections again.
@@ -424,6 +432,7 @@ class Config(Frozen):
     # Read from the environment by `load_config` (never from config.yaml); never dumped.
     secrets: Secrets = Field(default_factory=lambda: Secrets(), exclude=True, repr=False)
     onchain: OnChainConfig = OnChainConfig()
+    calibration: CalibrationConfig = CalibrationConfig()
 
     @field_validator("symbols", mode="before")
     @classmethod

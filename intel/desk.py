@@ -18,6 +18,7 @@ from typing import Protocol, cast
 from intel.agents.orderbook import OrderBookAgent
 from intel.agents.sentiment import SentimentAgent
 from intel.agents.whales import WhaleAgent
+from intel.calibration import DEFAULT_MAP_PATH, Calibrator, load_map
 from intel.config import Config, OrderBookAgentConfig, Secrets
 from intel.coordinator.base import Coordinator
 from intel.coordinator.groq_client import GroqChat
@@ -30,6 +31,7 @@ from intel.errors import (
     SourceError,
 )
 from intel.lifecycle import Lifecycle, enter_all
+from intel.models import CandleSeries
 from intel.pipeline import SignalPipeline, SignalResult
 from intel.sentiment.base import SentimentEngine
 from intel.sentiment.lexicon import LexiconEngine
@@ -46,7 +48,7 @@ from intel.sources.replay_whales import ReplayWhaleSource
 from intel.symbols import resolve_symbol
 from intel.timeutil import iso, utcnow
 
-__all__ = ["DeskFactory", "SignalDesk", "build_desk", "replay_sources"]
+__all__ = ["DeskFactory", "SignalDesk", "build_desk", "calibrator_for", "replay_sources"]
 
 
 class SignalDesk:
@@ -148,6 +150,10 @@ class SignalDesk:
     async def coverage(self, symbol: str) -> tuple[datetime, datetime]:
         """The moments the candle source can answer for (replay: recorded; live: up to now)."""
         return await self._candles.coverage(symbol)
+
+    async def candles(self, symbol: str, now: datetime, count: int) -> CandleSeries:
+        """The newest `count` hourly candles closed by `now` (for scoring past signals)."""
+        return await self._candles.candles(symbol, now, count)
 
     async def check_moment(self, symbol: str, at: datetime) -> None:
         """BadTimeError when a moment someone chose (`--at`) is outside the symbol's candles."""
@@ -255,7 +261,7 @@ def build_desk(
     if sources is None:
         sources = _sources_for(config, live_sources, flow_store)
     engine = engine or LexiconEngine()
-    rules = RulesCoordinator(config.coordinator)
+    rules = RulesCoordinator(config.coordinator, calibrator_for(config))
     groq_api_key = (secrets or config.secrets).groq_api_key
     coordinator = coordinator or _coordinator_for(config, rules, groq_api_key)
     agents = (
@@ -292,6 +298,14 @@ def _orderbook_config(config: Config) -> OrderBookAgentConfig:
     if config.data.mode != "live":
         return agent
     return agent.model_copy(update={"home_exchange": config.exchange.id})
+
+
+def calibrator_for(config: Config) -> Calibrator | None:
+    """The calibration `config` asks for (the shipped map by default); None when disabled.
+    ConfigError naming `calibration.map_path` when the map cannot be read."""
+    if not config.calibration.enabled:
+        return None
+    return Calibrator(load_map(config.calibration.map_path or DEFAULT_MAP_PATH), config.data.mode)
 
 
 def _default_clock(config: Config) -> Callable[[], datetime]:

@@ -278,6 +278,15 @@ class Signal:
     # The figures that drove the call, most important first (both coordinators fill it).
     key_drivers: tuple[str, ...] = ()
     model: str | None = None  # the LLM that wrote the text; None for the rules
+    # The rules' confidence before calibration (`intel.calibration`); None: made without
+    # calibration, so `confidence` is the rules' own value. A HOLD made under calibration keeps
+    # its value and carries it here too.
+    raw_confidence: int | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "reports", MappingProxyType(dict(self.reports)))
+
+    @property
+    def rules_confidence(self) -> int:
+        """The rules' confidence before any calibration (the contract's `raw_confidence`)."""
+        return self.confidence if self.raw_confidence is None else self.raw_confidence

@@ -41,6 +41,8 @@ def signal_to_json(signal: Signal) -> dict[str, Any]:
         "symbol": signal.symbol,
         "action": signal.action.value,
         "confidence": signal.confidence,
+        "raw_confidence": signal.rules_confidence,
+        "calibrated": signal.raw_confidence is not None,
         "thesis": signal.thesis,
         "risk_factors": list(signal.risk_factors),
         "timeframe_hours": signal.timeframe_hours,
@@ -102,6 +104,8 @@ def signal_from_json(data: dict[str, Any]) -> Signal:
         # Signals stored before the LLM coordinator have neither.
         key_drivers=tuple(data.get("key_drivers", ())),
         model=data.get("model"),
+        # Made without calibration (or stored before it existed): no separate raw value.
+        raw_confidence=int(data["raw_confidence"]) if data.get("calibrated") else None,
     )
 
 

@@ -72,9 +72,17 @@ def test_the_header_names_the_call_price_confidence_and_moment() -> None:
     assert close >= 10_000  # printed without cents
     glyph = {"BUY": "▲", "SELL": "▼", "HOLD": "◆"}[data["action"]]
     header = [t.get_text() for t in figure_of("BTC/USDT").texts]
+    # Calibrated (the shipped map shows no edge): a call reads as its record, a HOLD never as
+    # a probability.
+    record = f"right about {round(data['confidence'] / 10)} times in 10 historically"
+    how_sure = (
+        f"hold {data['confidence']}/100 (how far from a call, not a probability)"
+        if data["action"] == "HOLD"
+        else f"no demonstrated edge at this horizon ({record})"
+    )
+    assert data["calibrated"] is True
     assert (
-        f"{glyph} {data['action']} BTC/USDT at ${close:,.0f} · confidence "
-        f"{data['confidence']}/100 · 2025-10-06 16:00 UTC"
+        f"{glyph} {data['action']} BTC/USDT at ${close:,.0f} · {how_sure} · 2025-10-06 16:00 UTC"
     ) in header
     assert (
         f"2/3 modalities · {data['timeframe_hours']} h horizon · {data['position_size']} size · "

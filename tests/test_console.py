@@ -184,7 +184,12 @@ async def test_run_bot_in_process_with_text_streams(tmp_path):
     out = stdout.getvalue()
     assert code == 0
     assert "Commands:" in out
-    assert "ETH/USDT · confidence" in out
+    # the calibrated header: a call as its record, a HOLD never as a probability
+    assert (
+        "ETH/USDT · right about" in out
+        or "ETH/USDT · no demonstrated edge" in out
+        or ("ETH/USDT · hold" in out and "not a probability" in out)
+    )
     assert "Now watching BTC/USDT" in out
     assert "unknown command 'bogus'" in out
     assert list((tmp_path / "charts").glob("ETHUSDT_*.png"))

@@ -12,7 +12,7 @@ from bot.commands.base import Field, Reply
 from bot.config import BotConfig
 from bot.render.telegram import reply_messages, signal_messages
 from intel.desk import build_desk
-from intel.models import Signal
+from intel.models import Action, Signal
 from tests.factories import make_signal
 from tests.telegram_html import check_telegram_html, utf16_length
 
@@ -52,7 +52,13 @@ async def test_every_hour_of_the_demo_window_fits_telegram() -> None:
                 assert_fits(rendered.caption, rendered.messages)
                 caption = check_telegram_html(rendered.caption)
                 assert f"{signal.action.value} {symbol}" in caption
-                assert f"confidence {signal.confidence}/100" in caption
+                # A calibrated call reads as its record; a HOLD keeps N/100 (not a probability).
+                how_sure = (
+                    f"hold {signal.confidence}/100 (how far from a call, not a probability)"
+                    if signal.action is Action.HOLD
+                    else f"right about {round(signal.confidence / 10)} times in 10 historically"
+                )
+                assert how_sure in caption
                 text = visible(rendered.caption, rendered.messages)
                 assert signal.thesis.strip() in text
                 assert all(risk in text for risk in signal.risk_factors)

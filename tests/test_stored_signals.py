@@ -56,6 +56,8 @@ def test_a_stored_signal_is_written_back_byte_for_byte(moment: str) -> None:
     assert again.pop("notes") == []
     assert again.pop("key_drivers") == []
     assert again.pop("model") is None
+    assert again.pop("raw_confidence") == document["confidence"]  # stored before calibration
+    assert again.pop("calibrated") is False
     # ... and the rest keeps the same names, order and numbers: a renamed or dropped figure fails.
     assert json.dumps(again) == json.dumps(document)
 

@@ -25,6 +25,7 @@ from bot.render.text import (
     MODALITY_TITLES,
     beyond_book,
     book_reach_label,
+    confidence_label,
     coordinator_label,
     format_age,
     format_moment,
@@ -128,7 +129,7 @@ def _draw_header(figure: Figure, signal: Signal) -> None:
     price = f" at {format_price(signal.price)}" if signal.price is not None else ""
     title = (
         f"{ACTION_GLYPHS[signal.action]} {signal.action.value} {signal.symbol}{price}"
-        f" · confidence {signal.confidence}/100 · {format_moment(signal.as_of)}"
+        f" · {confidence_label(signal)} · {format_moment(signal.as_of)}"
     )
     figure.text(
         0.07, 0.958, title, fontsize=17, fontweight="bold", color=ACTION_COLOURS[signal.action]

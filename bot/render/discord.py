@@ -22,6 +22,7 @@ from bot.render.text import (
     ACTION_EMOJI,
     DEFAULT_CREDITS,
     MODALITY_TITLES,
+    confidence_label,
     coordinator_label,
     format_age,
     format_moment,
@@ -154,7 +155,7 @@ def signal_embeds(
     The first carries the title and, with `with_chart`, the chart attached as `chart.png`."""
     title = shorten(
         f"{ACTION_EMOJI.get(signal.action, '')} {signal.action.value} {escape(signal.symbol)}"
-        f" · confidence {signal.confidence}/100",
+        f" · {confidence_label(signal)}",
         LIMITS.title,
     )
     description = escape(signal.thesis.strip())
@@ -187,7 +188,11 @@ def _signal_fields(signal: Signal) -> list[Field]:
     fields = list(modality_fields(signal))
     high = " (high)" if signal.high_divergence else ""
     fields.append(
-        Field("Confidence", f"{signal.confidence}/100 · divergence {signal.divergence:+.0f}{high}")
+        Field(
+            "Confidence",
+            f"{confidence_label(signal).removeprefix('confidence ')}"
+            f" · divergence {signal.divergence:+.0f}{high}",
+        )
     )
     fields.append(Field("Timeframe", f"{signal.timeframe_hours} h"))
     price = f" · price {format_price(signal.price)}" if signal.price is not None else ""

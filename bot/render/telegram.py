@@ -20,6 +20,7 @@ from bot.render.text import (
     ACTION_EMOJI,
     DEFAULT_CREDITS,
     MODALITY_TITLES,
+    confidence_label,
     coordinator_label,
     format_moment,
     format_price,
@@ -130,9 +131,7 @@ def reply_messages(reply: Reply) -> list[str]:
 
 def _header(signal: Signal) -> _Line:
     emoji = ACTION_EMOJI.get(signal.action, "")
-    return _Line(
-        f"{emoji} {signal.action.value} {signal.symbol} · confidence {signal.confidence}/100", "b"
-    )
+    return _Line(f"{emoji} {signal.action.value} {signal.symbol} · {confidence_label(signal)}", "b")
 
 
 def _modality_keys(signal: Signal) -> list[str]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
+from intel.calibration import NO_EDGE_NOTE
 from intel.features import BookWall, Features, OrderBookFeatures, SentimentFeatures, WhaleFeatures
 from intel.models import Action, AgentReport, ReportStatus, Signal
 from intel.textfmt import format_age, format_usd
@@ -19,6 +20,7 @@ __all__ = [
     "MODALITY_TITLES",
     "beyond_book",
     "book_reach_label",
+    "confidence_label",
     "coordinator_label",
     "format_age",
     "format_moment",
@@ -60,6 +62,21 @@ def format_score(score: float | None) -> str:
 
 def format_moment(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def confidence_label(signal: Signal) -> str:
+    """How sure, as users should read it. A calibrated BUY/SELL as the share of such calls that
+    came out right ("no demonstrated edge" when the map shows none); a HOLD made under
+    calibration as how far the market is from a call, never as a probability; a signal made
+    without calibration as N/100, as before."""
+    if signal.raw_confidence is None:
+        return f"confidence {signal.confidence}/100"
+    if signal.action is Action.HOLD:
+        return f"hold {signal.confidence}/100 (how far from a call, not a probability)"
+    record = f"right about {round(signal.confidence / 10)} times in 10 historically"
+    if NO_EDGE_NOTE in signal.notes:
+        return f"no demonstrated edge at this horizon ({record})"
+    return f"{record} ({signal.confidence}/100)"
 
 
 def coordinator_label(signal: Signal) -> str:
@@ -228,7 +245,7 @@ def render_text(signal: Signal, credits: Sequence[str] = DEFAULT_CREDITS) -> str
     the footer credits `credits`, the data sources the signal was made from."""
     header = (
         f"{ACTION_EMOJI.get(signal.action, '')} {signal.action.value} {signal.symbol}"
-        f" · confidence {signal.confidence}/100 · {coordinator_label(signal)}"
+        f" · {confidence_label(signal)} · {coordinator_label(signal)}"
     )
     lines = [header, "", signal.thesis.strip(), ""]
     lines.extend(modality_line(key, report) for key, report in ordered_reports(signal.reports))

@@ -22,6 +22,7 @@ from typing import Literal
 
 import numpy as np
 
+from intel.calibration import Calibrator
 from intel.config import CoordinatorConfig
 from intel.coordinator.thesis import key_drivers, risk_factors, write_thesis
 from intel.lifecycle import NoResources
@@ -69,8 +70,9 @@ class RulesCoordinator(NoResources):
 
     name = "rules"
 
-    def __init__(self, config: CoordinatorConfig) -> None:
+    def __init__(self, config: CoordinatorConfig, calibrator: Calibrator | None = None) -> None:
         self._config = config
+        self._calibrator = calibrator
 
     async def decide(
         self,
@@ -83,15 +85,30 @@ class RulesCoordinator(NoResources):
         posts: Sequence[SocialPost] = (),  # the rules read only the sentiment agent's figures
     ) -> Signal:
         assessment = self.assess(reports, candles)
-        confidence = self._confidence(assessment)
+        raw = self._confidence(assessment)
+        shown, raw_confidence = raw, None
+        notes: tuple[str, ...] = ()
+        timeframe_hours = self._timeframe(raw, assessment.high_volatility)
+        position_size = self._position_size(assessment, raw)
+        if self._calibrator is not None:
+            # A HOLD keeps its value (no bet to calibrate); its raw_confidence marks it as made
+            # under calibration, so surfaces never show it as a probability.
+            raw_confidence = raw
+            if assessment.action is not Action.HOLD:
+                shown, notes = self._calibrator.calibrate(
+                    assessment.action, raw, self.name, reports
+                )
+                timeframe_hours, position_size = self._calibrated_terms(assessment, raw, shown)
         return Signal(
             symbol=symbol,
             action=assessment.action,
-            confidence=confidence,
+            confidence=shown,
+            raw_confidence=raw_confidence,
+            notes=notes,
             thesis=write_thesis(assessment, reports),
             risk_factors=tuple(risk_factors(assessment, reports)),
-            timeframe_hours=self._timeframe(confidence, assessment.high_volatility),
-            position_size=self._position_size(assessment, confidence),
+            timeframe_hours=timeframe_hours,
+            position_size=position_size,
             divergence=round(assessment.divergence, 1),
             high_divergence=assessment.high_divergence,
             coordinator=self.name,
@@ -178,22 +195,55 @@ class RulesCoordinator(NoResources):
         base -= cfg.missing_penalty * len(a.missing) + cfg.degraded_penalty * len(a.degraded)
         return int(max(0, min(100, round(base))))
 
-    def _timeframe(self, confidence: int, high_volatility: bool) -> int:
+    def _calibrated_terms(
+        self, a: Assessment, raw: int, calibrated: int
+    ) -> tuple[int, PositionSize]:
+        """Timeframe and size of a calibrated call, by the map's cut-offs (the configured ones
+        re-expressed on the calibrated scale when the map was fitted). With no demonstrated
+        edge the timeframe still follows the raw confidence (a horizon, not a claim) and the
+        size is conservative."""
+        assert self._calibrator is not None
+        calibration = self._calibrator.map
+        cut = calibration.cutoffs
+        if calibration.flat or not cut:
+            return self._timeframe(raw, a.high_volatility), PositionSize.CONSERVATIVE
+        timeframe = self._timeframe(
+            calibrated, a.high_volatility, cut["timeframe_24h"], cut["timeframe_12h"]
+        )
+        size = self._position_size(a, calibrated, cut["moderate_size"], cut["aggressive_size"])
+        return timeframe, size
+
+    def _timeframe(
+        self,
+        confidence: int,
+        high_volatility: bool,
+        cut_24h: int | None = None,
+        cut_12h: int | None = None,
+    ) -> int:
         cfg = self._config
-        if confidence >= cfg.timeframe_24h_confidence:
+        if confidence >= (cfg.timeframe_24h_confidence if cut_24h is None else cut_24h):
             hours = 24
         else:
-            hours = 12 if confidence >= cfg.timeframe_12h_confidence else 6
+            at_12h = cfg.timeframe_12h_confidence if cut_12h is None else cut_12h
+            hours = 12 if confidence >= at_12h else 6
         if high_volatility:
             hours //= 2
         return max(2, min(48, hours))
 
-    def _position_size(self, a: Assessment, confidence: int) -> PositionSize:
+    def _position_size(
+        self,
+        a: Assessment,
+        confidence: int,
+        cut_moderate: int | None = None,
+        cut_aggressive: int | None = None,
+    ) -> PositionSize:
         cfg = self._config
-        if a.action is Action.HOLD or confidence < cfg.moderate_size_confidence:
+        moderate = cfg.moderate_size_confidence if cut_moderate is None else cut_moderate
+        if a.action is Action.HOLD or confidence < moderate:
             return PositionSize.CONSERVATIVE
         calm = not a.high_volatility and not a.missing
-        if confidence >= cfg.aggressive_size_confidence and calm:
+        aggressive = cfg.aggressive_size_confidence if cut_aggressive is None else cut_aggressive
+        if confidence >= aggressive and calm:
             return PositionSize.AGGRESSIVE
         return PositionSize.MODERATE
 
