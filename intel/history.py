@@ -15,6 +15,7 @@ from intel.config import Config
 from intel.desk import build_desk
 from intel.errors import NoSignalError, UserInputError
 from intel.models import Signal
+from intel.symbols import normalize_symbol
 from intel.timeutil import iso
 
 __all__ = ["iter_signals_over_history", "signals_over_history"]
@@ -25,10 +26,11 @@ async def signals_over_history(
 ) -> list[Signal]:
     """The signal for `symbol` at `start`, `start + step`, … up to and including `end`.
 
-    `config`'s data mode is ignored: history is always the replay data. A moment where the desk
-    can give no signal (a gap in the recorded candles, as at Binance outages) has none, as the
-    bot would have had none. UserInputError when `step` is not positive or `start` is after
-    `end`; NoSignalError when `start` or `end` lies outside the symbol's recorded candles.
+    `symbol` as people type it (`eth`, `ETH/USDT`). `config`'s data mode is ignored: history is
+    always the replay data. A moment where the desk can give no signal (a gap in the recorded
+    candles, as at Binance outages) has none, as the bot would have had none. UserInputError
+    when `step` is not positive or `start` is after `end`; NoSignalError when `start` or `end`
+    lies outside the symbol's recorded candles.
     """
     steps = iter_signals_over_history(config, symbol, start, end, step)
     return [signal async for _, _, signal in steps if signal is not None]
@@ -43,6 +45,7 @@ async def iter_signals_over_history(
         raise UserInputError(f"the step must be positive, not {step}")
     if start > end:
         raise UserInputError(f"the start {start.isoformat()} is after the end {end.isoformat()}")
+    symbol = normalize_symbol(symbol)  # as people type it: "eth" is ETH/USDT
     total = int((end - start) / step) + 1
     clock = [start]
     replay = config.model_copy(update={"data": config.data.model_copy(update={"mode": "replay"})})

@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from intel.config import Config, load_config
+from intel.config import Config
 from intel.desk import build_desk
-from intel.errors import ConfigError, UserInputError
+from intel.errors import NoSignalError, UserInputError
 from intel.history import signals_over_history
 from intel.information import information_coefficients
 from intel.models import AgentReport, CandleSeries, ReportStatus
@@ -32,18 +32,17 @@ async def test_signals_over_history_are_the_desks_signals_at_each_moment():
             assert dataclasses.replace(again, created_at=signal.created_at) == signal
 
 
-async def test_signals_over_history_skip_moments_outside_the_candles_and_refuse_bad_input():
+async def test_signals_over_history_refuse_moments_outside_the_candles_and_bad_input():
     config = Config()
-    before = datetime(2017, 8, 17, 3, tzinfo=UTC)  # an hour before the first BTC candle closed
-    signals = await signals_over_history(
-        config, "BTC/USDT", before, before + timedelta(hours=3), timedelta(hours=1)
-    )
-    assert len(signals) == 2  # 05:00 and 06:00; 03:00 and 04:00 have no closed candle yet
+    before = datetime(2017, 8, 17, 3, tzinfo=UTC)  # before the first BTC candle closed
+    with pytest.raises(NoSignalError, match="recorded candles cover 2017-08-17T05:00:00Z"):
+        await signals_over_history(
+            config, "BTC/USDT", before, before + timedelta(hours=3), timedelta(hours=1)
+        )
     with pytest.raises(UserInputError):
         await signals_over_history(config, "btc", START, START, timedelta(0))
-    live = load_config(env={}, overrides={"data.mode": "live"})
-    with pytest.raises(ConfigError):
-        await signals_over_history(live, "btc", START, START, timedelta(hours=1))
+    with pytest.raises(UserInputError):
+        await signals_over_history(config, "btc", START + timedelta(hours=1), START, timedelta(1))
 
 
 def _ranks(values: np.ndarray) -> np.ndarray:
