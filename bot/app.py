@@ -372,7 +372,7 @@ def _redacting(handler: CommandHandler, redactor: Redactor) -> CommandHandler:
 
 async def _status(bot: _Bot) -> BotStatus:
     last_at = await stored_time(bot.store, LAST_CYCLE_AT)
-    notes = [f"Clock: {bot.clock.describe()}"]
+    notes = [f"Clock: {bot.clock.describe()}", f"Sentiment: {bot.desk.sentiment_engine_status()}"]
     if isinstance(bot.clock, DemoClock) and bot.clock.ended:
         notes.append("The demo clock reached the end of the recorded data and stays there.")
     return BotStatus(

@@ -28,7 +28,8 @@ from intel.errors import (
 )
 from intel.lifecycle import Lifecycle, enter_all
 from intel.pipeline import SignalPipeline, SignalResult
-from intel.sentiment.base import SentimentEngine
+from intel.sentiment.base import SentimentEngine, describe_engine
+from intel.sentiment.finbert import FinBertEngine
 from intel.sentiment.lexicon import LexiconEngine
 from intel.snapshot import SnapshotBuilder, Sources, SourceState
 from intel.sources.base import CandleSource
@@ -59,8 +60,10 @@ class SignalDesk:
         candles: CandleSource,
         components: tuple[Lifecycle, ...],
         market_clock: Callable[[], datetime] | None = None,
+        engine: SentimentEngine | None = None,
     ) -> None:
         self.config = config
+        self._engine = engine
         self._pipeline = pipeline
         self._candles = candles
         self._components = components
@@ -159,6 +162,10 @@ class SignalDesk:
                 f"candles cover {iso(first)} → {iso(last)}"
             )
 
+    def sentiment_engine_status(self) -> str:
+        """The sentiment engine in use, for `status` (FinBERT: loaded, not yet, or fallback)."""
+        return describe_engine(self._engine) if self._engine is not None else "none"
+
     def source_health(self) -> dict[str, SourceState]:
         """Each source's last outcome in this process (empty until something was fetched)."""
         return self._pipeline.source_health()
@@ -221,7 +228,7 @@ def build_desk(
     """
     if sources is None:
         sources = _sources_for(config, live_sources)
-    engine = engine or LexiconEngine()
+    engine = engine or _engine_for(config)
     rules = RulesCoordinator(config.coordinator)
     coordinator = coordinator or _coordinator_for(config, rules)
     agents = (
@@ -239,7 +246,7 @@ def build_desk(
     )
     # Opened in this order, closed in reverse: data first, the fallback before the coordinator.
     components = (*_source_parts(sources), engine, rules, coordinator)
-    return SignalDesk(config, pipeline, sources.candles, components, market_clock)
+    return SignalDesk(config, pipeline, sources.candles, components, market_clock, engine)
 
 
 def _default_clock(config: Config) -> Callable[[], datetime]:
@@ -257,6 +264,15 @@ def _sources_for(config: Config, live_sources: LiveSourceFactories) -> Sources:
             return replay_sources(replay_dir)
         case "live":
             return live(config, live_sources)
+
+
+def _engine_for(config: Config) -> SentimentEngine:
+    sentiment = config.agents.sentiment
+    match sentiment.engine:
+        case "lexicon":
+            return LexiconEngine()
+        case "finbert":  # torch loads only when the model does, in the engine's worker thread
+            return FinBertEngine.from_config(sentiment, fallback=LexiconEngine())
 
 
 def _coordinator_for(config: Config, rules: RulesCoordinator) -> Coordinator:
