@@ -19,7 +19,9 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from intel.config import Config, FinBertConfig
+from bot.cli_status import _gather
+from bot.config import BotConfig
+from intel.config import Config, FinBertConfig, load_config
 from intel.desk import build_desk
 from intel.errors import ModelUnavailableError
 from intel.sentiment.finbert import FALLBACK_NOTICE, FinBertEngine
@@ -315,3 +317,16 @@ async def test_signal_names_finbert_when_it_scored(tmp_path, random_bert) -> Non
     assert report.engine == "finbert"
     assert FALLBACK_NOTICE not in report.notes
     assert status == f"finbert (torch) loaded from {random_bert}"
+
+
+async def test_status_command_names_the_engine_and_the_fallback(tmp_path) -> None:
+    overrides = {
+        "storage.db_path": str(tmp_path / "bot.db"),
+        "agents.sentiment.engine": "finbert",
+        "agents.sentiment.finbert_model": str(tmp_path / "missing"),
+    }
+    status = await _gather(load_config(env={}, overrides=overrides, model=BotConfig))
+    expected = (
+        f"Sentiment: {FALLBACK_NOTICE} (no weights for {tmp_path / 'missing'} on this host yet)"
+    )
+    assert expected in status.notes

@@ -114,7 +114,7 @@ class FinBertEngine:
         if self._classifier is not None:
             return f"finbert ({runtime}) loaded from {self._model}"
         if not local_weights_present(self._model):
-            return f"{FALLBACK_NOTICE} locally ({self._model}); loads on first use if reachable"
+            return f"{FALLBACK_NOTICE} (no weights for {self._model} on this host yet)"
         return f"finbert ({runtime}) from {self._model}, loads on first use"
 
     async def start(self) -> None:

@@ -38,7 +38,7 @@ __all__ = ["Classifier", "load_classifier", "local_weights_present", "resolve_fo
 LABELS: frozenset[str] = frozenset({"positive", "negative", "neutral"})
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 # Bumped when the cached folder's layout or the conversion changes: old entries are then ignored.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 _HUB_PATTERNS = ["*.json", "*.txt", "model.safetensors", "pytorch_model.bin"]
 
 IntArray = npt.NDArray[np.int64]
@@ -236,7 +236,16 @@ def _convert(folder: Path, out: Path, *, quantize: bool) -> None:
             dynamo=False,
         )
     if quantize:
-        quantize_dynamic(out / "fp32.onnx", out / "model.onnx", weight_type=QuantType.QInt8)
+        # Per-channel int8 weights of the MatMuls only: the embeddings (Gather) and the pooler and
+        # classifier (Gemm) stay fp32. Measured on the benchmark's model: labels agree with fp32 on
+        # every confident prediction, where the library's defaults lost some; same speed.
+        quantize_dynamic(
+            out / "fp32.onnx",
+            out / "model.onnx",
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            op_types_to_quantize=["MatMul"],
+        )
         (out / "fp32.onnx").unlink()
     else:
         (out / "fp32.onnx").rename(out / "model.onnx")
