@@ -239,6 +239,7 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--threads", type=int, default=1, help="the engine's threads")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "finbert-bench")
+    parser.add_argument("--runtimes", nargs="+", choices=RUNTIMES, default=list(RUNTIMES))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--model", help=argparse.SUPPRESS)
     parser.add_argument("--texts-file", help=argparse.SUPPRESS)
@@ -262,7 +263,7 @@ def main() -> None:
         f"{'runtime':<11} {'load s':>7} {'sent/s':>7} {'× base':>7} {'agree':>7} "
         f"{'agree m>0.2':>12} {'peak RSS MB':>12}"
     )
-    for runtime in RUNTIMES:
+    for runtime in args.runtimes:
         config = engine_config(runtime, args.work, args.max_length, args.threads)
         load_s, rate, scores = asyncio.run(engine_run(folder, texts, config))
         overall, confident, n = agreement(reference, scores)

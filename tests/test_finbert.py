@@ -185,7 +185,8 @@ async def test_event_loop_keeps_ticking_while_scoring(tmp_path) -> None:
     await engine.close()
     gaps = [b - a for a, b in itertools.pairwise(ticks)]
     assert took > 0.8, "scoring must last long enough for the check to mean something"
-    assert max(gaps) < 0.25
+    # Scoring on the loop would stall it for the whole `took`; a busy host may delay a tick a bit.
+    assert max(gaps) < min(0.5, took / 2)
     assert len(ticks) >= took / 0.05
 
 
