@@ -63,7 +63,7 @@ def resolve_folder(model: str) -> Path:
     download); ModelUnavailableError when there is none or it lacks config or weights."""
     path = Path(model).expanduser()
     if not path.is_dir():
-        if path.is_absolute() or model.startswith(".") or model.count("/") > 1:
+        if _is_path(model):
             raise ModelUnavailableError(f"{model}: no such folder")
         path = _from_hub(model)
     if not (path / "config.json").is_file():
@@ -77,13 +77,19 @@ def local_weights_present(model: str) -> bool:
     """Whether `model`'s weights are on this host already (a folder, or the hub's cache): a
     cheap check that loads nothing and never touches the network."""
     path = Path(model).expanduser()
-    if path.is_dir():
+    if path.is_dir() or _is_path(model):
         return any((path / name).is_file() for name in WEIGHT_FILES)
     try:
         from huggingface_hub import try_to_load_from_cache
-    except ImportError:
+
+        return any(isinstance(try_to_load_from_cache(model, name), str) for name in WEIGHT_FILES)
+    except Exception:  # not installed, or not a valid hub id: nothing of it on this host
         return False
-    return any(isinstance(try_to_load_from_cache(model, name), str) for name in WEIGHT_FILES)
+
+
+def _is_path(model: str) -> bool:
+    """A folder path rather than a hub id ("org/name")."""
+    return Path(model).is_absolute() or model.startswith(("~", ".")) or model.count("/") > 1
 
 
 def _from_hub(model: str) -> Path:
