@@ -142,9 +142,9 @@ class WhalesAgentConfig(Frozen):
 class FinBertConfig(Frozen):
     """How the FinBERT engine runs (`agents.sentiment.finbert`); the model is `finbert_model`."""
 
-    # onnx_int8 / onnx: ONNX Runtime on an int8 / fp32 model converted once and cached (int8 the
-    # fastest measured here, benchmarks/finbert_speed.py); torch_int8: torch dynamic quantization;
-    # torch: fp32, the reference.
+    # onnx_int8 / onnx: ONNX Runtime on an int8 / fp32 model converted once and cached (int8: the
+    # fastest whose labels agree with fp32, benchmarks/finbert_speed.py); torch_int8: torch
+    # dynamic quantization (faster still, but changed 17 % of confident labels); torch: fp32.
     runtime: Literal["onnx_int8", "onnx", "torch_int8", "torch"] = "onnx_int8"
     load_at_start: bool = False  # False: the model loads on first use, not when the bot starts
     threads: int = Field(1, ge=1, le=64)  # inference threads; 1 leaves a core to the event loop
