@@ -388,7 +388,11 @@ def _redacting(handler: CommandHandler, redactor: Redactor) -> CommandHandler:
 
 async def _status(bot: _Bot) -> BotStatus:
     last_at = await stored_time(bot.store, LAST_CYCLE_AT)
-    notes = [f"Clock: {bot.clock.describe()}", bot.desk.coordinator_status()]
+    notes = [
+        f"Clock: {bot.clock.describe()}",
+        bot.desk.coordinator_status(),
+        f"Sentiment: {bot.desk.sentiment_engine_status()}",
+    ]
     if isinstance(bot.clock, DemoClock) and bot.clock.ended:
         notes.append("The demo clock reached the end of the recorded data and stays there.")
     return BotStatus(

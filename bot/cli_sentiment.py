@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
 import sys
 from collections.abc import Iterator
@@ -19,8 +18,9 @@ from typing import IO, Any
 
 from bot.config import BotConfig
 from intel.config import SentimentAgentConfig
-from intel.errors import NoSignalError
+from intel.errors import ModelUnavailableError, NoSignalError
 from intel.sentiment.base import SentimentEngine, SentimentScore
+from intel.sentiment.lexicon import LexiconEngine
 
 __all__ = ["ENGINES", "open_engine", "read_lines", "register"]
 
@@ -50,7 +50,13 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 def _cmd_sentiment(args: argparse.Namespace, config: BotConfig) -> int:
     name = args.engine or config.agents.sentiment.engine
     engine = open_engine(name, config.agents.sentiment)
-    asyncio.run(engine.start())
+    try:
+        asyncio.run(engine.start())
+    except ModelUnavailableError as exc:
+        raise NoSignalError(
+            f"{name} could not load its model ({exc}); no answers given — see README "
+            "'Sentiment with FinBERT', or use --engine lexicon"
+        ) from None
     if engine.name != name:  # an engine that fell back to another must not answer for itself
         asyncio.run(engine.close())
         raise NoSignalError(f"{name} could not start ({engine.name} in use); no answers given")
@@ -62,24 +68,16 @@ def _cmd_sentiment(args: argparse.Namespace, config: BotConfig) -> int:
 
 
 def open_engine(name: str, config: SentimentAgentConfig) -> SentimentEngine:
-    """The engine called `name`, not yet started; NoSignalError (exit 3) when it cannot run here.
-
-    FinBERT lives in `intel.sentiment.finbert` (the `finbert` extra); until that module exists
-    it is reported unavailable. Integration point: `finbert.engine_from_config(config)`.
-    """
+    """The engine called `name`, not yet started. FinBERT is strict and loads at start: its
+    `start()` raises ModelUnavailableError when the weights cannot be loaded here, never
+    answering with the lexicon in its place."""
     if name == "lexicon":
-        from intel.sentiment.lexicon import LexiconEngine
-
         return LexiconEngine()
-    try:
-        finbert = importlib.import_module("intel.sentiment.finbert")
-    except ImportError as exc:
-        raise NoSignalError(
-            f"FinBERT is not available here ({exc}); install the finbert extra and its "
-            "weights, or use --engine lexicon"
-        ) from None
-    engine: SentimentEngine = finbert.engine_from_config(config)
-    return engine
+    # Importing the engine does not import torch; loading the model (in start) does.
+    from intel.sentiment.finbert import FinBertEngine
+
+    finbert = config.finbert.model_copy(update={"load_at_start": True})
+    return FinBertEngine(config.finbert_model, finbert, LexiconEngine(), strict=True)
 
 
 def read_lines(stream: IO[bytes], max_bytes: int = MAX_LINE_BYTES) -> Iterator[str]:

@@ -113,6 +113,7 @@ async def _gather(config: BotConfig, desk_factory: DeskFactory = build_desk) -> 
     async with desk:  # the sources are open only while they are probed
         sources = source_health(await desk.probe_sources())
     market_now = desk.now()
+    notes.append(f"Sentiment: {desk.sentiment_engine_status()}")
     why = "the bot running here has recorded no state yet" if held else "no bot is running"
     notes.insert(0, f"Sources probed now at market moment {iso(market_now)}: {why}.")
     notes.append(desk.coordinator_status())

@@ -146,8 +146,26 @@ class WhalesAgentConfig(Frozen):
     volume_floor_usd: float = Field(50_000_000, ge=0)
 
 
+class FinBertConfig(Frozen):
+    """How the FinBERT engine runs (`agents.sentiment.finbert`); the model is `finbert_model`."""
+
+    # onnx_int8 / onnx: ONNX Runtime on an int8 / fp32 model converted once and cached (int8: the
+    # fastest whose labels agree with fp32, benchmarks/finbert_speed.py); torch_int8: torch
+    # dynamic quantization (faster still, but changed 17 % of confident labels); torch: fp32.
+    runtime: Literal["onnx_int8", "onnx", "torch_int8", "torch"] = "onnx_int8"
+    load_at_start: bool = False  # False: the model loads on first use, not when the bot starts
+    threads: int = Field(1, ge=1, le=64)  # inference threads; 1 leaves a core to the event loop
+    max_length: int = Field(128, ge=8, le=512)  # tokens per text, longer texts are truncated
+    batch_size: int = Field(16, ge=1, le=256)
+    cache_size: int = Field(4096, ge=0)  # texts whose scores are kept (0: no cache)
+    # Converted models are kept here, keyed by the source model's files and the runtime.
+    cache_dir: Path = Path("~/.cache/signaldesk/finbert")
+    # After a request arrives, wait this long for others to join its batch.
+    gather_ms: float = Field(5, ge=0, le=1000)
+
+
 class SentimentAgentConfig(Frozen):
-    engine: Literal["lexicon"] = "lexicon"
+    engine: Literal["lexicon", "finbert"] = "lexicon"
     window_h: int = Field(24, ge=1, le=168)
     half_life_h: float = Field(6.0, gt=0)
     fear_greed_weight: float = Field(0.5, ge=0, le=1)
@@ -157,6 +175,7 @@ class SentimentAgentConfig(Frozen):
     # and count at most this many posts of one author (the heaviest).
     score_weighting: bool = True
     max_posts_per_author: int = Field(3, ge=1)
+    finbert: FinBertConfig = FinBertConfig()
 
 
 class AgentsConfig(Frozen):

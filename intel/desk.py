@@ -33,7 +33,8 @@ from intel.errors import (
 from intel.lifecycle import Lifecycle, enter_all
 from intel.models import CandleSeries
 from intel.pipeline import SignalPipeline, SignalResult
-from intel.sentiment.base import SentimentEngine
+from intel.sentiment.base import SentimentEngine, describe_engine
+from intel.sentiment.finbert import FinBertEngine
 from intel.sentiment.lexicon import LexiconEngine
 from intel.snapshot import SnapshotBuilder, Sources, SourceState
 from intel.sources.base import CandleSource, FollowsBooks, OrderBookSource
@@ -67,9 +68,11 @@ class SignalDesk:
         market_clock: Callable[[], datetime] | None = None,
         coordinator_status: Callable[[], str] | None = None,
         books: OrderBookSource | None = None,
+        engine: SentimentEngine | None = None,
     ) -> None:
         self.config = config
         self._coordinator_status = coordinator_status
+        self._engine = engine
         self._pipeline = pipeline
         self._candles = candles
         self._books = books
@@ -190,6 +193,10 @@ class SignalDesk:
         streaming = cast(FollowsBooks, self._books)
         return streaming.follow([symbol for symbol in self.symbols if symbol in wanted])
 
+    def sentiment_engine_status(self) -> str:
+        """The sentiment engine in use, for `status` (FinBERT: loaded, not yet, or fallback)."""
+        return describe_engine(self._engine) if self._engine is not None else "none"
+
     def source_health(self) -> dict[str, SourceState]:
         """Each source's last outcome in this process (empty until something was fetched)."""
         return self._pipeline.source_health()
@@ -260,7 +267,7 @@ def build_desk(
     """
     if sources is None:
         sources = _sources_for(config, live_sources, flow_store)
-    engine = engine or LexiconEngine()
+    engine = engine or _engine_for(config)
     rules = RulesCoordinator(config.coordinator, calibrator_for(config))
     groq_api_key = (secrets or config.secrets).groq_api_key
     coordinator = coordinator or _coordinator_for(config, rules, groq_api_key)
@@ -288,6 +295,7 @@ def build_desk(
         market_clock,
         status,
         books=sources.orderbook,
+        engine=engine,
     )
 
 
@@ -325,6 +333,15 @@ def _sources_for(
             return replay_sources(replay_dir)
         case "live":
             return live(config, live_sources, flow_store=flow_store)
+
+
+def _engine_for(config: Config) -> SentimentEngine:
+    sentiment = config.agents.sentiment
+    match sentiment.engine:
+        case "lexicon":
+            return LexiconEngine()
+        case "finbert":  # torch loads only when the model does, in the engine's worker thread
+            return FinBertEngine.from_config(sentiment, fallback=LexiconEngine())
 
 
 def _coordinator_for(

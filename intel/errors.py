@@ -11,7 +11,9 @@
     │   ├── PermanentSourceError  degrade, never retry: the answer will not change (HTTP 451)
     │   ├── NotConfiguredError    degrade, never retry: the source is not set up (no credentials)
     │   └── CircuitOpenError      degrade at once: the source failed repeatedly and rests
-    └── NoSignalError        no signal possible: required data is unavailable (exit 3)
+    ├── NoSignalError        no signal possible: required data is unavailable (exit 3)
+    └── ModelUnavailableError  the configured sentiment model cannot load (weights missing or
+                             corrupt): the bot falls back to the lexicon; a strict caller exits 3
 
 Anything else escaping to the top is a bug (exit 1).
 """
@@ -23,6 +25,7 @@ __all__ = [
     "CircuitOpenError",
     "ConfigError",
     "IntelError",
+    "ModelUnavailableError",
     "NoSignalError",
     "NotConfiguredError",
     "NotRecordedError",
@@ -85,3 +88,8 @@ class CircuitOpenError(SourceError):
 
 class NoSignalError(IntelError):
     """A signal cannot be computed because required data (price candles) is unavailable."""
+
+
+class ModelUnavailableError(IntelError):
+    """The configured sentiment model cannot be loaded: its weights are missing or unreadable,
+    or it does not classify positive/negative/neutral. The message names the model and why."""

@@ -29,7 +29,7 @@ from intel.models import (
     SocialPost,
     Unavailable,
 )
-from intel.sentiment.base import SentimentEngine, SentimentScore
+from intel.sentiment.base import SentimentEngine, SentimentScore, engine_notice
 
 __all__ = ["SentimentAgent", "fear_greed_mood", "post_weights"]
 
@@ -53,6 +53,9 @@ class SentimentAgent:
         reasons: list[str] = []
         reddit, reddit_mood = await self._reddit_mood(posts, snapshot.as_of, reasons)
         fear_greed = self._fear_greed(fng, snapshot.as_of, notes, reasons)
+        notice = engine_notice(self._engine)  # read after scoring: a first use may fall back
+        if notice is not None:
+            notes.append(notice)
         moods = [
             (m, w)
             for m, w in (

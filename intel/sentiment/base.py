@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, runtime_checkable
 
 from intel.lifecycle import Lifecycle
 
-__all__ = ["SentimentEngine", "SentimentScore"]
+__all__ = [
+    "DescribedEngine",
+    "SentimentEngine",
+    "SentimentScore",
+    "describe_engine",
+    "engine_notice",
+]
 
 Label = Literal["positive", "negative", "neutral"]
 
@@ -44,6 +50,33 @@ class SentimentEngine(Lifecycle, Protocol):
     `start` loads what the engine needs (a model, once); `close` releases it.
     """
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The engine that scores (a stand-in names the engine actually in use)."""
+        ...
 
     def score(self, texts: Sequence[str]) -> list[SentimentScore]: ...
+
+
+@runtime_checkable
+class DescribedEngine(Protocol):
+    """An engine that may stand in for another (FinBERT falling back to the lexicon) says so."""
+
+    @property
+    def notice(self) -> str | None:
+        """What a reader must know about the scores (the fallback), or None."""
+        ...
+
+    def describe(self) -> str:
+        """One line for `status`: which engine, loaded or not, or the fallback and why."""
+        ...
+
+
+def engine_notice(engine: SentimentEngine) -> str | None:
+    """The engine's notice for a report's notes; None for engines that never stand in."""
+    return engine.notice if isinstance(engine, DescribedEngine) else None
+
+
+def describe_engine(engine: SentimentEngine) -> str:
+    """The engine's `status` line: its own description, else its name."""
+    return engine.describe() if isinstance(engine, DescribedEngine) else engine.name
