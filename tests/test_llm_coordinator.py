@@ -17,6 +17,7 @@ from bot.commands.base import BotStatus, Request
 from bot.commands.router import CommandRouter, parse_command_line
 from bot.config import BotConfig
 from bot.render.text import coordinator_label, render_text
+from intel.calibration import Calibrator, load_map
 from intel.config import (
     Config,
     CoordinatorConfig,
@@ -411,3 +412,26 @@ def command(line: str, user: str) -> Request:
 
 async def no_status() -> BotStatus:
     raise AssertionError("status is not asked here")
+
+
+async def test_an_llm_call_says_its_confidence_is_calibrated_on_the_rules(fake: FakeGroq) -> None:
+    calibrator = Calibrator(load_map(), "replay")
+    rules = RulesCoordinator(CoordinatorConfig(), calibrator)
+    config = llm_config(fake)
+    coordinator = LlmCoordinator(config, rules, GroqChat(config, KEY))
+    reports, candles = make_reports(Action.BUY), make_candles("BTC/USDT")
+    made_by_rules = await rules.decide("BTC/USDT", DEFAULT_AS_OF, reports, candles, DEFAULT_AS_OF)
+    assert made_by_rules.action is Action.BUY
+    assert made_by_rules.raw_confidence is not None
+    fake.script.append(valid(made_by_rules, confidence=made_by_rules.confidence))
+    await coordinator.start()
+    try:
+        signal = await decide_with(coordinator, Action.BUY)
+    finally:
+        await coordinator.close()
+    assert signal.coordinator == "llm"
+    # The map was fitted on the rules' calls: an LLM call is outside its scope and says so.
+    scope = [note for note in signal.notes if note.startswith("Confidence is calibrated on")]
+    assert scope
+    assert "rules coordinator" in scope[0]
+    assert not [note for note in made_by_rules.notes if note.startswith("Confidence is calib")]

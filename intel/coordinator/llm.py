@@ -107,7 +107,11 @@ class LlmCoordinator:
         except InvalidReplyError as exc:
             why = f"the LLM's reply was invalid twice ({exc})"
         else:
-            return self._bounded(rules, assessment, proposal, figures)
+            signal = self._bounded(rules, assessment, proposal, figures)
+            extra = self._rules.calibration_notes(signal, reports)
+            return dataclasses.replace(
+                signal, notes=(*signal.notes, *(n for n in extra if n not in signal.notes))
+            )
         log.warning("llm_fallback", symbol=symbol, why=why)
         return _noted(rules, why)
 

@@ -74,6 +74,16 @@ class RulesCoordinator(NoResources):
         self._config = config
         self._calibrator = calibrator
 
+    def calibration_notes(
+        self, signal: Signal, reports: Mapping[str, AgentReport]
+    ) -> tuple[str, ...]:
+        """What the calibration says of `signal` as made by its own coordinator (the LLM's is
+        outside the map's scope: fitted on the rules); () without calibration or for a HOLD."""
+        if self._calibrator is None or signal.raw_confidence is None:
+            return ()
+        raw = signal.raw_confidence
+        return self._calibrator.calibrate(signal.action, raw, signal.coordinator, reports)[1]
+
     async def decide(
         self,
         symbol: str,
