@@ -42,6 +42,7 @@ from bot.storage.lock import DatabaseLock
 from bot.storage.sqlite import SqliteStore
 from bot.transports.base import (
     CommandHandler,
+    CommandMenu,
     DeliveryError,
     OutMessage,
     Transport,
@@ -203,6 +204,9 @@ async def _serve(bot: _Bot, redactor: Redactor, stop: asyncio.Event) -> int:
         bot.desk, bot.store, bot.config, partial(_status, bot), render_chart=bot.chart
     )
     handler = _redacting(router.handle, redactor)
+    for transport in bot.transports:  # every registered command shows on every platform
+        if isinstance(transport, CommandMenu):
+            transport.use_commands(router.commands.values())
     loop = asyncio.get_running_loop()
     installed = _install_signal_handlers(loop, stop)
     sender_stop = asyncio.Event()

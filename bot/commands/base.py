@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
 from intel.models import Signal
 
-__all__ = ["BotStatus", "Field", "Reply", "Request", "SourceHealth", "StatusProvider"]
+__all__ = [
+    "BotStatus",
+    "Field",
+    "OptionValue",
+    "Reply",
+    "Request",
+    "SourceHealth",
+    "StatusProvider",
+]
+
+OptionValue = str | int | float | bool
+"""A typed option as a platform with typed options (Discord's app_commands) delivers it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +35,11 @@ class Request:
     args: tuple[str, ...] = ()
     is_private: bool = True  # a DM with the bot, not a group or channel
     is_admin: bool = False  # may manage this chat's subscriptions
+    # Named options as typed values, from platforms that type them (an integer stays an int);
+    # text transports leave this empty and put every word in `args`. A handler reads its
+    # option here first and parses its word from `args` otherwise.
+    options: Mapping[str, OptionValue] = field(default_factory=dict)
+    thread_id: str | None = None  # the forum topic the command came from (Telegram)
 
 
 @dataclass(frozen=True, slots=True)

@@ -211,6 +211,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         ),
         reclaim_space=True,
     ),
+    # A subscription made in a forum topic posts its alerts to that topic (Telegram's
+    # message_thread_id); existing subscriptions keep posting to the chat itself.
+    Migration(
+        5,
+        "subscription thread",
+        ("ALTER TABLE subscriptions ADD COLUMN thread_id TEXT",),
+    ),
 )
 
 
