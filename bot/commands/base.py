@@ -17,6 +17,7 @@ __all__ = [
     "Request",
     "SourceHealth",
     "StatusProvider",
+    "TransportHealth",
 ]
 
 OptionValue = str | int | float | bool
@@ -72,6 +73,16 @@ class SourceHealth:
 
 
 @dataclass(frozen=True, slots=True)
+class TransportHealth:
+    """A chat platform's state since it last changed, as `status` shows it."""
+
+    name: str  # "discord", "telegram"
+    state: str  # "running" | "rejected" | "unreachable" | "failed" | "not_configured"
+    detail: str
+    since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BotStatus:
     """What `status` shows an operator; provided by the composition root."""
 
@@ -86,6 +97,7 @@ class BotStatus:
     # "bot": asked inside the running bot; "recorded": read from the running bot's record;
     # "probe": no bot runs on the database, so the sources were fetched just now.
     origin: Literal["bot", "recorded", "probe"] = "bot"
+    chat_transports: tuple[TransportHealth, ...] = ()  # each chat platform's state
 
 
 StatusProvider = Callable[[], Awaitable[BotStatus]]

@@ -56,8 +56,8 @@ from bot.transports.base import (
     CommandHandler,
     DeliveryError,
     OutMessage,
-    PermanentDeliveryError,
     TransientDeliveryError,
+    TransportRejectedError,
 )
 from bot.transports.telegram_buttons import ButtonPresses, start_payload_command
 from bot.transports.telegram_send import (
@@ -139,7 +139,9 @@ class TelegramTransport:
         try:
             await self.application.initialize()  # getMe: checks the token
         except InvalidToken as exc:
-            raise PermanentDeliveryError(f"Telegram rejected the token ({exc.message})") from None
+            raise TransportRejectedError(
+                f"Telegram rejected the token (TELEGRAM_TOKEN): {exc.message}"
+            ) from None
         except TelegramError as exc:
             raise TransientDeliveryError(f"Telegram is unreachable ({exc.message})") from None
         await self._publish_menu()
