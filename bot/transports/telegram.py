@@ -84,6 +84,7 @@ _ADMIN_STATUSES = {ChatMember.ADMINISTRATOR, ChatMember.OWNER}
 _START = BotCommand("start", "welcome and what to try")
 _SUBSCRIPTION_COMMANDS = ("subscribe", "unsubscribe")
 _BOT_COMMAND_MAX = 256  # a command menu description's limit, in characters
+_POOL_TIMEOUT_S = 30.0  # a send waits this long for a free connection before it fails
 
 log = structlog.get_logger(__name__)
 
@@ -102,12 +103,15 @@ class TelegramTransport:
         base_url: str | None = None,
         polling: bool = True,
         max_retries: int = 3,
+        connection_pool_size: int = 16,
     ) -> None:
         builder = (
             Application.builder()
             .token(token)
             .rate_limiter(rate_limiter(limits, max_retries))
             .concurrent_updates(32)  # a slow /signal must not hold up everyone else's commands
+            .connection_pool_size(connection_pool_size)
+            .pool_timeout(_POOL_TIMEOUT_S)
         )
         if base_url:
             builder = builder.base_url(base_url)
@@ -126,6 +130,7 @@ class TelegramTransport:
         # chats change only through this transport, which forgets a chat's entry when they do.
         self._threads: LRUCache[str, str | None] = LRUCache(maxsize=10_000)
         self._menu: tuple[BotCommand, ...] = ()
+        self._rendered: LRUCache[tuple[object, ...], tuple[Part, ...]] = LRUCache(maxsize=64)
         self._buttons = ButtonPresses(self)
 
     # -- the Transport protocol --------------------------------------------------------------
@@ -285,8 +290,23 @@ class TelegramTransport:
         first = Part(rendered.caption, reply.chart_png, base_asset(reply.signal.symbol).lower())
         return [first, *(Part(text) for text in rendered.messages)]
 
-    def _message_parts(self, message: OutMessage) -> list[Part]:
-        return self._reply_parts(message.reply, message.intro)
+    def _message_parts(self, message: OutMessage) -> tuple[Part, ...]:
+        """An alert's parts, rendered once for every chat it goes to (a fan-out renders the
+        same signal and intro thousands of times otherwise)."""
+        signal, chart = message.reply.signal, message.reply.chart_png
+        if signal is None:
+            return tuple(self._reply_parts(message.reply, message.intro))
+        key = (
+            signal.symbol,
+            signal.created_at,
+            message.intro,
+            message.reply.credits,
+            len(chart or b""),
+        )
+        parts = self._rendered.get(key)
+        if parts is None:
+            parts = self._rendered[key] = tuple(self._reply_parts(message.reply, message.intro))
+        return parts
 
     async def _send_parts(
         self,

@@ -89,12 +89,13 @@ class Part:
     html: str
     photo_png: bytes | None = None
     buttons: str | None = None  # the base asset of a signal's Refresh and Watch buttons
+    # The photo's digest, which its file_id is kept under; hashed once (about 90 KB a chart).
+    photo_key: str | None = field(init=False, default=None)
 
-    @property
-    def photo_key(self) -> str | None:
-        if self.photo_png is None:
-            return None
-        return hashlib.blake2b(self.photo_png, digest_size=16).hexdigest()
+    def __post_init__(self) -> None:
+        if self.photo_png is not None:
+            digest = hashlib.blake2b(self.photo_png, digest_size=16).hexdigest()
+            object.__setattr__(self, "photo_key", digest)
 
 
 @dataclass(frozen=True, slots=True)
