@@ -2,13 +2,13 @@
 Telegram's errors mapped onto the delivery errors the outbox sender understands.
 
 Pacing, one limiter per budget, each counting Bot API messages (an alert is a photo and a text):
-PTB's `AIORateLimiter` paces the overall and per-group budgets and waits out a 429 itself (up to
-`max_retries` times, pausing every request meanwhile); a per-chat pacer here spaces every message
-to one chat, command replies and alerts alike. The outbox sender is therefore given no Telegram
+`PausingRateLimiter` (bot.transports.telegram_pacing, in PTB's rate-limiter slot) paces the
+overall and per-group budgets and waits out a 429 itself (up to `max_retries` times, pausing
+every request meanwhile); a per-chat pacer (bot.transports.telegram_send) spaces every message to
+one chat, command replies and alerts alike. The outbox sender is therefore given no Telegram
 limits of its own (`sender_limits`): it counts one turn per alert where Telegram counts each
-message, and a 429 that AIORateLimiter already waited out would pause it once more. Measured in
-benchmarks/telegram_fanout.py (600 chats, limits x 3, 2 cores shared): 1.25x the floor alone,
-1.31x with the sender's limits stacked on top.
+message, and a 429 already waited out would pause it once more. Figures in
+benchmarks/telegram_fanout.py and the README.
 
 A signal carries the Refresh and Watch buttons (bot.transports.telegram_buttons). A command
 typed in a forum topic is answered in that topic, and a subscription made there posts its
@@ -60,12 +60,12 @@ from bot.transports.base import (
     TransportRejectedError,
 )
 from bot.transports.telegram_buttons import ButtonPresses, start_payload_command
+from bot.transports.telegram_pacing import PausingRateLimiter
 from bot.transports.telegram_send import (
     Part,
     Poster,
     Thread,
     delivery_error,
-    rate_limiter,
     sender_limits,
 )
 from intel.errors import UserInputError
@@ -108,7 +108,7 @@ class TelegramTransport:
         builder = (
             Application.builder()
             .token(token)
-            .rate_limiter(rate_limiter(limits, max_retries))
+            .rate_limiter(PausingRateLimiter(limits, max_retries))
             .concurrent_updates(32)  # a slow /signal must not hold up everyone else's commands
             .connection_pool_size(connection_pool_size)
             .pool_timeout(_POOL_TIMEOUT_S)

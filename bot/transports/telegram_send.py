@@ -2,7 +2,7 @@
 with a plain-text fallback, a chart uploaded once and re-sent by its file_id, edits in place;
 and Telegram's errors mapped onto the delivery errors the outbox sender understands.
 
-The pacing (see bot.transports.telegram): PTB's `AIORateLimiter` paces the overall and group
+The pacing (see bot.transports.telegram): `PausingRateLimiter` paces the overall and group
 budgets, `Poster` spaces the messages to one chat, counted when Telegram answers.
 """
 
@@ -21,10 +21,9 @@ from cachetools import LRUCache
 from telegram import Bot, InputMediaPhoto, LinkPreviewOptions, Message
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, Forbidden, RetryAfter, TelegramError
-from telegram.ext import AIORateLimiter
 
 from bot.config import TransportLimits
-from bot.delivery.limits import ChatPacer, window_limiter
+from bot.delivery.limits import ChatPacer
 from bot.render.telegram import plain_text
 from bot.transports.base import (
     DeliveryError,
@@ -34,7 +33,13 @@ from bot.transports.base import (
 )
 from bot.transports.telegram_buttons import signal_keyboard
 
-__all__ = ["Part", "Poster", "Thread", "delivery_error", "rate_limiter", "sender_limits"]
+__all__ = [
+    "Part",
+    "Poster",
+    "Thread",
+    "delivery_error",
+    "sender_limits",
+]
 
 # Bad requests that mean the chat is gone for this bot: retrying can never deliver.
 _CHAT_GONE = ("chat not found", "user not found", "bot was kicked", "not enough rights")
@@ -65,21 +70,6 @@ def delivery_error(exc: TelegramError) -> DeliveryError:
     # Timeouts, network errors and 5xx; also any other bad request, so that a bug of ours is
     # retried with backoff and logged rather than disabling a chat that did nothing wrong.
     return TransientDeliveryError(f"{type(exc).__name__}: {exc.message}")
-
-
-def rate_limiter(limits: TransportLimits, max_retries: int) -> AIORateLimiter:
-    """AIORateLimiter with its buckets shaped as `window_limiter` shapes ours: given (30, 1 s)
-    it would let 30 through at once and 30 more within the same second, and a platform counting
-    sliding windows answers 429 (measured: 128 of 600 messages refused, 1.9x the floor)."""
-    overall = window_limiter(limits.overall_per_s, 1.0)
-    group = window_limiter(limits.per_group_per_min, 60.0)
-    return AIORateLimiter(
-        overall_max_rate=overall.max_rate,
-        overall_time_period=overall.time_period,
-        group_max_rate=group.max_rate,
-        group_time_period=group.time_period,
-        max_retries=max_retries,
-    )
 
 
 @dataclass(frozen=True, slots=True)
