@@ -200,7 +200,7 @@ async def _assemble(
 
 def _sender_limits(config: BotConfig, transport: str) -> TransportLimits:
     limits = getattr(config.delivery, transport, TransportLimits())
-    # PTB's AIORateLimiter paces Telegram's overall and group budgets per API call; a second
+    # The transport paces Telegram's overall and group budgets per API call; a second
     # limiter on the same budgets would double the waits (bot.transports.telegram).
     return sender_limits(limits) if transport == TelegramTransport.name else limits
 
