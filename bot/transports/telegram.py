@@ -8,7 +8,7 @@ every request meanwhile); a per-chat pacer (bot.transports.telegram_send) spaces
 one chat, command replies and alerts alike. The outbox sender is therefore given no Telegram
 limits of its own (`sender_limits`): it counts one turn per alert where Telegram counts each
 message, and a 429 already waited out would pause it once more. Figures in
-benchmarks/telegram_fanout.py and the README.
+benchmarks/telegram_fanout.py.
 
 A signal carries the Refresh and Watch buttons (bot.transports.telegram_buttons). A command
 typed in a forum topic is answered in that topic, and a subscription made there posts its
