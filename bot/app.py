@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import signal
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Literal, TextIO
@@ -19,7 +19,7 @@ from typing import Literal, TextIO
 import structlog
 
 from bot.commands.backtest import BacktestCommands
-from bot.commands.base import BotStatus, Field, Reply, Request
+from bot.commands.base import BotStatus, Field, Reply, Request, TransportHealth
 from bot.commands.performance import PerformanceCommands
 from bot.commands.router import CommandRouter
 from bot.commands.signal import modality_fields
@@ -44,6 +44,7 @@ from bot.storage.lock import DatabaseLock
 from bot.storage.sqlite import SqliteStore
 from bot.transports.base import (
     CommandHandler,
+    CommandMenu,
     DeliveryError,
     OutMessage,
     Transport,
@@ -77,6 +78,8 @@ class _Bot:
     transports: Sequence[Transport]
     console: ConsoleTransport | None
     recorder: StateRecorder
+    # Each chat platform's state: the unconfigured ones from the start, the rest once started.
+    chats: list[TransportHealth] = field(default_factory=list)
 
 
 async def run_bot(
@@ -117,6 +120,8 @@ async def run_bot(
         async with desk:  # sources, engine, coordinator: open in order, close in reverse
             transports = list(extra_transports) or _chat_transports(config, secrets, store, desk)
             bot = await _assemble(config, secrets, store, desk, clock_ref, transports, chat)
+            if not extra_transports:
+                bot.chats = _unconfigured(secrets)
             return await _serve(bot, Redactor(secrets.values()), stop)
     finally:
         await store.close()
@@ -145,6 +150,18 @@ def _chat_transports(
             )
         )
     return transports
+
+
+def _unconfigured(secrets: Secrets) -> list[TransportHealth]:
+    tokens = [
+        ("discord", "DISCORD_TOKEN", secrets.discord_token),
+        ("telegram", "TELEGRAM_TOKEN", secrets.telegram_token),
+    ]
+    return [
+        TransportHealth(name, "not_configured", f"{variable} is not set", utcnow())
+        for name, variable, token in tokens
+        if not token
+    ]
 
 
 async def _assemble(
@@ -189,7 +206,7 @@ async def _assemble(
 
 def _sender_limits(config: BotConfig, transport: str) -> TransportLimits:
     limits = getattr(config.delivery, transport, TransportLimits())
-    # PTB's AIORateLimiter paces Telegram's overall and group budgets per API call; a second
+    # The transport paces Telegram's overall and group budgets per API call; a second
     # limiter on the same budgets would double the waits (bot.transports.telegram).
     return sender_limits(limits) if transport == TelegramTransport.name else limits
 
@@ -218,24 +235,30 @@ async def _serve(bot: _Bot, redactor: Redactor, stop: asyncio.Event) -> int:
         ),
     )
     handler = _redacting(router.handle, redactor)
+    for transport in bot.transports:  # every registered command shows on every platform
+        if isinstance(transport, CommandMenu):
+            transport.use_commands(router.commands.values())
     loop = asyncio.get_running_loop()
     installed = _install_signal_handlers(loop, stop)
     sender_stop = asyncio.Event()
     sender_task = asyncio.create_task(bot.sender.run(sender_stop), name="outbox-sender")
     try:
         await bot.scheduler.start()
-        started = await _start_transports(bot.transports, handler)
+        outcomes = await _start_transports(bot.transports, handler)
+        bot.chats = sorted([*bot.chats, *outcomes], key=lambda chat: chat.name)
+        started = [o.name for o in outcomes if o.state == "running"]
         if not started and bot.console is not None:
             bot.console.notice(_greeting(bot))
             bot.transports = [*bot.transports, bot.console]
-            started = await _start_transports([bot.console], handler)
+            consoles = await _start_transports([bot.console], handler)
+            started = [o.name for o in consoles if o.state == "running"]
         elif not started and bot.transports:
             log.error(
                 "no_transport_started",
                 detail="every configured chat platform failed to start; see the lines above",
             )
             return EXIT_BAD_CONFIG
-        await bot.recorder.started(started)
+        await bot.recorder.started(started, bot.chats)
         _watch_clock_end(loop, bot.clock)
         log.info("bot_started", transports=started, clock=bot.clock.describe())
         if not started:
@@ -263,22 +286,30 @@ async def _record_stop(recorder: StateRecorder) -> None:
         log.exception("bot_state_not_recorded")
 
 
-async def _start_transports(transports: Sequence[Transport], handler: CommandHandler) -> list[str]:
-    started = []
+async def _start_transports(
+    transports: Sequence[Transport], handler: CommandHandler
+) -> list[TransportHealth]:
+    """Start each transport; what became of each (`status` shows it)."""
+    outcomes = []
     for transport in transports:
+        since = utcnow()
         try:
             await transport.start(handler)
         except TransportRejectedError as exc:  # a bad token: one line says which and why
             log.error("transport_rejected", transport=transport.name, detail=str(exc))
+            outcomes.append(TransportHealth(transport.name, "rejected", str(exc), since))
             continue
         except DeliveryError as exc:  # a platform unreachable at start: one line, no traceback
             log.error("transport_start_failed", transport=transport.name, reason=str(exc))
+            outcomes.append(TransportHealth(transport.name, "unreachable", str(exc), since))
             continue
-        except Exception:  # one chat platform failing must not keep the others down
+        except Exception as exc:  # one chat platform failing must not keep the others down
             log.exception("transport_start_failed", transport=transport.name)
+            detail = f"failed to start: {type(exc).__name__}"
+            outcomes.append(TransportHealth(transport.name, "failed", detail, since))
             continue
-        started.append(transport.name)
-    return started
+        outcomes.append(TransportHealth(transport.name, "running", "", since))
+    return outcomes
 
 
 async def _stop_all(bot: _Bot, sender_stop: asyncio.Event, sender_task: asyncio.Task[None]) -> None:
@@ -404,4 +435,5 @@ async def _status(bot: _Bot) -> BotStatus:
         outbox=await bot.store.outbox_counts(),
         transports=tuple(t.name for t in bot.transports),
         notes=tuple(notes),
+        chat_transports=tuple(bot.chats),
     )

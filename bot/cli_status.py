@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.cli import add_live_flag
-from bot.commands.base import BotStatus, SourceHealth
+from bot.commands.base import BotStatus, SourceHealth, TransportHealth
 from bot.commands.status import render_status, source_health, status_to_json
 from bot.config import BotConfig
 from bot.runstate import BotState, health, load_state
@@ -152,6 +152,10 @@ def _recorded(state: BotState, stored: _Stored) -> BotStatus:
         transports=state.transports,
         notes=tuple(notes),
         origin="recorded",
+        chat_transports=tuple(
+            TransportHealth(name, t.state, t.detail, t.since)
+            for name, t in sorted(state.chat_transports.items())
+        ),
     )
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 import structlog
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from bot.commands.base import TransportHealth
 from bot.scheduling.clock import MarketClock
 from bot.storage.base import MetaStore
 from intel.config import UtcDatetime
@@ -26,6 +27,7 @@ __all__ = [
     "HEALTH_GRACE_S",
     "BotState",
     "RecordedSource",
+    "RecordedTransport",
     "StateRecorder",
     "health",
     "load_state",
@@ -51,6 +53,12 @@ class RecordedSource(_Record):
     recorded: bool = True  # False: the recording has no data here (an expected absence)
 
 
+class RecordedTransport(_Record):
+    state: str  # as TransportHealth.state: "running", "rejected", "not_configured", …
+    detail: str = ""
+    since: UtcDatetime | None = None
+
+
 class BotState(_Record):
     version: int = BOT_STATE_VERSION
     running: bool
@@ -66,6 +74,7 @@ class BotState(_Record):
     next_run_at: UtcDatetime | None = None
     transports: tuple[str, ...] = ()
     sources: dict[str, RecordedSource] = {}
+    chat_transports: dict[str, RecordedTransport] = {}  # each chat platform's state
 
 
 def health(state: BotState | None, *, held: bool, now: datetime) -> tuple[bool, str]:
@@ -121,10 +130,17 @@ class StateRecorder:
         self._wall_clock = wall_clock
         self._started_at = wall_clock()
         self._transports: tuple[str, ...] = ()
+        self._chats: dict[str, RecordedTransport] = {}
         self._last_cycle: tuple[datetime, datetime] | None = None  # wall, market
 
-    async def started(self, transports: Sequence[str]) -> None:
+    async def started(
+        self, transports: Sequence[str], chats: Sequence[TransportHealth] = ()
+    ) -> None:
+        """Record the start: the transports that run, and each chat platform's state."""
         self._transports = tuple(transports)
+        self._chats = {
+            c.name: RecordedTransport(state=c.state, detail=c.detail, since=c.since) for c in chats
+        }
         await self._write(running=True)
 
     async def cycled(self, market_at: datetime) -> None:
@@ -150,6 +166,7 @@ class StateRecorder:
             last_cycle_market_at=market,
             next_run_at=self._next_run_at() if running else None,
             transports=self._transports,
+            chat_transports=self._chats,
             sources={
                 name: RecordedSource(
                     state=s.state, detail=s.detail, since=s.since, recorded=s.recorded

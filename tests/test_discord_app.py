@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from structlog.testing import capture_logs
 
 from bot.app import run_bot
 from bot.config import BotConfig
+from bot.runstate import load_state
 from bot.storage.sqlite import SqliteStore
 from bot.transports.fake_discord import APP_ID, TOKEN, FakeDiscord, command_interaction
 from intel.config import Secrets, load_config
@@ -68,6 +70,44 @@ async def test_a_rejected_token_leaves_the_console_chat_running(fake, tmp_path):
     )
     assert code == 0
     assert "Commands:" in stdout.getvalue()
+
+
+async def test_status_shows_each_chat_platform_and_the_bot_records_it(fake, tmp_path):
+    fake.token = "the real one"
+    db = tmp_path / "bot.db"
+    stdout = io.StringIO()
+    before = datetime.now(UTC).replace(second=0, microsecond=0)
+    code = await run_bot(
+        config_for(fake, db),
+        Secrets(discord_token=TOKEN),
+        console=True,
+        stdin=io.StringIO("status\n"),
+        stdout=stdout,
+    )
+    assert code == 0
+    lines = stdout.getvalue().splitlines()
+    start = lines.index("Chat platforms:")
+    discord_line, telegram_line = lines[start + 1 : start + 3]
+    assert discord_line.startswith(
+        "  ❌ discord: token rejected — Discord rejected the token (DISCORD_TOKEN) (since "
+    )
+    assert telegram_line.startswith("  ➖ telegram: not configured — TELEGRAM_TOKEN is not set")
+    store = SqliteStore(db, read_only=True)
+    await store.open()
+    try:
+        state = await load_state(store)
+    finally:
+        await store.close()
+    assert state is not None
+    recorded = state.chat_transports
+    assert {name: chat.state for name, chat in recorded.items()} == {
+        "discord": "rejected",
+        "telegram": "not_configured",
+    }
+    since = recorded["discord"].since
+    assert since is not None
+    assert before <= since <= datetime.now(UTC)
+    assert f"(since {since:%Y-%m-%d %H:%M} UTC)" in discord_line
 
 
 async def test_with_a_token_alerts_reach_a_subscribed_discord_channel(fake, tmp_path):

@@ -13,6 +13,7 @@ import discord
 import pytest
 
 from bot.commands.base import BotStatus, Reply, Request
+from bot.commands.registry import Command
 from bot.commands.router import CommandRouter
 from bot.config import BotConfig, DiscordConfig
 from bot.render.discord import LIMITS
@@ -94,7 +95,10 @@ async def start_transport(
     candle_delay_s: float = 0.0,
     config: DiscordConfig | None = None,
     gateway: bool = False,
+    seen: list[Request] | None = None,
+    extra_commands: tuple[Command, ...] = (),
 ) -> DiscordTransport:
+    """A transport on the fake; `seen` collects every request the command layer gets."""
     bot_config = load_config(env={}, model=BotConfig)
     sources = replay_sources()
     if candle_delay_s:
@@ -106,11 +110,18 @@ async def start_transport(
             sources.fear_greed,
         )
     desk = build_desk(bot_config, sources=sources, market_clock=lambda: MOMENT)
-    router = CommandRouter(desk, store, bot_config, no_status)
+    router = CommandRouter(desk, store, bot_config, no_status, extra_commands=extra_commands)
+
+    async def handle(request: Request) -> Reply:
+        if seen is not None:
+            seen.append(request)
+        return await router.handle(request)
+
     transport = DiscordTransport(
         TOKEN, config or DiscordConfig(), desk.symbols, store, gateway=gateway
     )
-    await transport.start(router.handle)
+    transport.use_commands(router.commands.values())
+    await transport.start(handle)
     return transport
 
 
@@ -195,6 +206,45 @@ async def test_alerts_takes_the_threshold_as_a_number(fake, store, started) -> N
     assert "60/100" in contents(fake)
     [defer] = fake.matching("/callback")
     assert defer.json["data"]["flags"] & 64  # personal commands answer the asker only
+
+
+async def test_alerts_70_reaches_the_command_as_the_int_70(fake, store, started) -> None:
+    seen: list[Request] = []
+    transport = await started(seen=seen)
+    await run(transport, command_interaction("alerts", [option("threshold", 70, 4)], guild=False))
+    [request] = seen
+    assert request.args == ()  # not re-stringified into the words
+    assert request.options == {"threshold": 70}
+    assert type(request.options["threshold"]) is int
+    assert await store.threshold("discord", "42") == 70
+    await run(transport, command_interaction("alerts", [option("off", True, 5)], guild=False))
+    assert seen[-1].options == {"off": True}
+    assert await store.threshold("discord", "42") is None
+
+
+async def echo_args(request: Request) -> Reply:
+    return Reply(text=f"got {list(request.args)}")
+
+
+PERFORMANCE = Command("performance", echo_args, "how past signals did", "performance 30", "p N")
+
+
+async def test_a_registry_command_without_a_definition_gets_a_generic_one(
+    fake, store, started
+) -> None:
+    seen: list[Request] = []
+    transport = await started(seen=seen, extra_commands=(PERFORMANCE,))
+    [put] = fake.matching(f"/applications/{APP_ID}/commands", "PUT")
+    assert {command["name"] for command in put.json} == COMMANDS | {"performance"}
+    uploaded = next(command for command in put.json if command["name"] == "performance")
+    assert uploaded["description"] == "how past signals did"
+    assert [(o["name"], o["type"], o["required"]) for o in uploaded["options"]] == [
+        ("arguments", 3, False)
+    ]
+    await run(transport, command_interaction("performance", [option("arguments", " 30  btc")]))
+    assert seen[-1].command == "performance"
+    assert seen[-1].args == ("30", "btc")
+    assert "got ['30', 'btc']" in contents(fake)
 
 
 async def test_a_long_personal_reply_is_split_and_every_part_stays_private(fake, store) -> None:

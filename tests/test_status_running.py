@@ -117,6 +117,9 @@ async def test_status_of_a_running_bot_shows_the_bots_own_state(
         assert code == 0
         status = json.loads(out)
         assert status["transports"] == ["memory"]
+        [(name, chat)] = status["chat_transports"].items()  # recorded by the running bot
+        assert (name, chat["state"], chat["detail"]) == ("memory", "running", "")
+        assert timedelta(0) <= cycle_at - parse_time(chat["since"]) < timedelta(seconds=60)
         assert parse_time(status["market_now"]) == RESUME_AT  # the bot's clock, not a probe's
         assert parse_time(status["last_cycle_market_at"]) == RESUME_AT
         # APScheduler runs every interval from the first run, which started just before the
@@ -132,6 +135,7 @@ async def test_status_of_a_running_bot_shows_the_bots_own_state(
         assert sources["orderbook BTC/USDT"]["recorded"] is False
         code, text = await asyncio.to_thread(cli, capsys, "status", "--db", str(db))
         assert "Transports: memory" in text
+        assert "Chat platforms:\n  ✅ memory: running (since " in text
         assert "Next run: not scheduled" not in text
         code, _ = await asyncio.to_thread(cli, capsys, "status", "--health", "--db", str(db))
         assert code == 0

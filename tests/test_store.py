@@ -113,6 +113,25 @@ async def test_subscribe_adds_symbols_and_unsubscribe_removes_them(store: Store)
     assert [s.chat_id for s in await store.subscriptions_for(ETH)] == []
 
 
+async def test_a_subscription_keeps_the_topic_of_its_latest_subscribe(store: Store) -> None:
+    assert (await store.subscribe("telegram", "c1", [BTC], thread_id="7")).thread_id == "7"
+    assert (await store.subscription("telegram", "c1")) == Subscription(
+        "telegram", "c1", (BTC,), thread_id="7"
+    )
+    await store.subscribe("telegram", "c1", [ETH], thread_id="9")  # moved to another topic
+    moved = await store.subscription("telegram", "c1")
+    assert moved is not None
+    assert (moved.symbols, moved.thread_id) == ((BTC, ETH), "9")
+    rest = await store.unsubscribe("telegram", "c1", [ETH])
+    assert rest is not None
+    assert rest.thread_id == "9"  # unsubscribing symbols leaves the topic alone
+    assert [s.thread_id for s in await store.subscriptions_for(BTC)] == ["9"]
+    await store.subscribe("telegram", "c1", [])  # subscribed from the General topic
+    general = await store.subscription("telegram", "c1")
+    assert general is not None
+    assert general.thread_id is None
+
+
 async def test_removing_the_last_symbol_ends_the_subscription(store: Store) -> None:
     await store.subscribe("telegram", "c1", [BTC, ETH])
     assert await store.unsubscribe("telegram", "c1", [ETH, BTC]) is None

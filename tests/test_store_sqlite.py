@@ -15,7 +15,7 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from bot.storage.base import DmState
+from bot.storage.base import DmState, Subscription
 from bot.storage.migrations import MIGRATIONS, SchemaTooNewError, SchemaTooOldError, migrate
 from bot.storage.sqlite import ReadOnlyStoreError, SqliteStore
 from intel.errors import ConfigError
@@ -175,6 +175,27 @@ async def test_sqlite_migrates_a_v1_database_to_v2(tmp_path: Path) -> None:
         last = await store.last_signal(BTC)
         assert last is not None
         assert last.id == newest
+    finally:
+        await store.close()
+
+
+async def test_sqlite_a_v4_subscription_upgrades_to_posting_in_the_chat(tmp_path: Path) -> None:
+    path = tmp_path / "v4.db"
+    await create_database(path, version=4)
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO subscriptions (transport, chat_id, created_at) VALUES (?, ?, ?)",
+            ("telegram", "-100", "2026-01-01T00:00:00Z"),
+        )
+        conn.execute("INSERT INTO subscription_symbols VALUES ('telegram', '-100', ?)", (BTC,))
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert 6 in schema_versions(path)
+        kept = await store.subscription("telegram", "-100")
+        assert kept == Subscription("telegram", "-100", (BTC,), thread_id=None)
+        moved = await store.subscribe("telegram", "-100", [], thread_id="12")
+        assert moved.thread_id == "12"
     finally:
         await store.close()
 

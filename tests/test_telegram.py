@@ -23,7 +23,7 @@ from bot.config import BotConfig, TransportLimits
 from bot.delivery.sender import OutboxSender
 from bot.logs import Redactor
 from bot.storage.base import Delivery, DeliveryKind
-from bot.transports.base import OutMessage, PermanentDeliveryError
+from bot.transports.base import OutMessage, PermanentDeliveryError, TransportRejectedError
 from bot.transports.fake_telegram import FakeBotApi, FloodLimits
 from bot.transports.telegram import TelegramTransport, sender_limits
 from intel.config import load_config
@@ -281,7 +281,7 @@ async def test_a_rejected_token_fails_start_in_one_clear_error(api, store):
     telegram = TelegramTransport(
         "999:wrong", store, limits=TransportLimits(), base_url=api.base_url, polling=False
     )
-    with pytest.raises(PermanentDeliveryError, match="rejected the token"):
+    with pytest.raises(TransportRejectedError, match="rejected the token"):
         await telegram.start(lambda request: asyncio.sleep(0, Reply(text="")))
     await telegram.close()
 

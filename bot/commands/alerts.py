@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.commands.base import Reply, Request
+from bot.commands.base import OptionValue, Reply, Request
 from bot.commands.registry import Command, Desk, check_arg_count
 from bot.storage.base import WatchlistStore
 from intel.errors import UserInputError
@@ -19,9 +19,18 @@ _RANGE = "must be a whole number from 0 to 100, e.g. `alerts 60`, or `alerts off
 _INTEGER = re.compile(r"[+-]?[0-9]+%?")
 
 
-def parse_threshold(text: str) -> int | None:
+def parse_threshold(text: OptionValue) -> int | None:
     """`off` -> None; an integer 0..100 (a trailing % allowed) -> that; anything else raises,
-    saying whether it is not a whole number or a whole number out of range."""
+    saying whether it is not a whole number or a whole number out of range. A typed int (a
+    platform's integer option) is range-checked as it is, never re-parsed from text."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        if not 0 <= text <= 100:
+            raise UserInputError(f"{text} is out of range — the threshold {_RANGE}")
+        return text
+    if not isinstance(text, str):
+        raise UserInputError(
+            f"{quote_input(str(text))} is not a whole number — the threshold {_RANGE}"
+        )
     cleaned = text.strip().lower()
     if cleaned == "off":
         return None
@@ -53,9 +62,10 @@ class AlertsCommands:
 
     async def alerts(self, request: Request) -> Reply:
         check_arg_count(request.args, USAGE, most=1)
-        if not request.args:
+        given = _given(request)
+        if given is None:
             return await self._show(request)
-        threshold = parse_threshold(request.args[0])
+        threshold = parse_threshold(given)
         await self._store.set_threshold(
             request.transport, request.user_id, request.dm_chat_id, threshold
         )
@@ -78,3 +88,13 @@ class AlertsCommands:
         return Reply(
             text=f"Alerts at {threshold}/100. `alerts N` changes it, `alerts off` stops them."
         )
+
+
+def _given(request: Request) -> OptionValue | None:
+    """The threshold asked for: the typed options `off` / `threshold`, else the word typed."""
+    if request.options.get("off") is True:
+        return "off"
+    typed = request.options.get("threshold")
+    if typed is not None:
+        return typed
+    return request.args[0] if request.args else None

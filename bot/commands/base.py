@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
 from intel.models import Signal
 
-__all__ = ["BotStatus", "Field", "Reply", "Request", "SourceHealth", "StatusProvider"]
+__all__ = [
+    "BotStatus",
+    "Field",
+    "OptionValue",
+    "Reply",
+    "Request",
+    "SourceHealth",
+    "StatusProvider",
+    "TransportHealth",
+]
+
+OptionValue = str | int | float | bool
+"""A typed option as a platform with typed options (Discord's app_commands) delivers it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +36,11 @@ class Request:
     args: tuple[str, ...] = ()
     is_private: bool = True  # a DM with the bot, not a group or channel
     is_admin: bool = False  # may manage this chat's subscriptions
+    # Named options as typed values, from platforms that type them (an integer stays an int);
+    # text transports leave this empty and put every word in `args`. A handler reads its
+    # option here first and parses its word from `args` otherwise.
+    options: Mapping[str, OptionValue] = field(default_factory=dict)
+    thread_id: str | None = None  # the forum topic the command came from (Telegram)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +73,16 @@ class SourceHealth:
 
 
 @dataclass(frozen=True, slots=True)
+class TransportHealth:
+    """A chat platform's state since it last changed, as `status` shows it."""
+
+    name: str  # "discord", "telegram"
+    state: str  # "running" | "rejected" | "unreachable" | "failed" | "not_configured"
+    detail: str
+    since: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class BotStatus:
     """What `status` shows an operator; provided by the composition root."""
 
@@ -70,6 +97,7 @@ class BotStatus:
     # "bot": asked inside the running bot; "recorded": read from the running bot's record;
     # "probe": no bot runs on the database, so the sources were fetched just now.
     origin: Literal["bot", "recorded", "probe"] = "bot"
+    chat_transports: tuple[TransportHealth, ...] = ()  # each chat platform's state
 
 
 StatusProvider = Callable[[], Awaitable[BotStatus]]

@@ -148,7 +148,8 @@ def _check_size(request: Request) -> None:
             f"too many arguments ({len(request.args)}; at most {MAX_ARGS}) — "
             f"`help {request.command}` shows usage"
         )
-    if sum(len(arg) for arg in request.args) > MAX_INPUT_CHARS:
+    typed = [value for value in request.options.values() if isinstance(value, str)]
+    if sum(len(arg) for arg in (*request.args, *typed)) > MAX_INPUT_CHARS:
         raise UserInputError(
             f"input too long (at most {MAX_INPUT_CHARS} characters) — try `help {request.command}`"
         )

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import datetime
 
-from bot.commands.base import BotStatus, Field, Reply, Request, SourceHealth, StatusProvider
+from bot.commands.base import (
+    BotStatus,
+    Field,
+    Reply,
+    Request,
+    SourceHealth,
+    StatusProvider,
+    TransportHealth,
+)
 from bot.commands.registry import Command, check_arg_count
 from bot.render.text import format_moment
 from intel.snapshot import SourceState
@@ -21,6 +29,14 @@ STATE_MARKS: Mapping[str, str] = {
     "not_configured": "➖",
 }
 NOT_RECORDED_MARK = "○"  # state "ok", but the recording has no data here: nothing failed
+CHAT_MARKS: Mapping[str, str] = {
+    "running": "✅",
+    "rejected": "❌",
+    "unreachable": "❌",
+    "failed": "❌",
+    "not_configured": "➖",
+}
+CHAT_STATES: Mapping[str, str] = {"rejected": "token rejected"}  # else the state's own words
 
 
 class StatusCommands:
@@ -77,6 +93,10 @@ def status_to_json(status: BotStatus) -> dict[str, object]:
         "transports": list(status.transports),
         "notes": list(status.notes),
         "origin": status.origin,
+        "chat_transports": {
+            t.name: {"state": t.state, "detail": t.detail, "since": moment(t.since)}
+            for t in status.chat_transports
+        },
     }
 
 
@@ -94,9 +114,22 @@ def render_status(status: BotStatus) -> Reply:
             f"Transports: {', '.join(status.transports) or 'none'}",
         ]
     )
+    if status.chat_transports:
+        lines.append("Chat platforms:")
+        lines.extend(f"  {_chat_line(chat)}" for chat in status.chat_transports)
     lines.extend(status.notes)
     fields = tuple(Field(source.name, _source_value(source)) for source in status.sources)
     return Reply(text="\n".join(lines), fields=fields)
+
+
+def _chat_line(chat: TransportHealth) -> str:
+    mark = CHAT_MARKS.get(chat.state, "•")
+    line = f"{mark} {chat.name}: {CHAT_STATES.get(chat.state, chat.state.replace('_', ' '))}"
+    if chat.detail:
+        line += f" — {chat.detail}"
+    if chat.since is not None:
+        line += f" (since {format_moment(chat.since)})"
+    return line
 
 
 def _source_line(source: SourceHealth) -> str:

@@ -67,7 +67,9 @@ class SubscribeCommands:
         check_arg_count(request.args, SUBSCRIBE_USAGE, most=MAX_ARGS)
         symbols = resolve_symbols(self._desk, request.args)
         before = await self._store.subscription(request.transport, request.chat_id)
-        after = await self._store.subscribe(request.transport, request.chat_id, symbols)
+        after = await self._store.subscribe(
+            request.transport, request.chat_id, symbols, thread_id=request.thread_id
+        )
         head = _subscribe_head(before, symbols)
         return Reply(text=f"{head}\n{await self._overview(after)}")
 

@@ -64,6 +64,9 @@ class Subscription:
     symbols: tuple[str, ...]  # empty: every symbol the bot covers
     active: bool = True
     disabled_reason: str | None = None
+    # Where in the chat alerts go: a forum topic's id (Telegram's message_thread_id), set by
+    # the latest `subscribe`; None: the chat itself (a forum's General topic).
+    thread_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,11 +186,18 @@ def symbols_after_unsubscribe(
 class SubscriptionStore(Protocol):
     """Channel subscriptions (channel admins only; checked by the command layer)."""
 
-    async def subscribe(self, transport: str, chat_id: str, symbols: Sequence[str]) -> Subscription:
+    async def subscribe(
+        self,
+        transport: str,
+        chat_id: str,
+        symbols: Sequence[str],
+        thread_id: str | None = None,
+    ) -> Subscription:
         """Add `symbols` to the chat's subscription (made if none); none named: every symbol.
 
         An every-symbol subscription stays one (it covers them already). Re-enables a disabled
-        subscription. Returns the subscription as it now is."""
+        subscription. Alerts go to `thread_id` (a forum topic; None: the chat) from now on.
+        Returns the subscription as it now is."""
         ...
 
     async def unsubscribe(

@@ -53,8 +53,14 @@ class StoreFacade:
 
     # -- SubscriptionStore -------------------------------------------------------------------
 
-    async def subscribe(self, transport: str, chat_id: str, symbols: Sequence[str]) -> Subscription:
-        return await self.subscription_store.subscribe(transport, chat_id, symbols)
+    async def subscribe(
+        self,
+        transport: str,
+        chat_id: str,
+        symbols: Sequence[str],
+        thread_id: str | None = None,
+    ) -> Subscription:
+        return await self.subscription_store.subscribe(transport, chat_id, symbols, thread_id)
 
     async def unsubscribe(
         self,

@@ -46,6 +46,7 @@ class _SubscriptionRow:
     created_at: str
     active: bool = True
     disabled_reason: str | None = None
+    thread_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -140,13 +141,20 @@ class MemorySubscriptions:
     def __init__(self, tables: _Tables) -> None:
         self._tables = tables
 
-    async def subscribe(self, transport: str, chat_id: str, symbols: Sequence[str]) -> Subscription:
+    async def subscribe(
+        self,
+        transport: str,
+        chat_id: str,
+        symbols: Sequence[str],
+        thread_id: str | None = None,
+    ) -> Subscription:
         t, key = self._tables.t, (transport, chat_id)
         row = t.subscriptions.get(key)
         chosen = symbols_after_subscribe(None if row is None else row.symbols, symbols)
         if row is None:
             row = t.subscriptions[key] = _SubscriptionRow(chosen, iso(self._tables.clock()))
         row.symbols, row.active, row.disabled_reason = chosen, True, None
+        row.thread_id = thread_id
         return _subscription(key, row)
 
     async def unsubscribe(
@@ -191,7 +199,7 @@ class MemorySubscriptions:
 
 
 def _subscription(key: ChatKey, row: _SubscriptionRow) -> Subscription:
-    return Subscription(key[0], key[1], row.symbols, row.active, row.disabled_reason)
+    return Subscription(key[0], key[1], row.symbols, row.active, row.disabled_reason, row.thread_id)
 
 
 class MemoryWatchlists:

@@ -240,6 +240,13 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX whale_counted_txs_by_hour ON whale_counted_txs (provider, hour_start_ms)",
         ),
     ),
+    # A subscription made in a forum topic posts its alerts to that topic (Telegram's
+    # message_thread_id); existing subscriptions keep posting to the chat itself.
+    Migration(
+        6,
+        "subscription thread",
+        ("ALTER TABLE subscriptions ADD COLUMN thread_id TEXT",),
+    ),
 )
 
 

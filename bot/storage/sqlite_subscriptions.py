@@ -18,7 +18,8 @@ __all__ = ["SqliteSubscriptions", "disable_chat"]
 _SELECT = (
     "SELECT s.transport, s.chat_id, s.active, s.disabled_reason,"
     " (SELECT json_group_array(x.symbol) FROM subscription_symbols x"
-    "  WHERE x.transport = s.transport AND x.chat_id = s.chat_id)"
+    "  WHERE x.transport = s.transport AND x.chat_id = s.chat_id),"
+    " s.thread_id"
     " FROM subscriptions s"
 )
 
@@ -29,17 +30,24 @@ class SqliteSubscriptions:
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
-    async def subscribe(self, transport: str, chat_id: str, symbols: Sequence[str]) -> Subscription:
+    async def subscribe(
+        self,
+        transport: str,
+        chat_id: str,
+        symbols: Sequence[str],
+        thread_id: str | None = None,
+    ) -> Subscription:
         async with self._db.write() as conn:
             current = await _current(conn, transport, chat_id)
             await conn.execute(
-                "INSERT INTO subscriptions (transport, chat_id, created_at) VALUES (?, ?, ?)"
-                " ON CONFLICT DO UPDATE SET active = 1, disabled_reason = NULL",
-                (transport, chat_id, iso(self._db.clock())),
+                "INSERT INTO subscriptions (transport, chat_id, created_at, thread_id)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT DO UPDATE"
+                " SET active = 1, disabled_reason = NULL, thread_id = excluded.thread_id",
+                (transport, chat_id, iso(self._db.clock()), thread_id),
             )
             chosen = symbols_after_subscribe(None if current is None else current.symbols, symbols)
             await _set_symbols(conn, transport, chat_id, chosen)
-        return Subscription(transport, chat_id, chosen)
+        return Subscription(transport, chat_id, chosen, thread_id=thread_id)
 
     async def unsubscribe(
         self,
@@ -114,7 +122,9 @@ async def _current(conn: aiosqlite.Connection, transport: str, chat_id: str) -> 
 
 
 def _row_subscription(row: Any) -> Subscription:
-    return Subscription(row[0], row[1], tuple(sorted(json.loads(row[4]))), bool(row[2]), row[3])
+    return Subscription(
+        row[0], row[1], tuple(sorted(json.loads(row[4]))), bool(row[2]), row[3], row[5]
+    )
 
 
 async def _set_symbols(

@@ -9,14 +9,16 @@ which nothing is sent.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from bot.commands.base import Reply, Request
+from bot.commands.registry import Command
 
 __all__ = [
     "CommandHandler",
+    "CommandMenu",
     "DeliveryError",
     "OutMessage",
     "PermanentDeliveryError",
@@ -81,3 +83,11 @@ class Transport(Protocol):
     async def send(self, chat_id: str, message: OutMessage) -> None:
         """Deliver one proactive message; raise a DeliveryError subclass on failure."""
         ...
+
+
+@runtime_checkable
+class CommandMenu(Protocol):
+    """A transport that shows the platform its commands (Discord's slash commands, Telegram's
+    command menu), built from the command registry; told them before `start`."""
+
+    def use_commands(self, commands: Iterable[Command]) -> None: ...

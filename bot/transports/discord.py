@@ -18,8 +18,8 @@ import asyncio
 import hashlib
 import io
 import json
-from collections.abc import Sequence
-from typing import Any, Literal
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import aiohttp
 import discord
@@ -30,7 +30,8 @@ from cachetools import LRUCache
 from discord import app_commands
 from discord.gateway import DiscordWebSocket
 
-from bot.commands.base import Reply, Request
+from bot.commands.base import OptionValue, Reply, Request
+from bot.commands.registry import Command
 from bot.commands.router import INTERNAL_ERROR
 from bot.config import DiscordConfig
 from bot.render.discord import CHART_FILENAME, escape, reply_contents, signal_embeds
@@ -44,6 +45,7 @@ from bot.transports.base import (
     TransientDeliveryError,
     TransportRejectedError,
 )
+from bot.transports.discord_commands import add_commands, add_registry_commands
 from bot.transports.discord_views import ActionsClient, SignalButton, signal_view
 from intel.symbols import base_asset
 
@@ -98,7 +100,7 @@ class DiscordTransport:
         self._runner: asyncio.Task[None] | None = None
         self._dm_channels: LRUCache[str, int] = LRUCache(10_000)
         self._urls_before: tuple[str, yarl.URL] | None = None
-        _add_commands(self)
+        add_commands(self)
         # Buttons on messages posted before a restart match by custom_id, so they keep working.
         self.client.add_dynamic_items(SignalButton)
 
@@ -124,6 +126,11 @@ class DiscordTransport:
 
     async def stop(self) -> None:
         self._accepting = False
+
+    def use_commands(self, commands: Iterable[Command]) -> None:
+        """Registry commands without a slash command of their own get a generic one (their
+        words as one text option); call before `start`, whose sync uploads them."""
+        add_registry_commands(self, commands)
 
     async def close(self) -> None:
         self._accepting = False
@@ -182,13 +189,18 @@ class DiscordTransport:
         return True
 
     async def answer(
-        self, interaction: discord.Interaction, command: str, args: tuple[str, ...]
+        self,
+        interaction: discord.Interaction,
+        command: str,
+        args: tuple[str, ...],
+        options: Mapping[str, OptionValue] | None = None,
     ) -> None:
-        """Defer at once, then run the command and follow up with its reply."""
+        """Defer at once, then run the command and follow up with its reply; `options` are
+        the typed slash-command options, passed on as values (an integer stays an int)."""
         personal = command in _PERSONAL
         await interaction.response.defer(thinking=True, ephemeral=personal)
         try:
-            reply = await self._reply(interaction, command, args)
+            reply = await self._reply(interaction, command, args, options or {})
             for kwargs in _messages(reply, intro=None):  # each follow-up private if the first is
                 await interaction.followup.send(
                     **kwargs, ephemeral=personal, allowed_mentions=NO_MENTIONS
@@ -227,11 +239,15 @@ class DiscordTransport:
             await interaction.followup.send(**kwargs, ephemeral=True, allowed_mentions=NO_MENTIONS)
 
     async def _reply(
-        self, interaction: discord.Interaction, command: str, args: tuple[str, ...]
+        self,
+        interaction: discord.Interaction,
+        command: str,
+        args: tuple[str, ...],
+        options: Mapping[str, OptionValue] | None = None,
     ) -> Reply:
         if not self._accepting or self._handler is None:
             return Reply(text=_STOPPING, is_error=True)
-        request = self.request(interaction, command, args)
+        request = self.request(interaction, command, args, options or {})
         if command == "subscribe" and request.is_admin and not request.is_private:
             missing = [
                 label for name, label in _POSTING if not getattr(interaction.app_permissions, name)
@@ -245,7 +261,11 @@ class DiscordTransport:
         return await self._handler(request)
 
     def request(
-        self, interaction: discord.Interaction, command: str, args: tuple[str, ...]
+        self,
+        interaction: discord.Interaction,
+        command: str,
+        args: tuple[str, ...],
+        options: Mapping[str, OptionValue] | None = None,
     ) -> Request:
         """The transport-neutral request for an interaction."""
         in_server = interaction.guild_id is not None
@@ -259,6 +279,7 @@ class DiscordTransport:
             args=args,
             is_private=not in_server,
             is_admin=not in_server or self._may_manage(interaction),
+            options=dict(options or {}),
         )
 
     def _may_manage(self, interaction: discord.Interaction) -> bool:
@@ -325,72 +346,3 @@ def _retry_after_s(exc: discord.HTTPException) -> float:
         return float(exc.response.headers.get("Retry-After", _RETRY_AFTER_UNKNOWN_S))
     except (TypeError, ValueError):
         return _RETRY_AFTER_UNKNOWN_S
-
-
-# -- the slash commands ----------------------------------------------------------------------
-
-
-def _add_commands(transport: DiscordTransport) -> None:
-    """Register every bot command as a slash command with typed options."""
-    tree = transport.tree
-    answer = transport.answer
-
-    async def symbols_typed(
-        interaction: discord.Interaction, current: str
-    ) -> list[app_commands.Choice[str]]:
-        return transport.symbol_choices(current)
-
-    async def several_typed(
-        interaction: discord.Interaction, current: str
-    ) -> list[app_commands.Choice[str]]:
-        done, _, last = current.rpartition(" ")
-        prefix = f"{done} " if done else ""
-        return [
-            app_commands.Choice(name=f"{prefix}{c.name}", value=f"{prefix}{c.value}")
-            for c in transport.symbol_choices(last)
-        ]
-
-    @tree.command(name="signal", description="A signal for one symbol now, with its chart")
-    @app_commands.describe(symbol="e.g. btc or ETH/USDT")
-    @app_commands.autocomplete(symbol=symbols_typed)
-    async def signal(interaction: discord.Interaction, symbol: str) -> None:
-        await answer(interaction, "signal", (symbol,))
-
-    @tree.command(name="watch", description="Your watchlist: add or remove a symbol, or list it")
-    @app_commands.autocomplete(symbol=symbols_typed)
-    async def watch(
-        interaction: discord.Interaction,
-        action: Literal["add", "remove", "list"],
-        symbol: str | None = None,
-    ) -> None:
-        await answer(interaction, "watch", (action,) if symbol is None else (action, symbol))
-
-    @tree.command(name="alerts", description="DM me when a watched signal reaches a confidence")
-    @app_commands.describe(threshold="confidence 0-100", off="stop the DMs")
-    async def alerts(
-        interaction: discord.Interaction,
-        threshold: app_commands.Range[int, 0, 100] | None = None,
-        off: bool = False,
-    ) -> None:
-        args = ("off",) if off else () if threshold is None else (str(threshold),)
-        await answer(interaction, "alerts", args)
-
-    @tree.command(name="subscribe", description="Post alerts in this channel (Manage Server)")
-    @app_commands.describe(symbols="symbols separated by spaces; none: every symbol")
-    @app_commands.autocomplete(symbols=several_typed)
-    async def subscribe(interaction: discord.Interaction, symbols: str | None = None) -> None:
-        await answer(interaction, "subscribe", tuple((symbols or "").split()))
-
-    @tree.command(name="unsubscribe", description="Stop alerts in this channel (Manage Server)")
-    @app_commands.describe(symbols="symbols separated by spaces; none: all of them")
-    @app_commands.autocomplete(symbols=several_typed)
-    async def unsubscribe(interaction: discord.Interaction, symbols: str | None = None) -> None:
-        await answer(interaction, "unsubscribe", tuple((symbols or "").split()))
-
-    @tree.command(name="status", description="Sources, last and next cycle, deliveries")
-    async def status(interaction: discord.Interaction) -> None:
-        await answer(interaction, "status", ())
-
-    @tree.command(name="help", description="Every command with an example")
-    async def help_(interaction: discord.Interaction, command: str | None = None) -> None:
-        await answer(interaction, "help", () if command is None else (command,))

@@ -5,6 +5,9 @@ It records every request, enforces the message limits it is given (answering 429
 `retry_after`, as Telegram's flood control does), and fails chosen chats and texts the way
 Telegram does: 403 for a chat that blocked the bot, 400 "chat not found", 400 with
 `migrate_to_chat_id` for a group that became a supergroup, 400 "can't parse entities".
+Edits (`editMessageText`, `editMessageMedia`) change the messages it keeps, refusing an edit
+that changes nothing ("message is not modified"), and a chat action to a user who never
+started the bot is refused with 403, as Telegram does.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ BOT_USER = {
     "supports_inline_queries": False,
 }
 _SENDS = {"sendMessage", "sendPhoto"}
+_EDITS = {"editMessageText", "editMessageMedia"}
 CAPTION_LIMIT, TEXT_LIMIT = 1024, 4096
 # ChatMemberAdministrator's required fields (Bot API 9.x).
 _ADMIN_RIGHTS = {
@@ -65,6 +69,7 @@ class FakeRequest:
     params: Mapping[str, str]
     photo: bytes | None = None
     status: int = 200
+    message_id: int | None = None  # the message a send made
 
     @property
     def chat_id(self) -> str | None:
@@ -92,6 +97,9 @@ class FakeBotApi:
     migrated_chats: dict[str, str] = field(default_factory=dict)  # group id -> supergroup id
     unparsable: tuple[str, ...] = ()  # HTML messages containing one of these: 400 parse error
     admins: dict[str, set[str]] = field(default_factory=dict)  # chat id -> admin user ids
+    unstarted_users: set[str] = field(default_factory=set)  # never started the bot: no DMs
+    # What each message shows now, (chat id, message id) -> its text or caption.
+    shown: dict[tuple[str, int], str] = field(default_factory=dict)
     # The next N sends are refused with 429 and this retry_after (seconds; may be sub-second).
     flood_next: int = 0
     flood_retry_after_s: float = 0.2
@@ -130,6 +138,10 @@ class FakeBotApi:
             if r.method in _SENDS and r.status == 200 and chat_id in (None, r.chat_id)
         ]
 
+    def calls(self, method: str) -> list[FakeRequest]:
+        """Accepted requests of one method, in order."""
+        return [r for r in self.requests if r.method == method and r.status == 200]
+
     def uploads(self) -> list[FakeRequest]:
         return [r for r in self.sent() if r.method == "sendPhoto" and r.photo is not None]
 
@@ -148,7 +160,9 @@ class FakeBotApi:
         if request.match_info["token"] != self.token:
             return self._answer(FakeRequest(now, method, params, photo, 401), _error(401))
         status, body = self._respond(method, params, photo, now)
-        return self._answer(FakeRequest(now, method, params, photo, status), body)
+        result = body.get("result")
+        made = result.get("message_id") if isinstance(result, dict) else None
+        return self._answer(FakeRequest(now, method, params, photo, status, made), body)
 
     def _answer(self, record: FakeRequest, body: dict[str, Any]) -> web.Response:
         self.requests.append(record)
@@ -165,6 +179,10 @@ class FakeBotApi:
             if not admin:
                 return 200, _ok({"user": user, "status": "member"})
             return 200, _ok({"user": user, "status": "administrator", **_ADMIN_RIGHTS})
+        if method == "sendChatAction" and params.get("chat_id") in self.unstarted_users:
+            return 403, _error(403, "Forbidden: bot can't initiate conversation with a user")
+        if method in _EDITS:
+            return self._edit(method, params)
         if method not in _SENDS:
             return 200, _ok([] if method == "getUpdates" else True)
         refusal = self._refusal(params)
@@ -210,6 +228,19 @@ class FakeBotApi:
         chat.append(now)
         return None
 
+    def _edit(self, method: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        key = (params["chat_id"], int(params["message_id"]))
+        if key not in self.shown:
+            return 400, _error(400, "Bad Request: message to edit not found")
+        if method == "editMessageText":
+            text = params["text"]
+        else:
+            text = json.loads(params["media"]).get("caption", "")
+        if text == self.shown[key] and method == "editMessageText":
+            return 400, _error(400, "Bad Request: message is not modified")
+        self.shown[key] = text
+        return 200, _ok(True)
+
     def _message(self, method: str, params: dict[str, str], photo: bytes | None) -> dict[str, Any]:
         chat_id = int(params["chat_id"])
         message: dict[str, Any] = {
@@ -217,6 +248,9 @@ class FakeBotApi:
             "date": 1760000000,
             "chat": {"id": chat_id, "type": "private" if chat_id > 0 else "supergroup"},
         }
+        self.shown[(params["chat_id"], message["message_id"])] = params.get(
+            "text", params.get("caption", "")
+        )
         if method == "sendMessage":
             message["text"] = params["text"]
             return message

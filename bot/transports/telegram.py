@@ -2,55 +2,74 @@
 Telegram's errors mapped onto the delivery errors the outbox sender understands.
 
 Pacing, one limiter per budget, each counting Bot API messages (an alert is a photo and a text):
-PTB's `AIORateLimiter` paces the overall and per-group budgets and waits out a 429 itself (up to
-`max_retries` times, pausing every request meanwhile); a per-chat pacer here spaces every message
-to one chat, command replies and alerts alike. The outbox sender is therefore given no Telegram
+`PausingRateLimiter` (bot.transports.telegram_pacing, in PTB's rate-limiter slot) paces the
+overall and per-group budgets and waits out a 429 itself (up to `max_retries` times, pausing
+every request meanwhile); a per-chat pacer (bot.transports.telegram_send) spaces every message to
+one chat, command replies and alerts alike. The outbox sender is therefore given no Telegram
 limits of its own (`sender_limits`): it counts one turn per alert where Telegram counts each
-message, and a 429 that AIORateLimiter already waited out would pause it once more. Measured in
-benchmarks/telegram_fanout.py (600 chats, limits x 3, 2 cores shared): 1.25x the floor alone,
-1.31x with the sender's limits stacked on top.
+message, and a 429 already waited out would pause it once more. Figures in
+benchmarks/telegram_fanout.py.
+
+A signal carries the Refresh and Watch buttons (bot.transports.telegram_buttons). A command
+typed in a forum topic is answered in that topic, and a subscription made there posts its
+alerts there (the topic is kept with the subscription).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
-import hashlib
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import timedelta
+from collections.abc import Iterable, Sequence
 
 import structlog
 from cachetools import LRUCache
-from telegram import Chat, ChatMember, LinkPreviewOptions, Message, Update
-from telegram.constants import ChatAction, ParseMode
+from telegram import (
+    BotCommand,
+    Chat,
+    ChatMember,
+    Message,
+    Update,
+)
+from telegram.constants import ChatAction
 from telegram.error import (
     BadRequest,
     ChatMigrated,
-    Forbidden,
     InvalidToken,
-    RetryAfter,
     TelegramError,
 )
-from telegram.ext import AIORateLimiter, Application, ContextTypes, MessageHandler, filters
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
 from bot.commands.base import Reply, Request
+from bot.commands.registry import Command
 from bot.commands.router import parse_command_line
 from bot.config import TransportLimits
-from bot.delivery.limits import ChatPacer, window_limiter
-from bot.render.telegram import plain_text, reply_messages, signal_messages
+from bot.render.telegram import reply_messages, signal_messages
 from bot.render.text import DEFAULT_CREDITS
 from bot.storage.base import SubscriptionStore
 from bot.transports.base import (
     CommandHandler,
     DeliveryError,
     OutMessage,
-    PermanentDeliveryError,
-    RateLimitedError,
     TransientDeliveryError,
+    TransportRejectedError,
+)
+from bot.transports.telegram_buttons import ButtonPresses, start_payload_command
+from bot.transports.telegram_pacing import PausingRateLimiter
+from bot.transports.telegram_send import (
+    Part,
+    Poster,
+    Thread,
+    delivery_error,
+    sender_limits,
 )
 from intel.errors import UserInputError
+from intel.symbols import base_asset
 
 __all__ = ["TELEGRAM", "TelegramTransport", "delivery_error", "sender_limits"]
 
@@ -61,69 +80,13 @@ WELCOME = (
     "when a watched call is that sure, `/subscribe` in a group or channel (admins) for alerts "
     "there, and `/help` for every command. Not financial advice."
 )
-# Bad requests that mean the chat is gone for this bot: retrying can never deliver.
-_CHAT_GONE = ("chat not found", "user not found", "bot was kicked", "not enough rights")
 _ADMIN_STATUSES = {ChatMember.ADMINISTRATOR, ChatMember.OWNER}
-_NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+_START = BotCommand("start", "welcome and what to try")
+_SUBSCRIPTION_COMMANDS = ("subscribe", "unsubscribe")
+_BOT_COMMAND_MAX = 256  # a command menu description's limit, in characters
+_POOL_TIMEOUT_S = 30.0  # a send waits this long for a free connection before it fails
 
 log = structlog.get_logger(__name__)
-
-
-def sender_limits(limits: TransportLimits) -> TransportLimits:
-    """What the outbox sender enforces for Telegram: nothing, as the transport paces every
-    message (see the module docstring); a 429 that gets through still pauses the sender."""
-    del limits  # every Telegram budget is enforced by the transport
-    return TransportLimits(overall_per_s=1e9, per_chat_per_s=1e9, per_group_per_min=1e9)
-
-
-def delivery_error(exc: TelegramError) -> DeliveryError:
-    """Telegram's error as the delivery error that tells the sender what to do next."""
-    if isinstance(exc, RetryAfter):
-        wait = exc.retry_after
-        seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
-        return RateLimitedError(seconds, exc.message)
-    if isinstance(exc, Forbidden):  # blocked by the user, kicked from the group
-        return PermanentDeliveryError(exc.message)
-    if isinstance(exc, BadRequest) and any(gone in exc.message.lower() for gone in _CHAT_GONE):
-        return PermanentDeliveryError(exc.message)
-    # Timeouts, network errors and 5xx; also any other bad request, so that a bug of ours is
-    # retried with backoff and logged rather than disabling a chat that did nothing wrong.
-    return TransientDeliveryError(f"{type(exc).__name__}: {exc.message}")
-
-
-def _rate_limiter(limits: TransportLimits, max_retries: int) -> AIORateLimiter:
-    """AIORateLimiter with its buckets shaped as `window_limiter` shapes ours: given (30, 1 s)
-    it would let 30 through at once and 30 more within the same second, and a platform counting
-    sliding windows answers 429 (measured: 128 of 600 messages refused, 1.9x the floor)."""
-    overall = window_limiter(limits.overall_per_s, 1.0)
-    group = window_limiter(limits.per_group_per_min, 60.0)
-    return AIORateLimiter(
-        overall_max_rate=overall.max_rate,
-        overall_time_period=overall.time_period,
-        group_max_rate=group.max_rate,
-        group_time_period=group.time_period,
-        max_retries=max_retries,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class _ChatTurns:
-    pacer: ChatPacer
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-@dataclass(frozen=True, slots=True)
-class _Part:
-    """One Bot API message: a photo with its caption, or a text."""
-
-    html: str
-    photo_png: bytes | None = None
-
-    @property
-    def photo_key(self) -> str | None:
-        if self.photo_png is None:
-            return None
-        return hashlib.blake2b(self.photo_png, digest_size=16).hexdigest()
 
 
 class TelegramTransport:
@@ -140,12 +103,15 @@ class TelegramTransport:
         base_url: str | None = None,
         polling: bool = True,
         max_retries: int = 3,
+        connection_pool_size: int = 16,
     ) -> None:
         builder = (
             Application.builder()
             .token(token)
-            .rate_limiter(_rate_limiter(limits, max_retries))
+            .rate_limiter(PausingRateLimiter(limits, max_retries))
             .concurrent_updates(32)  # a slow /signal must not hold up everyone else's commands
+            .connection_pool_size(connection_pool_size)
+            .pool_timeout(_POOL_TIMEOUT_S)
         )
         if base_url:
             builder = builder.base_url(base_url)
@@ -153,13 +119,19 @@ class TelegramTransport:
             builder = builder.updater(None)
         self.application = builder.build()
         self._store = store
-        self._per_chat_per_s = limits.per_chat_per_s
-        self._chats: LRUCache[str, _ChatTurns] = LRUCache(maxsize=10_000)
+        self._poster = Poster(self.application.bot, limits.per_chat_per_s)
         self._handler: CommandHandler | None = None
-        self._file_ids: LRUCache[str, str] = LRUCache(maxsize=256)  # chart digest -> file_id
-        self._uploads: dict[str, asyncio.Future[str | None]] = {}
         # Parts already delivered of a message whose later part failed: a retry skips them.
         self._progress: LRUCache[tuple[str, ...], int] = LRUCache(maxsize=10_000)
+        # The text messages under a signal's photo, (chat, photo message) -> their ids, so that
+        # Refresh edits them too (a press after a restart edits the photo and caption only).
+        self._details: LRUCache[tuple[str, int], tuple[int, ...]] = LRUCache(maxsize=10_000)
+        # Each subscribed chat's forum topic (None: the chat itself). Subscriptions of Telegram
+        # chats change only through this transport, which forgets a chat's entry when they do.
+        self._threads: LRUCache[str, str | None] = LRUCache(maxsize=10_000)
+        self._menu: tuple[BotCommand, ...] = ()
+        self._rendered: LRUCache[tuple[object, ...], tuple[Part, ...]] = LRUCache(maxsize=64)
+        self._buttons = ButtonPresses(self)
 
     # -- the Transport protocol --------------------------------------------------------------
 
@@ -167,13 +139,17 @@ class TelegramTransport:
         self._handler = handler
         commands = filters.COMMAND & (filters.UpdateType.MESSAGE | filters.UpdateType.CHANNEL_POST)
         self.application.add_handler(MessageHandler(commands, self._on_command))
+        self.application.add_handler(CallbackQueryHandler(self._on_press))
         self.application.add_error_handler(self._on_error)
         try:
             await self.application.initialize()  # getMe: checks the token
         except InvalidToken as exc:
-            raise PermanentDeliveryError(f"Telegram rejected the token ({exc.message})") from None
+            raise TransportRejectedError(
+                f"Telegram rejected the token (TELEGRAM_TOKEN): {exc.message}"
+            ) from None
         except TelegramError as exc:
             raise TransientDeliveryError(f"Telegram is unreachable ({exc.message})") from None
+        await self._publish_menu()
         await self.application.start()
         if self.application.updater is not None:
             await self.application.updater.start_polling()
@@ -191,7 +167,24 @@ class TelegramTransport:
         await self.application.shutdown()  # does nothing when start never initialized it
 
     async def send(self, chat_id: str, message: OutMessage) -> None:
-        await self._send_parts(chat_id, self._message_parts(message), _progress_key(message))
+        thread_id = await self._thread_of(chat_id) if message.is_group else None
+        parts = self._message_parts(message)
+        await self._send_parts(chat_id, parts, _progress_key(message), thread_id=thread_id)
+
+    def use_commands(self, commands: Iterable[Command]) -> None:
+        """The command menu Telegram shows on "/", from the registry; published at start."""
+        self._menu = (
+            _START,
+            *(BotCommand(c.name, c.summary[:_BOT_COMMAND_MAX]) for c in commands),
+        )
+
+    async def _publish_menu(self) -> None:
+        if not self._menu:
+            return
+        try:
+            await self.application.bot.set_my_commands(self._menu)
+        except TelegramError as exc:  # a menu is a convenience: typed commands still work
+            log.warning("telegram_menu_not_set", reason=exc.message)
 
     # -- inbound -----------------------------------------------------------------------------
 
@@ -203,30 +196,46 @@ class TelegramTransport:
         addressee = first.partition("@")[2]
         if addressee and addressee.lower() != (context.bot.username or "").lower():
             return  # `/signal@OtherBot` in a group is for that bot
+        thread_id = _topic(message)
         try:
             command, args = parse_command_line(message.text)
         except UserInputError as exc:
-            await self._answer(chat.id, Reply(text=str(exc), is_error=True))
+            await self._answer(chat.id, Reply(text=str(exc), is_error=True), thread_id)
             return
         if command == "start":
-            await self._answer(chat.id, Reply(text=WELCOME))
-            return
+            await self._answer(chat.id, Reply(text=WELCOME), thread_id)
+            deep_link = start_payload_command(args[0]) if len(args) == 1 else None
+            if deep_link is None:
+                return
+            command, args = deep_link  # `/start watch_eth` from a Watch button's link
         request = await self._request(update, message, chat, command, args)
         if command == "signal":
             with contextlib.suppress(TelegramError):  # "sending photo…" while it computes
-                await chat.send_action(ChatAction.UPLOAD_PHOTO)
+                await chat.send_action(ChatAction.UPLOAD_PHOTO, message_thread_id=thread_id)
+        reply = await self.handle(request)
+        if command in _SUBSCRIPTION_COMMANDS:
+            self._threads.pop(str(chat.id), None)
+        await self._answer(chat.id, reply, thread_id)
+
+    async def _on_press(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        if update.callback_query is not None and self._handler is not None:
+            await self._buttons.press(update.callback_query)
+
+    async def handle(self, request: Request) -> Reply:
+        """The command layer's reply; never raises."""
+        assert self._handler is not None
         try:
-            reply = await self._handler(request)
+            return await self._handler(request)
         except Exception:  # the router answers every error; this is a last guard
-            log.exception("telegram_handler_failed", command=command)
-            reply = Reply(text="internal error — sorry, please try again", is_error=True)
-        await self._answer(chat.id, reply)
+            log.exception("telegram_handler_failed", command=request.command)
+            return Reply(text="internal error — sorry, please try again", is_error=True)
 
     async def _request(
         self, update: Update, message: Message, chat: Chat, command: str, args: tuple[str, ...]
     ) -> Request:
         user = update.effective_user
         author = str(user.id) if user else str((message.sender_chat or chat).id)
+        topic = _topic(message)
         return Request(
             transport=TELEGRAM,
             user_id=author,
@@ -236,6 +245,7 @@ class TelegramTransport:
             args=args,
             is_private=chat.type == Chat.PRIVATE,
             is_admin=await self._is_admin(message, chat),
+            thread_id=None if topic is None else str(topic),
         )
 
     async def _is_admin(self, message: Message, chat: Chat) -> bool:
@@ -254,37 +264,66 @@ class TelegramTransport:
             return False
         return member.status in _ADMIN_STATUSES
 
-    async def _answer(self, chat_id: int, reply: Reply) -> None:
+    async def _answer(self, chat_id: int | str, reply: Reply, thread_id: int | None = None) -> None:
         try:
-            await self._send_parts(str(chat_id), self._reply_parts(reply), None)
+            await self._send_parts(
+                str(chat_id), self._reply_parts(reply), None, thread_id=thread_id
+            )
         except DeliveryError as exc:  # the asker cannot be answered; nothing more to do
             log.warning("telegram_reply_failed", chat_id=chat_id, reason=str(exc))
+
+    async def answer_privately(self, user_id: str, reply: Reply) -> None:
+        """A reply in the user's private chat with the bot (logged when it cannot be sent)."""
+        await self._answer(user_id, reply)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.error("telegram_update_failed", reason=repr(context.error))
 
     # -- outbound ----------------------------------------------------------------------------
 
-    def _reply_parts(self, reply: Reply, intro: str = "") -> list[_Part]:
+    def _reply_parts(self, reply: Reply, intro: str = "") -> list[Part]:
         if reply.signal is None:
             text = f"{intro}\n{reply.text}" if intro else reply.text
-            return [_Part(html) for html in reply_messages(dataclasses.replace(reply, text=text))]
+            return [Part(html) for html in reply_messages(dataclasses.replace(reply, text=text))]
         follow = [f"Next: {reply.extra['next']}"] if reply.extra.get("next") else []
         rendered = signal_messages(reply.signal, intro, follow, reply.credits or DEFAULT_CREDITS)
-        first = _Part(rendered.caption, reply.chart_png)
-        return [first, *(_Part(text) for text in rendered.messages)]
+        first = Part(rendered.caption, reply.chart_png, base_asset(reply.signal.symbol).lower())
+        return [first, *(Part(text) for text in rendered.messages)]
 
-    def _message_parts(self, message: OutMessage) -> list[_Part]:
-        return self._reply_parts(message.reply, message.intro)
+    def _message_parts(self, message: OutMessage) -> tuple[Part, ...]:
+        """An alert's parts, rendered once for every chat it goes to (a fan-out renders the
+        same signal and intro thousands of times otherwise)."""
+        signal, chart = message.reply.signal, message.reply.chart_png
+        if signal is None:
+            return tuple(self._reply_parts(message.reply, message.intro))
+        key = (
+            signal.symbol,
+            signal.created_at,
+            message.intro,
+            message.reply.credits,
+            len(chart or b""),
+        )
+        parts = self._rendered.get(key)
+        if parts is None:
+            parts = self._rendered[key] = tuple(self._reply_parts(message.reply, message.intro))
+        return parts
 
     async def _send_parts(
-        self, chat_id: str, parts: Sequence[_Part], key: tuple[str, ...] | None, moved: bool = False
+        self,
+        chat_id: str,
+        parts: Sequence[Part],
+        key: tuple[str, ...] | None,
+        moved: bool = False,
+        thread_id: Thread = None,
     ) -> None:
         progress = (chat_id, *key) if key is not None else None
-        index = self._progress.get(progress, 0) if progress is not None else 0
+        start = index = self._progress.get(progress, 0) if progress is not None else 0
+        sent_ids: list[int] = []
         try:
             while index < len(parts):
-                await self._send_part(chat_id, parts[index])
+                sent_ids.append(
+                    (await self._poster.post(chat_id, parts[index], thread_id)).message_id
+                )
                 index += 1
                 if progress is not None:
                     self._progress[progress] = index
@@ -293,71 +332,54 @@ class TelegramTransport:
                 raise TransientDeliveryError("the chat migrated twice in one send") from exc
             new_id = str(exc.new_chat_id)
             await self._move_subscription(chat_id, new_id)
-            await self._send_parts(new_id, parts[index:], key, moved=True)
+            await self._send_parts(new_id, parts[index:], key, moved=True, thread_id=thread_id)
         except TelegramError as exc:
             raise delivery_error(exc) from exc
         if progress is not None:
             self._progress.pop(progress, None)
+        if start == 0 and parts and parts[0].buttons and sent_ids:
+            self._details[(chat_id, sent_ids[0])] = tuple(sent_ids[1:])
 
-    async def _send_part(self, chat_id: str, part: _Part) -> None:
-        """Send as HTML; if Telegram cannot parse it, the same text as plain text, never lost."""
+    async def edit_signal(self, chat_id: str, message_id: int, reply: Reply) -> None:
+        """A signal edited into the message that shows one (Refresh): the photo, its caption
+        and buttons, then the text messages under it that this process sent. A count that
+        differs (a longer signal) leaves the extra text out rather than post a new message."""
+        first, *rest = self._reply_parts(reply)
+        details = self._details.get((chat_id, message_id), ())
         try:
-            await self._send_once(chat_id, part, ParseMode.HTML)
+            await self._poster.edit(chat_id, message_id, first)
+            for detail_id, part in zip(details, rest, strict=False):
+                await self._poster.edit(chat_id, detail_id, part)
         except BadRequest as exc:
-            if "can't parse entities" not in exc.message.lower():
-                raise
-            log.warning("telegram_html_refused", chat_id=chat_id, reason=exc.message)
-            await self._send_once(chat_id, _Part(plain_text(part.html), part.photo_png), None)
+            if "not modified" not in exc.message.lower():  # the same signal: nothing to change
+                log.warning("telegram_refresh_failed", chat_id=chat_id, reason=exc.message)
+        except TelegramError as exc:
+            log.warning("telegram_refresh_failed", chat_id=chat_id, reason=exc.message)
 
-    async def _send_once(self, chat_id: str, part: _Part, parse_mode: str | None) -> None:
-        """Send one message once this chat's per-second limit allows it. The turn is counted
-        when Telegram answers, as it counts arrival: counted before the overall limiter's
-        wait, a photo held there arrived late and its text too soon after it (measured: 132
-        of 600 messages refused)."""
-        turns = self._chats.get(chat_id)
-        if turns is None:
-            turns = self._chats[chat_id] = _ChatTurns(ChatPacer(self._per_chat_per_s, 1.0))
-        loop = asyncio.get_running_loop()
-        async with turns.lock:  # one message to a chat at a time, replies and alerts alike
-            await asyncio.sleep(turns.pacer.wait_s(loop.time()))
-            await self._post(chat_id, part, parse_mode)
-            turns.pacer.take(loop.time())  # a refused message (an exception) takes no turn
-
-    async def _post(self, chat_id: str, part: _Part, parse_mode: str | None) -> None:
-        bot = self.application.bot
-        if part.photo_png is None:
-            await bot.send_message(
-                chat_id, part.html, parse_mode=parse_mode, link_preview_options=_NO_PREVIEW
-            )
-            return
-        key = part.photo_key
-        assert key is not None
-        file_id = self._file_ids.get(key)
-        if file_id is None and key in self._uploads:  # another chat is uploading this chart
-            file_id = await asyncio.shield(self._uploads[key])
-        if file_id is not None:
-            await bot.send_photo(chat_id, file_id, caption=part.html, parse_mode=parse_mode)
-            return
-        upload: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._uploads[key] = upload
-        try:
-            sent = await bot.send_photo(
-                chat_id, part.photo_png, caption=part.html, parse_mode=parse_mode
-            )
-            file_id = sent.photo[-1].file_id if sent.photo else None
-            if file_id is not None:
-                self._file_ids[key] = file_id
-        finally:
-            upload.set_result(file_id)  # None: the waiters upload it themselves
-            del self._uploads[key]
+    async def _thread_of(self, chat_id: str) -> Thread:
+        """The forum topic a subscribed chat's alerts go to; None: the chat itself."""
+        if chat_id not in self._threads:
+            subscription = await self._store.subscription(TELEGRAM, chat_id)
+            self._threads[chat_id] = subscription.thread_id if subscription else None
+        return self._threads[chat_id]
 
     async def _move_subscription(self, old_id: str, new_id: str) -> None:
         """A group became a supergroup: its subscription follows it to the new id."""
         subscription = await self._store.subscription(TELEGRAM, old_id)
         if subscription is not None:
-            await self._store.subscribe(TELEGRAM, new_id, subscription.symbols or ())
+            await self._store.subscribe(
+                TELEGRAM, new_id, subscription.symbols or (), subscription.thread_id
+            )
             await self._store.unsubscribe(TELEGRAM, old_id)
+        self._threads.pop(old_id, None)
+        self._threads.pop(new_id, None)
         log.info("telegram_chat_migrated", old_chat_id=old_id, new_chat_id=new_id)
+
+
+def _topic(message: Message) -> int | None:
+    """The forum topic a message was posted in; None outside forum topics (a reply thread in
+    an ordinary group also has a message_thread_id, but posting there is not what it means)."""
+    return message.message_thread_id if message.is_topic_message else None
 
 
 def _progress_key(message: OutMessage) -> tuple[str, ...]:
