@@ -198,10 +198,20 @@ async def _assemble(
     speed = clock.speed if clock.speed > 0 else 1.0  # a fixed clock: cycle at the market rate
     interval_s = real_interval_s(config.schedule.interval_minutes, speed)
     recorder = StateRecorder(
-        store, clock, interval_s, desk.source_health, lambda: scheduler.next_run_at
+        store,
+        clock,
+        interval_s,
+        desk.source_health,
+        lambda: scheduler.next_run_at,
+        notes=partial(_desk_notes, desk),
     )
     scheduler = CycleScheduler(partial(_cycle_and_record, cycle, recorder), store, interval_s)
     return _Bot(config, store, desk, clock, chart, sender, scheduler, transports, chat, recorder)
+
+
+def _desk_notes(desk: SignalDesk) -> tuple[str, ...]:
+    """The coordinator and sentiment engine in use, as `status` shows them."""
+    return desk.coordinator_status(), f"Sentiment: {desk.sentiment_engine_status()}"
 
 
 def _sender_limits(config: BotConfig, transport: str) -> TransportLimits:
@@ -421,8 +431,7 @@ async def _status(bot: _Bot) -> BotStatus:
     last_at = await stored_time(bot.store, LAST_CYCLE_AT)
     notes = [
         f"Clock: {bot.clock.describe()}",
-        bot.desk.coordinator_status(),
-        f"Sentiment: {bot.desk.sentiment_engine_status()}",
+        *_desk_notes(bot.desk),
     ]
     if isinstance(bot.clock, DemoClock) and bot.clock.ended:
         notes.append("The demo clock reached the end of the recorded data and stays there.")

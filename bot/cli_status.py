@@ -139,6 +139,7 @@ def _recorded(state: BotState, stored: _Stored) -> BotStatus:
     notes = [
         f"Recorded by the running bot (pid {state.pid}) at {iso(state.updated_at)}.",
         f"Clock: {state.clock}",
+        *state.notes,
     ]
     if not sources:
         notes.append("No source checked yet: the bot has run no cycle, or follows no symbol.")

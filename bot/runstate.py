@@ -75,6 +75,8 @@ class BotState(_Record):
     transports: tuple[str, ...] = ()
     sources: dict[str, RecordedSource] = {}
     chat_transports: dict[str, RecordedTransport] = {}  # each chat platform's state
+    # What decides and scores in this bot: its coordinator (LLM budget left) and sentiment engine.
+    notes: tuple[str, ...] = ()
 
 
 def health(state: BotState | None, *, held: bool, now: datetime) -> tuple[bool, str]:
@@ -121,6 +123,7 @@ class StateRecorder:
         sources: Callable[[], Mapping[str, SourceState]],
         next_run_at: Callable[[], datetime | None],
         wall_clock: Callable[[], datetime] = utcnow,
+        notes: Callable[[], Sequence[str]] = tuple,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -128,6 +131,7 @@ class StateRecorder:
         self._sources = sources
         self._next_run_at = next_run_at
         self._wall_clock = wall_clock
+        self._notes = notes
         self._started_at = wall_clock()
         self._transports: tuple[str, ...] = ()
         self._chats: dict[str, RecordedTransport] = {}
@@ -167,6 +171,7 @@ class StateRecorder:
             next_run_at=self._next_run_at() if running else None,
             transports=self._transports,
             chat_transports=self._chats,
+            notes=tuple(self._notes()),
             sources={
                 name: RecordedSource(
                     state=s.state, detail=s.detail, since=s.since, recorded=s.recorded

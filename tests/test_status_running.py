@@ -133,6 +133,9 @@ async def test_status_of_a_running_bot_shows_the_bots_own_state(
         # The last candle closed by RESUME_AT is the 09:00 one, closing at 10:00.
         assert sources["candles BTC/USDT"]["detail"] == "data as of 2025-10-08T10:00:00Z"
         assert sources["orderbook BTC/USDT"]["recorded"] is False
+        # What decides and scores, as the running bot recorded it (no key: the rules).
+        assert "Coordinator: rules (auto, and GROQ_API_KEY is not set)" in status["notes"]
+        assert "Sentiment: lexicon" in status["notes"]
         code, text = await asyncio.to_thread(cli, capsys, "status", "--db", str(db))
         assert "Transports: memory" in text
         assert "Chat platforms:\n  ✅ memory: running (since " in text
