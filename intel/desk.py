@@ -197,6 +197,12 @@ class SignalDesk:
         """The sentiment engine in use, for `status` (FinBERT: loaded, not yet, or fallback)."""
         return describe_engine(self._engine) if self._engine is not None else "none"
 
+    def confidence_ceiling(self) -> int | None:
+        """The highest confidence a BUY/SELL can show under this desk's calibration map (the map
+        at raw confidence 100); None when calibration is off. ConfigError as `calibrator_for`."""
+        calibrator = calibrator_for(self.config)
+        return None if calibrator is None else calibrator.map.apply(100)
+
     def source_health(self) -> dict[str, SourceState]:
         """Each source's last outcome in this process (empty until something was fetched)."""
         return self._pipeline.source_health()

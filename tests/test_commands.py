@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,6 +20,7 @@ from bot.render.chart_task import ChartRenderer
 from bot.render.text import render_text
 from bot.storage.base import SignalOrigin
 from bot.storage.memory import MemoryStore
+from intel.calibration import DEFAULT_MAP_PATH
 from intel.config import load_config
 from intel.desk import SignalDesk, build_desk
 from intel.errors import NoSignalError, UserInputError
@@ -797,3 +799,15 @@ async def test_too_many_args_from_a_transport_that_skips_the_parser(router, stor
     )
     assert huge.is_error
     assert await user_state(store) == before
+
+
+async def test_alerts_above_what_calibrated_calls_reach_says_so(router, store):
+    # The shipped map read directly: the highest calibrated confidence is its last knot's.
+    shipped = json.loads(DEFAULT_MAP_PATH.read_text(encoding="utf-8"))
+    ceiling = round(shipped["probabilities"][-1] * 100)
+    assert shipped["raw_knots"][-1] <= 100  # beyond the last knot the map stays flat
+    reply = await ask(router, f"alerts {ceiling + 1}")
+    assert f"reach at most {ceiling}/100" in reply.text
+    assert f"`alerts {ceiling}` would" in reply.text
+    assert await store.threshold("console", "u1") == ceiling + 1  # set all the same
+    assert "at most" not in (await ask(router, f"alerts {ceiling}")).text

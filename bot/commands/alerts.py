@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Protocol, runtime_checkable
 
 from bot.commands.base import OptionValue, Reply, Request
 from bot.commands.registry import Command, Desk, check_arg_count
@@ -42,6 +43,13 @@ def parse_threshold(text: OptionValue) -> int | None:
     return value
 
 
+@runtime_checkable
+class CalibratedDesk(Protocol):
+    """A desk whose BUY/SELL confidence is calibrated: it knows the highest value a call shows."""
+
+    def confidence_ceiling(self) -> int | None: ...
+
+
 class AlertsCommands:
     """The `alerts` command group."""
 
@@ -73,10 +81,23 @@ class AlertsCommands:
         if threshold is None:
             return Reply(text="Alerts off: no more DMs. `alerts 60` turns them back on.")
         done = f"Alerts on: a DM when a watched symbol's signal reaches {threshold}/100."
+        done += self._unreachable(threshold)
         if not watched:
             example = base_asset(self._desk.symbols[0]).lower()
             return Reply(text=f"{done} You watch nothing yet — `watch add {example}` to start.")
         return Reply(text=f"{done} Watching {', '.join(watched)}.")
+
+    def _unreachable(self, threshold: int) -> str:
+        """A warning when calibrated calls never reach `threshold` (else ""): no DM would come."""
+        if not isinstance(self._desk, CalibratedDesk):
+            return ""
+        ceiling = self._desk.confidence_ceiling()
+        if ceiling is None or threshold <= ceiling:
+            return ""
+        return (
+            f" Note: calls are calibrated on the bot's track record and reach at most "
+            f"{ceiling}/100 today, so none will reach {threshold} — `alerts {ceiling}` would."
+        )
 
     async def _show(self, request: Request) -> Reply:
         threshold = await self._store.threshold(request.transport, request.user_id)
