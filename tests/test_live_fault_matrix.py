@@ -31,7 +31,7 @@ from intel.sources.fakes.social import (
     Fault,
     replay_fear_greed,
 )
-from intel.sources.live import NO_WHALE_DATA
+from intel.sources.onchain.labels import NO_LABELS
 from intel.timeutil import parse_time, to_ms
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")  # the fakes are shared by every case
@@ -232,7 +232,8 @@ async def test_each_fault_ends_in_a_signal_that_says_why(fakes: Fakes, case: Cas
     assert case.reason.split(": ")[-1] in health[case.health].detail
     # The other modalities are intact: candles priced the signal, the other reports count.
     assert health[f"candles {case.symbol}"].state == "ok"
-    assert reports["whales"].reason == NO_WHALE_DATA
+    # Live whales without an address file say why (issue 10), as every surface does.
+    assert reports["whales"].reason == NO_LABELS
     others = {name: state.state for name, state in health.items() if name != case.health}
     assert set(others.values()) == {"ok", "not_configured"}, others
     for name, report in reports.items():
