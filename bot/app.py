@@ -18,6 +18,7 @@ from typing import Literal, TextIO
 
 import structlog
 
+from bot.alerts.whales import WhaleAlerter, build_whale_message
 from bot.commands.backtest import BacktestCommands
 from bot.commands.base import BotStatus, Field, Reply, Request, TransportHealth
 from bot.commands.performance import PerformanceCommands
@@ -191,7 +192,11 @@ async def _assemble(
         concurrency=config.delivery.concurrency,
         build_message=partial(build_message, Redactor(secrets.values()), credits=desk.credits),
         poll_interval_s=config.delivery.poll_interval_s,
+        build_whale_message=partial(build_whale_message, Redactor(secrets.values())),
     )
+    if config.whale_alerts.enabled:  # live whale sources call it as they count a transfer
+        alerter = WhaleAlerter(config.whale_alerts, store, desk.symbols, sender.wake)
+        desk.add_large_transfer_listener(alerter)
     chart = ChartRenderer.from_config(config.chart)  # one chart for alerts and `signal` alike
     cycle = SignalCycle(desk, store, config, chart, on_recorded=sender.wake)
     await cycle.follow_books()  # live: the followed books stream from the start, not the 1st cycle

@@ -97,6 +97,15 @@ class LoggingConfig(Frozen):
     console_level: LogLevel = "WARNING"
 
 
+class WhaleAlertsConfig(Frozen):
+    """Instant whale alerts (bot.alerts.whales): one transfer into or out of an exchange at or
+    above `min_usd` goes at once to the chats that asked; at most `max_per_chat_h` an hour each."""
+
+    enabled: bool = True
+    min_usd: float = Field(100_000_000, gt=0)
+    max_per_chat_h: int = Field(6, ge=1, le=60)
+
+
 class BotConfig(Config):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -107,3 +116,4 @@ class BotConfig(Config):
     console: ConsoleConfig = ConsoleConfig()
     discord: DiscordConfig = DiscordConfig()
     logging: LoggingConfig = LoggingConfig()
+    whale_alerts: WhaleAlertsConfig = WhaleAlertsConfig()

@@ -39,6 +39,7 @@ from intel.sentiment.lexicon import LexiconEngine
 from intel.snapshot import SnapshotBuilder, Sources, SourceState
 from intel.sources.base import CandleSource, FollowsBooks, OrderBookSource
 from intel.sources.live import LIVE_SOURCES, LiveSourceFactories, live
+from intel.sources.onchain.large import LargeTransferFeed, LargeTransferListener
 from intel.sources.onchain.window import FlowWindowStore
 from intel.sources.replay_candles import ReplayCandleSource
 from intel.sources.replay_fear_greed import ReplayFearGreedSource
@@ -79,6 +80,14 @@ class SignalDesk:
         self._components = components
         self._market_clock = market_clock or _default_clock(config)
         self._opened: AsyncExitStack | None = None
+
+    def add_large_transfer_listener(self, listener: LargeTransferListener) -> bool:
+        """Hand `listener` to each whale source that reports transfers as it counts them
+        (live Blockchain.com, Whale Alert); False when none does (replay, not configured)."""
+        feeds = [c for c in self._components if isinstance(c, LargeTransferFeed)]
+        for feed in feeds:
+            feed.add_listener(listener)
+        return bool(feeds)
 
     async def start(self) -> None:
         """Start every component in order; if one fails, those already started are closed.

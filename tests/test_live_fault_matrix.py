@@ -232,6 +232,7 @@ async def test_each_fault_ends_in_a_signal_that_says_why(fakes: Fakes, case: Cas
     assert case.reason.split(": ")[-1] in health[case.health].detail
     # The other modalities are intact: candles priced the signal, the other reports count.
     assert health[f"candles {case.symbol}"].state == "ok"
+    # Live whales without an address file say why (issue 10), as every surface does.
     assert reports["whales"].reason == NO_LABELS
     others = {name: state.state for name, state in health.items() if name != case.health}
     assert set(others.values()) == {"ok", "not_configured"}, others

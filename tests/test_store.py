@@ -26,7 +26,9 @@ from bot.storage.base import (
 )
 from bot.storage.memory import MemoryStore, MemoryTables
 from bot.storage.sqlite import SqliteStore
+from bot.storage.whales import CurrentCall, WhaleAlert, WhaleAlertChat
 from intel.models import Action, ExchangeFlow
+from intel.sources.onchain.large import LargeTransfer
 from tests.factories import DEFAULT_AS_OF, make_signal
 
 BTC, ETH, SOL = "BTC/USDT", "ETH/USDT", "SOL/USDT"
@@ -706,3 +708,75 @@ async def test_pruning_drops_hours_and_txids_before_the_cutoff(store: Store) -> 
     assert [h.flow.hour_start.hour for h in await store.flow_window.flow_hours("p", since)] == [3]
     assert set(await store.flow_window.counted_txids("p", since)) == {"tx-3"}
     assert set(await store.flow_window.counted_txids("q", since)) == {"tx-q"}
+
+
+# -- whale alerts ---------------------------------------------------------------------------
+
+
+def whale_alert(txid: str = "tx-a", usd: float = 150e6) -> WhaleAlert:
+    transfer = LargeTransfer(
+        "blockchain_com", txid, "BTC", True, 1500.5, usd, "Binance", DEFAULT_AS_OF
+    )
+    call = CurrentCall(BTC, Action.BUY, 72, DEFAULT_AS_OF)
+    return WhaleAlert(transfer, call)
+
+
+WHALE_CHANNEL = WhaleAlertChat("telegram", "c1", DeliveryKind.CHANNEL)
+WHALE_DM = WhaleAlertChat("telegram", "dm-u1", DeliveryKind.DM, user_id="u1")
+
+
+async def test_a_whale_alert_is_queued_once_by_txid_for_the_chats_that_asked(
+    make_store: Callable[[], Store],
+) -> None:
+    store = make_store()
+    await store.open()
+    assert await store.set_whale_alerts(WHALE_CHANNEL, True)
+    assert await store.set_whale_alerts(WHALE_DM, True)
+    assert not await store.set_whale_alerts(WHALE_DM, True)  # on already
+    await store.subscribe("telegram", "c2", [BTC])  # signal alerts only: no whale alert
+    assert await store.queue_whale_alert(whale_alert(), max_per_chat_h=5) == 2
+    assert await store.queue_whale_alert(whale_alert(), max_per_chat_h=5) is None
+    await store.close()
+    reopened = make_store()  # a restart: the txid is still known
+    await reopened.open()
+    assert await reopened.queue_whale_alert(whale_alert(), max_per_chat_h=5) is None
+    rows = await reopened.pending_deliveries(10)
+    assert [(r.chat_id, r.kind, r.signal_id) for r in rows] == [
+        ("c1", DeliveryKind.CHANNEL, None),
+        ("dm-u1", DeliveryKind.DM, None),
+    ]
+    assert rows[0].whale_alert_id == rows[1].whale_alert_id
+    assert rows[0].whale_alert_id is not None
+    assert await reopened.load_whale_alert(rows[0].whale_alert_id) == whale_alert()
+    await reopened.mark_sent(rows[0].id)
+    assert await reopened.outbox_counts() == {"pending": 1, "sent": 1, "failed": 0}
+    assert await reopened.chat_states(BTC) == {}  # signal alert memory untouched
+    await reopened.close()
+
+
+async def test_whale_alerts_are_limited_per_chat_and_hour(store: Store, clock: ManualClock) -> None:
+    await store.set_whale_alerts(WHALE_CHANNEL, True)
+    assert await store.queue_whale_alert(whale_alert("t1"), max_per_chat_h=2) == 1
+    assert await store.queue_whale_alert(whale_alert("t2"), max_per_chat_h=2) == 1
+    assert await store.queue_whale_alert(whale_alert("t3"), max_per_chat_h=2) == 0
+    await store.set_whale_alerts(WHALE_DM, True)  # another chat has its own budget
+    assert await store.queue_whale_alert(whale_alert("t4"), max_per_chat_h=2) == 1
+    clock.advance(61 * 60)
+    assert await store.queue_whale_alert(whale_alert("t5"), max_per_chat_h=2) == 2
+    chats = [r.chat_id for r in await store.pending_deliveries(10)]
+    assert chats == ["c1", "c1", "dm-u1", "c1", "dm-u1"]
+
+
+async def test_whale_alerts_off_and_a_failed_chat_get_none(store: Store) -> None:
+    await store.set_whale_alerts(WHALE_CHANNEL, True)
+    await store.set_whale_alerts(WHALE_DM, True)
+    assert await store.set_whale_alerts(WHALE_DM, False)
+    assert not await store.set_whale_alerts(WHALE_DM, False)
+    assert not await store.whale_alerts_on("telegram", "dm-u1")
+    assert await store.queue_whale_alert(whale_alert("t1"), max_per_chat_h=5) == 1
+    (row,) = await store.pending_deliveries(10)
+    await store.mark_failed(row.id, "Forbidden: bot was kicked", permanent=True)
+    assert not await store.whale_alerts_on("telegram", "c1")
+    assert await store.queue_whale_alert(whale_alert("t2"), max_per_chat_h=5) == 0
+    assert await store.set_whale_alerts(WHALE_CHANNEL, True)  # asked again: re-enabled
+    assert await store.queue_whale_alert(whale_alert("t3"), max_per_chat_h=5) == 1

@@ -23,7 +23,7 @@ from intel.models import Action
 from intel.serialize import signal_to_json
 from intel.timeutil import to_ms
 from tests.factories import make_signal
-from tests.test_store import BTC, ETH, PNG, SOL, channel, dm
+from tests.test_store import BTC, ETH, PNG, SOL, WHALE_CHANNEL, channel, dm, whale_alert
 
 
 async def test_sqlite_pragmas(tmp_path: Path) -> None:
@@ -196,6 +196,48 @@ async def test_sqlite_a_v4_subscription_upgrades_to_posting_in_the_chat(tmp_path
         assert kept == Subscription("telegram", "-100", (BTC,), thread_id=None)
         moved = await store.subscribe("telegram", "-100", [], thread_id="12")
         assert moved.thread_id == "12"
+    finally:
+        await store.close()
+
+
+async def test_sqlite_migrates_a_v5_outbox_keeping_every_row(tmp_path: Path) -> None:
+    """Migration 7 rebuilds the outbox: ids, statuses, attempts, charts and the chart trigger
+    survive; the sequence goes on after the old ids."""
+    path = tmp_path / "v5.db"
+    await create_database(path, version=5)
+    signal_id = insert_v1_signal(path, 70, alerted=True)
+    with sqlite3.connect(path) as conn:  # the rows as v5 code wrote them
+        conn.execute("INSERT INTO charts VALUES (?, ?)", (signal_id, PNG))
+        for chat_id, status, attempts in (("c1", "sent", 0), ("c2", "pending", 1)):
+            conn.execute(
+                "INSERT INTO outbox (signal_id, transport, chat_id, kind, intro, status,"
+                " attempts, created_at, next_attempt_at) VALUES (?, 'telegram', ?, 'channel',"
+                " 'BTC turned BUY', ?, ?, 0, 0)",
+                (signal_id, chat_id, status, attempts),
+            )
+        first, second = (r[0] for r in conn.execute("SELECT id FROM outbox ORDER BY id"))
+    assert schema_versions(path) == [1, 2, 3, 4, 5]
+    store = SqliteStore(path)
+    await store.open()
+    try:
+        assert schema_versions(path) == [m.version for m in MIGRATIONS]
+        assert await store.outbox_counts() == {"pending": 1, "sent": 1, "failed": 0}
+        stored = await store.load_signal(signal_id)
+        assert stored is not None
+        assert stored.chart_png == PNG  # a row is still pending
+        await store.set_whale_alerts(WHALE_CHANNEL, True)
+        assert await store.queue_whale_alert(whale_alert(), max_per_chat_h=5) == 1
+        with sqlite3.connect(path) as conn:
+            rows = conn.execute("SELECT id, status, attempts, signal_id FROM outbox ORDER BY id")
+            assert [tuple(r) for r in rows] == [
+                (first, "sent", 0, signal_id),
+                (second, "pending", 1, signal_id),
+                (second + 1, "pending", 0, None),
+            ]
+        await store.mark_sent(second)  # the trigger, made again, drops the chart
+        stored = await store.load_signal(signal_id)
+        assert stored is not None
+        assert stored.chart_png is None
     finally:
         await store.close()
 

@@ -1,4 +1,5 @@
-"""`alerts 0-100` / `alerts off`: DM me when a watched symbol's signal reaches this confidence."""
+"""`alerts 0-100` / `alerts off`: DM me when a watched symbol's signal reaches this confidence;
+`alerts whales` / `alerts whales off`: DM me instant whale alerts (`bot.commands.whales`)."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ from typing import Protocol, runtime_checkable
 
 from bot.commands.base import OptionValue, Reply, Request
 from bot.commands.registry import Command, Desk, check_arg_count
+from bot.commands.whales import WhaleCommands, is_whales
+from bot.config import WhaleAlertsConfig
 from bot.storage.base import WatchlistStore
+from bot.storage.whales import WhaleAlertStore
 from intel.errors import UserInputError
 from intel.symbols import base_asset
 from intel.textfmt import quote_input
 
-__all__ = ["AlertsCommands", "parse_threshold"]
+__all__ = ["AlertsCommandStore", "AlertsCommands", "parse_threshold"]
 
-USAGE = "alerts 0-100 · alerts off"
+USAGE = "alerts 0-100 · alerts off · alerts whales [off]"
+WHALES_USAGE = "alerts whales [off]"
 _RANGE = "must be a whole number from 0 to 100, e.g. `alerts 60`, or `alerts off`"
 # ASCII digits only: int() would also take '٦٠' or '６０', which nobody means as a threshold.
 _INTEGER = re.compile(r"[+-]?[0-9]+%?")
@@ -50,12 +55,23 @@ class CalibratedDesk(Protocol):
     def confidence_ceiling(self) -> int | None: ...
 
 
+class AlertsCommandStore(WatchlistStore, WhaleAlertStore, Protocol):
+    """Thresholds on the watchlist, and who gets whale alerts."""
+
+
 class AlertsCommands:
     """The `alerts` command group."""
 
-    def __init__(self, desk: Desk, store: WatchlistStore) -> None:
+    def __init__(
+        self,
+        desk: Desk,
+        store: AlertsCommandStore,
+        *,
+        whales: WhaleAlertsConfig | None = None,
+    ) -> None:
         self._desk = desk
         self._store = store
+        self._whales = WhaleCommands(store, whales or WhaleAlertsConfig())
 
     def commands(self) -> tuple[Command, ...]:
         return (
@@ -69,6 +85,14 @@ class AlertsCommands:
         )
 
     async def alerts(self, request: Request) -> Reply:
+        if is_whales(request.args):
+            check_arg_count(request.args, WHALES_USAGE, most=2)
+            rest = [arg.strip().lower() for arg in request.args[1:]]
+            if rest not in ([], ["off"]):
+                raise UserInputError(
+                    f"{quote_input(request.args[1])} is not `off`: usage `{WHALES_USAGE}`"
+                )
+            return await self._whales.dm(request, on=not rest)
         check_arg_count(request.args, USAGE, most=1)
         given = _given(request)
         if given is None:

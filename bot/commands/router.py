@@ -32,6 +32,7 @@ from bot.commands.watch import WatchCommands
 from bot.config import BotConfig
 from bot.render.chart_task import ChartFn, ChartRenderer
 from bot.storage.base import SignalLog, SubscriptionStore, WatchlistStore
+from bot.storage.whales import WhaleAlertStore
 from intel.errors import NoSignalError, UserInputError
 from intel.textfmt import quote_input
 
@@ -42,7 +43,7 @@ log = structlog.get_logger(__name__)
 INTERNAL_ERROR = "internal error — sorry, please try again in a moment"
 
 
-class CommandStore(SubscriptionStore, WatchlistStore, SignalLog, Protocol):
+class CommandStore(SubscriptionStore, WatchlistStore, SignalLog, WhaleAlertStore, Protocol):
     """What the command groups read and write: no outbox, no meta."""
 
 
@@ -90,8 +91,8 @@ class CommandRouter:
         groups = (
             SignalCommands(desk, guard),
             WatchCommands(desk, store),
-            AlertsCommands(desk, store),
-            SubscribeCommands(desk, store),
+            AlertsCommands(desk, store, whales=config.whale_alerts),
+            SubscribeCommands(desk, store, whales=config.whale_alerts),
             StatusCommands(status),
             HelpCommands(self._registry),
         )

@@ -18,8 +18,11 @@ from bot.commands.registry import (
     error_reply,
     resolve_symbols,
 )
+from bot.commands.whales import WhaleCommands, is_whales
+from bot.config import WhaleAlertsConfig
 from bot.render.text import format_moment
 from bot.storage.base import SignalLog, Subscription, SubscriptionStore
+from bot.storage.whales import WhaleAlertStore
 from intel.errors import UnknownSymbolError
 from intel.symbols import base_asset, normalize_symbol
 
@@ -31,16 +34,23 @@ _REFUSAL = "only an admin of this chat can change its subscription"
 _ENDED = "no more alerts here. `subscribe` starts them again."
 
 
-class SubscriptionCommandStore(SubscriptionStore, SignalLog, Protocol):
-    """The subscriptions, and the signal log for each symbol's current call."""
+class SubscriptionCommandStore(SubscriptionStore, SignalLog, WhaleAlertStore, Protocol):
+    """The subscriptions, the signal log for each symbol's current call, whale alerts."""
 
 
 class SubscribeCommands:
     """The `subscribe` / `unsubscribe` command group."""
 
-    def __init__(self, desk: Desk, store: SubscriptionCommandStore) -> None:
+    def __init__(
+        self,
+        desk: Desk,
+        store: SubscriptionCommandStore,
+        *,
+        whales: WhaleAlertsConfig | None = None,
+    ) -> None:
         self._desk = desk
         self._store = store
+        self._whales = WhaleCommands(store, whales or WhaleAlertsConfig())
 
     def commands(self) -> tuple[Command, ...]:
         example = base_asset(self._desk.symbols[0]).lower()
@@ -64,6 +74,9 @@ class SubscribeCommands:
     async def subscribe(self, request: Request) -> Reply:
         if not request.is_admin:
             return error_reply(_REFUSAL)
+        if is_whales(request.args):
+            check_arg_count(request.args, "subscribe whales", most=1)
+            return await self._whales.channel(request, on=True)
         check_arg_count(request.args, SUBSCRIBE_USAGE, most=MAX_ARGS)
         symbols = resolve_symbols(self._desk, request.args)
         before = await self._store.subscription(request.transport, request.chat_id)
@@ -76,6 +89,9 @@ class SubscribeCommands:
     async def unsubscribe(self, request: Request) -> Reply:
         if not request.is_admin:
             return error_reply(_REFUSAL)
+        if is_whales(request.args):
+            check_arg_count(request.args, "unsubscribe whales", most=1)
+            return await self._whales.channel(request, on=False)
         check_arg_count(request.args, UNSUBSCRIBE_USAGE, most=MAX_ARGS)
         before = await self._store.subscription(request.transport, request.chat_id)
         if before is None:

@@ -23,6 +23,7 @@ from cachetools import LRUCache
 from bot.config import TransportLimits
 from bot.delivery.limits import TransportThrottle
 from bot.storage.base import OutboxItem, OutboxStore, SignalLog, StoredSignal
+from bot.storage.whales import WhaleAlert, WhaleAlertStore
 from bot.transports.base import (
     OutMessage,
     PermanentDeliveryError,
@@ -31,15 +32,16 @@ from bot.transports.base import (
     Transport,
 )
 
-__all__ = ["MessageBuilder", "OutboxSender", "SenderStats", "SenderStore"]
+__all__ = ["MessageBuilder", "OutboxSender", "SenderStats", "SenderStore", "WhaleMessageBuilder"]
 
 log = structlog.get_logger(__name__)
 
 MessageBuilder = Callable[[OutboxItem, StoredSignal], OutMessage]
+WhaleMessageBuilder = Callable[[OutboxItem, WhaleAlert], OutMessage]
 
 
-class SenderStore(OutboxStore, SignalLog, Protocol):
-    """The outbox, and the signal log to load each row's signal from."""
+class SenderStore(OutboxStore, SignalLog, WhaleAlertStore, Protocol):
+    """The outbox, and the signal log (or whale alerts) to load each row's content from."""
 
 
 @dataclass(slots=True)
@@ -64,6 +66,7 @@ class OutboxSender:
         concurrency: int,
         build_message: MessageBuilder,
         poll_interval_s: float,
+        build_whale_message: WhaleMessageBuilder | None = None,
         batch_size: int = 100,
         chat_cache_size: int = 10_000,
     ) -> None:
@@ -73,6 +76,7 @@ class OutboxSender:
         self._transports = transports  # read on every row: a transport may come and go
         self._limits = limits
         self._build_message = build_message
+        self._build_whale_message = build_whale_message
         self._poll_interval_s = poll_interval_s
         self._batch_size = batch_size
         self._chat_cache_size = chat_cache_size
@@ -182,8 +186,7 @@ class OutboxSender:
     async def _deliver(self, item: OutboxItem) -> bool:
         """Send one row and record the outcome; True when it was marked sent."""
         try:
-            message = self._build_message(item, await self._signal(item.signal_id))
-            await self._send_until_accepted(item, message)
+            await self._send_until_accepted(item, await self._message(item))
         except PermanentDeliveryError as exc:
             self.stats.permanent_failures += 1
             log.warning(
@@ -242,6 +245,15 @@ class OutboxSender:
                 limits, chat_cache_size=self._chat_cache_size
             )
         return self._throttles[transport]
+
+    async def _message(self, item: OutboxItem) -> OutMessage:
+        if item.signal_id is not None:
+            return self._build_message(item, await self._signal(item.signal_id))
+        if item.whale_alert_id is not None and self._build_whale_message is not None:
+            alert = await self._store.load_whale_alert(item.whale_alert_id)
+            if alert is not None:
+                return self._build_whale_message(item, alert)
+        raise LookupError(f"outbox row {item.id} has no signal or whale alert to send")
 
     async def _signal(self, signal_id: int) -> StoredSignal:
         stored = self._signals.get(signal_id)

@@ -20,6 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 
+from bot.storage.whales import WhaleAlertStore
 from intel.models import Action, Signal
 from intel.sources.onchain.window import FlowWindowStore
 
@@ -130,14 +131,17 @@ class Delivery:
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
+    """One delivery: of a signal, or (`signal_id` None) of a whale alert."""
+
     id: int
-    signal_id: int
+    signal_id: int | None
     transport: str
     chat_id: str
     kind: DeliveryKind
     intro: str
     attempts: int
     created_at: datetime
+    whale_alert_id: int | None = None  # set exactly when signal_id is None
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +324,14 @@ class MetaStore(Protocol):
 
 
 class Store(
-    SubscriptionStore, WatchlistStore, SignalLog, AlertStateStore, OutboxStore, MetaStore, Protocol
+    SubscriptionStore,
+    WatchlistStore,
+    SignalLog,
+    AlertStateStore,
+    OutboxStore,
+    MetaStore,
+    WhaleAlertStore,
+    Protocol,
 ):
     """The whole store, opened once by the composition root and closed last."""
 

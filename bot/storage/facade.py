@@ -26,6 +26,7 @@ from bot.storage.base import (
     Watcher,
     WatchlistStore,
 )
+from bot.storage.whales import WhaleAlert, WhaleAlertChat, WhaleAlertStore
 from intel.models import Signal
 
 __all__ = ["StoreFacade"]
@@ -33,6 +34,8 @@ __all__ = ["StoreFacade"]
 
 class StoreFacade:
     """Forwards each `Store` method to the part that owns it; subclasses add open and close."""
+
+    whale_alert_store: WhaleAlertStore  # set by each backend
 
     def __init__(
         self,
@@ -166,3 +169,17 @@ class StoreFacade:
 
     async def set_meta(self, key: str, value: str) -> None:
         await self.meta.set_meta(key, value)
+
+    # -- WhaleAlertStore ---------------------------------------------------------------------
+
+    async def set_whale_alerts(self, chat: WhaleAlertChat, on: bool) -> bool:
+        return await self.whale_alert_store.set_whale_alerts(chat, on)
+
+    async def whale_alerts_on(self, transport: str, chat_id: str) -> bool:
+        return await self.whale_alert_store.whale_alerts_on(transport, chat_id)
+
+    async def queue_whale_alert(self, alert: WhaleAlert, max_per_chat_h: int) -> int | None:
+        return await self.whale_alert_store.queue_whale_alert(alert, max_per_chat_h)
+
+    async def load_whale_alert(self, alert_id: int) -> WhaleAlert | None:
+        return await self.whale_alert_store.load_whale_alert(alert_id)

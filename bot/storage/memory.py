@@ -30,6 +30,7 @@ from bot.storage.base import (
 )
 from bot.storage.facade import StoreFacade
 from bot.storage.memory_flows import FlowTables, MemoryFlowWindow
+from bot.storage.memory_whales import MemoryWhaleAlerts, WhaleTables
 from intel.models import Signal
 from intel.serialize import signal_from_json, signal_to_json
 from intel.timeutil import iso, to_ms, utcnow
@@ -94,6 +95,7 @@ class MemoryTables:
     flows: FlowTables = field(default_factory=FlowTables)  # the whale-flow window
     next_signal_id: int = 1
     next_outbox_id: int = 1
+    whales: WhaleTables = field(default_factory=WhaleTables)  # whale alerts and their chats
 
 
 class _Tables:
@@ -120,9 +122,19 @@ class _Tables:
         for (user_transport, _), user in t.users.items():
             if user_transport == transport and user.dm_chat_id == chat_id:
                 user.dm_disabled_reason = reason
+        if (transport, chat_id) in t.whales.chats:
+            t.whales.disabled[transport, chat_id] = reason
 
-    def drop_chart_if_delivered(self, signal_id: int) -> None:
+    def add_outbox_row(self, item: OutboxItem, user_id: str | None, now_s: float) -> None:
+        """Append a pending row; `item.id` must be `next_outbox_id`."""
+        t = self.t
+        t.outbox[item.id] = _OutboxRow(item, user_id, now_s)
+        t.next_outbox_id = item.id + 1
+
+    def drop_chart_if_delivered(self, signal_id: int | None) -> None:
         """SQLite's trigger of migration 4: no pending row of the signal left, no chart."""
+        if signal_id is None:  # a whale alert's row: no chart
+            return
         t = self.t
         pending = (r for r in t.outbox.values() if r.status == "pending")
         if all(row.item.signal_id != signal_id for row in pending):
@@ -429,6 +441,7 @@ class MemoryStore(StoreFacade):
             alert_states=signal_log,
         )
         self.flow_window = MemoryFlowWindow(self.tables.flows)
+        self.whale_alert_store = MemoryWhaleAlerts(self._open)
 
     async def open(self) -> None:
         self._open.is_open = True

@@ -247,6 +247,69 @@ MIGRATIONS: tuple[Migration, ...] = (
         "subscription thread",
         ("ALTER TABLE subscriptions ADD COLUMN thread_id TEXT",),
     ),
+    # Instant whale alerts (bot.storage.whales): the chats that asked for them, each alerted
+    # transfer once by txid, and outbox rows that carry a whale alert instead of a signal. SQLite
+    # cannot drop a NOT NULL, so the outbox is rebuilt: every row keeps its id, status and
+    # attempts; its indexes and migration 4's trigger are made again as they were.
+    Migration(
+        7,
+        "whale alerts",
+        (
+            """CREATE TABLE whale_alerts (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            txid TEXT NOT NULL UNIQUE,
+            payload TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )""",
+            """CREATE TABLE whale_alert_chats (
+            transport TEXT NOT NULL,
+            chat_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('channel', 'dm')),
+            user_id TEXT,
+            disabled_reason TEXT,
+            created_at REAL NOT NULL,
+            PRIMARY KEY (transport, chat_id)
+        )""",
+            """CREATE TABLE outbox_v7 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            signal_id INTEGER REFERENCES signals (id),
+            transport TEXT NOT NULL,
+            chat_id TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('channel', 'dm')),
+            intro TEXT NOT NULL,
+            user_id TEXT,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'sent', 'failed')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            created_at REAL NOT NULL,
+            next_attempt_at REAL NOT NULL,
+            finished_at REAL,
+            whale_alert_id INTEGER REFERENCES whale_alerts (id),
+            CHECK ((signal_id IS NULL) <> (whale_alert_id IS NULL))
+        )""",
+            """INSERT INTO outbox_v7 (id, signal_id, transport, chat_id, kind, intro, user_id,
+                status, attempts, last_error, created_at, next_attempt_at, finished_at)
+            SELECT id, signal_id, transport, chat_id, kind, intro, user_id,
+                status, attempts, last_error, created_at, next_attempt_at, finished_at
+            FROM outbox""",
+            "DROP TABLE outbox",
+            "ALTER TABLE outbox_v7 RENAME TO outbox",
+            "CREATE INDEX outbox_by_status ON outbox (status, id)",
+            "CREATE INDEX outbox_pending_by_signal ON outbox (signal_id) WHERE status = 'pending'",
+            """CREATE TRIGGER charts_dropped_when_delivered AFTER UPDATE OF status ON outbox
+            WHEN NEW.status <> 'pending' AND NEW.signal_id IS NOT NULL
+            BEGIN
+                DELETE FROM charts WHERE signal_id = NEW.signal_id AND NOT EXISTS (
+                    SELECT 1 FROM outbox
+                    WHERE signal_id = NEW.signal_id AND status = 'pending'
+                );
+            END""",
+            # The per-chat hourly limit counts a chat's recent whale rows.
+            "CREATE INDEX outbox_whales_by_chat ON outbox (transport, chat_id, created_at)"
+            " WHERE whale_alert_id IS NOT NULL",
+        ),
+    ),
 )
 
 

@@ -18,6 +18,7 @@ from bot.storage.sqlite_outbox import SqliteOutbox
 from bot.storage.sqlite_signals import SqliteSignalLog
 from bot.storage.sqlite_subscriptions import SqliteSubscriptions
 from bot.storage.sqlite_watchlists import SqliteWatchlists
+from bot.storage.sqlite_whales import SqliteWhaleAlerts
 from intel.timeutil import utcnow
 
 __all__ = ["ReadOnlyStoreError", "SqliteMeta", "SqliteStore"]
@@ -67,6 +68,7 @@ class SqliteStore(StoreFacade):
         )
         self.database = db
         self.flow_window = SqliteFlowWindow(db)
+        self.whale_alert_store = SqliteWhaleAlerts(db)
 
     @property
     def path(self) -> Path:

@@ -16,7 +16,9 @@ from bot.storage.sqlite_subscriptions import disable_chat
 
 __all__ = ["SqliteOutbox"]
 
-_OUTBOX_COLUMNS = "id, signal_id, transport, chat_id, kind, intro, attempts, created_at"
+_OUTBOX_COLUMNS = (
+    "id, signal_id, transport, chat_id, kind, intro, attempts, created_at, whale_alert_id"
+)
 
 
 class SqliteOutbox:
@@ -50,6 +52,7 @@ class SqliteOutbox:
                 intro=r[5],
                 attempts=r[6],
                 created_at=datetime.fromtimestamp(r[7], UTC),
+                whale_alert_id=r[8],
             )
             for r in rows
         ]

@@ -144,7 +144,7 @@ async def _set_symbols(
 async def disable_chat(
     conn: aiosqlite.Connection, transport: str, chat_id: str, reason: str
 ) -> None:
-    """Inside a write transaction: stop the chat's subscription and DMs to it."""
+    """Inside a write transaction: stop the chat's subscription, DMs and whale alerts to it."""
     await conn.execute(
         "UPDATE subscriptions SET active = 0, disabled_reason = ?"
         " WHERE transport = ? AND chat_id = ?",
@@ -152,5 +152,9 @@ async def disable_chat(
     )
     await conn.execute(
         "UPDATE users SET dm_disabled_reason = ? WHERE transport = ? AND dm_chat_id = ?",
+        (reason, transport, chat_id),
+    )
+    await conn.execute(
+        "UPDATE whale_alert_chats SET disabled_reason = ? WHERE transport = ? AND chat_id = ?",
         (reason, transport, chat_id),
     )

@@ -31,6 +31,7 @@ from intel.config import OnChainConfig
 from intel.errors import NotConfiguredError, PermanentSourceError, SourceError
 from intel.models import WhaleFlows
 from intel.sources.onchain.labels import ChainTx, ExchangeLabels, FlowKind, label_transfer
+from intel.sources.onchain.large import LargeTransfer, LargeTransferListener, TransferListeners
 from intel.sources.onchain.rest import NAME, BlockchainComRest
 from intel.sources.onchain.window import FlowWindow, FlowWindowStore, hour_floor_ms
 from intel.sources.onchain.wire import BlockRef, ChainBlock, parse_block_ref, parse_tx
@@ -86,6 +87,11 @@ class BlockchainComWhaleSource:
         self._bad = BadRecords("Blockchain.com feed", unit="message")
         self._marked_hour_ms: int | None = None  # the hour up to which the window is marked
         self._socket_delivered = False  # a message came over the current connection
+        self._listeners = TransferListeners()
+
+    def add_listener(self, listener: LargeTransferListener) -> None:
+        """`listener` hears of each whale transfer before it is counted (`LargeTransferFeed`)."""
+        self._listeners.add_listener(listener)
 
     async def start(self) -> None:
         await self._rest.start()
@@ -254,6 +260,12 @@ class BlockchainComWhaleSource:
         if usd < self._config.min_usd:
             return
         inflow = transfer.kind is FlowKind.INFLOW
+        exchange = transfer.to_exchange if inflow else transfer.from_exchange
+        await self._listeners.tell(
+            LargeTransfer(
+                PROVIDER, tx.txid, ASSET, inflow, transfer.amount_btc, usd, exchange, tx.seen_at
+            )
+        )
         await self.window.add(tx.txid, tx.seen_at, transfer.amount_btc, usd, inflow)
 
     async def _heard(self) -> None:

@@ -28,6 +28,7 @@ from intel.errors import NotConfiguredError, PermanentSourceError, SourceError
 from intel.models import WhaleFlows
 from intel.sources.base import retry_after_s
 from intel.sources.onchain.labels import FlowKind
+from intel.sources.onchain.large import LargeTransfer, LargeTransferListener, TransferListeners
 from intel.sources.onchain.window import FlowWindow, FlowWindowStore, hour_floor_ms
 from intel.sources.replay_files import RECORD_ERRORS, BadRecords, skipped_notes
 from intel.sources.resilience import SourceGuard
@@ -51,6 +52,9 @@ class WhaleAlertTransfer:
     kind: FlowKind
     amount: float
     amount_usd: float
+    exchange: str | None = (
+        None  # the receiving exchange of an inflow, the sending one of an outflow
+    )
 
 
 def _kind(from_owner: str, to_owner: str) -> FlowKind:
@@ -72,13 +76,16 @@ def _transfer(item: Any) -> WhaleAlertTransfer | None:
     amount, amount_usd = float(item["amount"]), float(item["amount_usd"])
     if not (amount >= 0 and amount_usd >= 0):
         raise ValueError("negative or NaN amount")
+    kind = _kind(item["from"]["owner_type"], item["to"]["owner_type"])
+    side = item["to"] if kind is FlowKind.INFLOW else item["from"]
     return WhaleAlertTransfer(
         asset=asset,
         key=f"{item['blockchain']}:{item['hash']}",
         timestamp=from_ms(int(item["timestamp"]) * 1000),
-        kind=_kind(item["from"]["owner_type"], item["to"]["owner_type"]),
+        kind=kind,
         amount=amount,
         amount_usd=amount_usd,
+        exchange=str(side.get("owner") or "") or None,
     )
 
 
@@ -129,6 +136,11 @@ class WhaleAlertSource:
         self._heard_at: datetime | None = None
         self._problem: str | None = None
         self._bad: BadRecords | None = None
+        self._listeners = TransferListeners()
+
+    def add_listener(self, listener: LargeTransferListener) -> None:
+        """`listener` hears of each whale transfer before it is counted (`LargeTransferFeed`)."""
+        self._listeners.add_listener(listener)
 
     async def start(self) -> None:
         self._client = httpx.AsyncClient(
@@ -207,6 +219,20 @@ class WhaleAlertSource:
             return
         inflow = transfer.kind is FlowKind.INFLOW
         window = self.windows[transfer.asset]
+        if window.counted(transfer.key):
+            return
+        await self._listeners.tell(
+            LargeTransfer(
+                PROVIDER,
+                transfer.key,
+                transfer.asset,
+                inflow,
+                transfer.amount,
+                transfer.amount_usd,
+                transfer.exchange,
+                transfer.timestamp,
+            )
+        )
         await window.add(
             transfer.key, transfer.timestamp, transfer.amount, transfer.amount_usd, inflow
         )
