@@ -83,9 +83,12 @@ async def run_calibration(
     from intel.sources.replay_candles import ReplayCandleSource
     from intel.sources.replay_files import DEFAULT_REPLAY_DIR
 
-    # The map is fitted on the rules' raw confidence: signals made without a map.
+    # The map is fitted on the rules' raw confidence (signals made without a map) with the
+    # lexicon engine: what its scope records. (History always uses the rules coordinator.)
     raw_rules = config.calibration.model_copy(update={"enabled": False})
-    replay = config.model_copy(update={"calibration": raw_rules})
+    lexicon = config.agents.sentiment.model_copy(update={"engine": "lexicon"})
+    agents = config.agents.model_copy(update={"sentiment": lexicon})
+    replay = config.model_copy(update={"calibration": raw_rules, "agents": agents})
     signals: list[Signal] = []
     for symbol in config.symbols:
         signals += await signals_over_history(replay, symbol, start, end, timedelta(hours=step_h))

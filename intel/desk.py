@@ -70,8 +70,10 @@ class SignalDesk:
         coordinator_status: Callable[[], str] | None = None,
         books: OrderBookSource | None = None,
         engine: SentimentEngine | None = None,
+        calibrator: Calibrator | None = None,
     ) -> None:
         self.config = config
+        self._calibrator = calibrator
         self._coordinator_status = coordinator_status
         self._engine = engine
         self._pipeline = pipeline
@@ -208,9 +210,8 @@ class SignalDesk:
 
     def confidence_ceiling(self) -> int | None:
         """The highest confidence a BUY/SELL can show under this desk's calibration map (the map
-        at raw confidence 100); None when calibration is off. ConfigError as `calibrator_for`."""
-        calibrator = calibrator_for(self.config)
-        return None if calibrator is None else calibrator.map.apply(100)
+        at raw confidence 100); None when calibration is off."""
+        return None if self._calibrator is None else self._calibrator.map.apply(100)
 
     def source_health(self) -> dict[str, SourceState]:
         """Each source's last outcome in this process (empty until something was fetched)."""
@@ -283,7 +284,8 @@ def build_desk(
     if sources is None:
         sources = _sources_for(config, live_sources, flow_store)
     engine = engine or _engine_for(config)
-    rules = RulesCoordinator(config.coordinator, calibrator_for(config))
+    calibrator = calibrator_for(config)
+    rules = RulesCoordinator(config.coordinator, calibrator)
     groq_api_key = (secrets or config.secrets).groq_api_key
     coordinator = coordinator or _coordinator_for(config, rules, groq_api_key)
     agents = (
@@ -311,6 +313,7 @@ def build_desk(
         status,
         books=sources.orderbook,
         engine=engine,
+        calibrator=calibrator,
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
-from intel.config import Config
+from intel.config import Config, Secrets
 from intel.desk import build_desk
 from intel.errors import NoSignalError, UserInputError
 from intel.models import Signal
@@ -26,11 +26,11 @@ async def signals_over_history(
 ) -> list[Signal]:
     """The signal for `symbol` at `start`, `start + step`, … up to and including `end`.
 
-    `symbol` as people type it (`eth`, `ETH/USDT`). `config`'s data mode is ignored: history is
-    always the replay data. A moment where the desk can give no signal (a gap in the recorded
-    candles, as at Binance outages) has none, as the bot would have had none. UserInputError
-    when `step` is not positive or `start` is after `end`; NoSignalError when `start` or `end`
-    lies outside the symbol's recorded candles.
+    `symbol` as people type it (`eth`, `ETH/USDT`). `config`'s data mode and coordinator are
+    ignored: history is always the replay data decided by the rules. A moment where the desk
+    can give no signal (a gap in the recorded candles, as at Binance outages) has none, as the
+    bot would have had none. UserInputError when `step` is not positive or `start` is after
+    `end`; NoSignalError when `start` or `end` lies outside the symbol's recorded candles.
     """
     steps = iter_signals_over_history(config, symbol, start, end, step)
     return [signal async for _, _, signal in steps if signal is not None]
@@ -48,7 +48,15 @@ async def iter_signals_over_history(
     symbol = normalize_symbol(symbol)  # as people type it: "eth" is ETH/USDT
     total = int((end - start) / step) + 1
     clock = [start]
-    replay = config.model_copy(update={"data": config.data.model_copy(update={"mode": "replay"})})
+    # History is the rules' own record: never the LLM (one Groq call per step, spending the live
+    # bot's quota), so the coordinator is the rules and no credential reaches the desk.
+    replay = config.model_copy(
+        update={
+            "data": config.data.model_copy(update={"mode": "replay"}),
+            "coordinator": config.coordinator.model_copy(update={"kind": "rules"}),
+            "secrets": Secrets(),
+        }
+    )
     desk = build_desk(replay, market_clock=lambda: clock[0])
     async with desk:
         first, last = await desk.coverage(symbol)

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from intel.config import Config
+from intel.config import Config, Secrets
 from intel.desk import build_desk
 from intel.errors import NoSignalError, UserInputError
 from intel.history import signals_over_history
@@ -89,3 +89,19 @@ def test_information_coefficient_is_the_rank_correlation_on_spaced_moments():
     assert ic.low < ic.ic < ic.high
     half = np.arctanh(ic.high) - np.arctanh(ic.ic)
     assert half == pytest.approx(1.959963984540054 * 1.06 / np.sqrt(len(hours) - 3))
+
+
+async def test_signals_over_history_are_the_rules_even_with_an_llm_key_configured():
+    # A Groq key and `coordinator.kind: llm` would make a live desk ask the LLM; history must
+    # not (one request per step of history): every signal comes from the rules, with no note.
+    config = Config().model_copy(
+        update={
+            "coordinator": Config().coordinator.model_copy(update={"kind": "llm"}),
+            "secrets": Secrets(groq_api_key="gsk_never_used"),
+        }
+    )
+    signals = await signals_over_history(
+        config, "BTC/USDT", START, START + timedelta(hours=4), timedelta(hours=4)
+    )
+    assert [s.coordinator for s in signals] == ["rules", "rules"]
+    assert not [note for s in signals for note in s.notes if "LLM" in note]

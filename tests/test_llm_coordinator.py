@@ -414,24 +414,43 @@ async def no_status() -> BotStatus:
     raise AssertionError("status is not asked here")
 
 
-async def test_an_llm_call_says_its_confidence_is_calibrated_on_the_rules(fake: FakeGroq) -> None:
-    calibrator = Calibrator(load_map(), "replay")
-    rules = RulesCoordinator(CoordinatorConfig(), calibrator)
+async def calibrated_llm_call(fake: FakeGroq, **reply: object) -> tuple[Signal, Signal]:
+    """(the calibrated rules' BUY, the LLM's signal for the same moment given `reply`)."""
+    rules = RulesCoordinator(CoordinatorConfig(), Calibrator(load_map(), "replay"))
     config = llm_config(fake)
     coordinator = LlmCoordinator(config, rules, GroqChat(config, KEY))
     reports, candles = make_reports(Action.BUY), make_candles("BTC/USDT")
     made_by_rules = await rules.decide("BTC/USDT", DEFAULT_AS_OF, reports, candles, DEFAULT_AS_OF)
     assert made_by_rules.action is Action.BUY
     assert made_by_rules.raw_confidence is not None
-    fake.script.append(valid(made_by_rules, confidence=made_by_rules.confidence))
+    fake.script.append(valid(made_by_rules, **{"confidence": made_by_rules.confidence, **reply}))
     await coordinator.start()
     try:
-        signal = await decide_with(coordinator, Action.BUY)
+        return made_by_rules, await decide_with(coordinator, Action.BUY)
     finally:
         await coordinator.close()
+
+
+def calibration_notes(signal: Signal) -> list[str]:
+    return [n for n in signal.notes if n.startswith(("Confidence is calibrated", "No demonstr"))]
+
+
+async def test_an_llm_call_says_its_confidence_is_calibrated_on_the_rules(fake: FakeGroq) -> None:
+    made_by_rules, signal = await calibrated_llm_call(fake)
     assert signal.coordinator == "llm"
+    assert signal.action is Action.BUY
     # The map was fitted on the rules' calls: an LLM call is outside its scope and says so.
     scope = [note for note in signal.notes if note.startswith("Confidence is calibrated on")]
-    assert scope
+    assert len(scope) == 1
     assert "rules coordinator" in scope[0]
-    assert not [note for note in made_by_rules.notes if note.startswith("Confidence is calib")]
+    assert not [n for n in made_by_rules.notes if n.startswith("Confidence is calibrated")]
+
+
+async def test_an_llm_step_down_to_hold_carries_no_calibration_of_the_rules_call(
+    fake: FakeGroq,
+) -> None:
+    made_by_rules, signal = await calibrated_llm_call(fake, action="HOLD")
+    assert calibration_notes(made_by_rules)  # the shipped map is flat: the BUY says no edge
+    assert signal.action is Action.HOLD
+    assert calibration_notes(signal) == []  # a HOLD is no bet: nothing of the BUY's odds
+    assert signal.raw_confidence == signal.confidence  # a HOLD keeps its value, as the rules'

@@ -30,7 +30,7 @@ from intel.coordinator.prompt import Prompt, build_prompt, given_figures
 from intel.coordinator.reply import CAPS, InvalidReplyError, Proposal, clean_text, parse_reply
 from intel.coordinator.rules import Assessment, RulesCoordinator
 from intel.errors import CircuitOpenError, SourceError
-from intel.models import AgentReport, CandleSeries, Signal, SocialPost
+from intel.models import Action, AgentReport, CandleSeries, Signal, SocialPost
 
 __all__ = ["LlmCoordinator"]
 
@@ -107,11 +107,7 @@ class LlmCoordinator:
         except InvalidReplyError as exc:
             why = f"the LLM's reply was invalid twice ({exc})"
         else:
-            signal = self._bounded(rules, assessment, proposal, figures)
-            extra = self._rules.calibration_notes(signal, reports)
-            return dataclasses.replace(
-                signal, notes=(*signal.notes, *(n for n in extra if n not in signal.notes))
-            )
+            return self._recalibrated(rules, self._bounded(rules, assessment, proposal, figures))
         log.warning("llm_fallback", symbol=symbol, why=why)
         return _noted(rules, why)
 
@@ -159,6 +155,19 @@ class LlmCoordinator:
         answer = await chat.complete(system, user)
         self.budget.observe(answer.headers)
         return answer
+
+    def _recalibrated(self, rules: Signal, signal: Signal) -> Signal:
+        """`signal` (the rules' call as the LLM bounded it) with what the calibration says of
+        it, not of the rules' call: an LLM call is outside the map's scope (fitted on the rules);
+        a step down to HOLD keeps its own confidence as raw (no probability, no calibration note).
+        """
+        inherited = self._rules.calibration_notes(rules, rules.reports)
+        own = self._rules.calibration_notes(signal, signal.reports)
+        kept = tuple(note for note in signal.notes if note not in inherited)
+        raw = signal.raw_confidence
+        if signal.action is Action.HOLD and rules.action is not Action.HOLD and raw is not None:
+            raw = signal.confidence
+        return dataclasses.replace(signal, notes=(*kept, *own), raw_confidence=raw)
 
     def _bounded(
         self,
