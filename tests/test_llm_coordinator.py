@@ -232,6 +232,23 @@ async def test_429_waits_its_retry_after_then_answers(fake: FakeGroq) -> None:
     assert 0.3 <= elapsed < 3.0
 
 
+async def test_a_retried_request_counts_twice_in_the_budget(fake: FakeGroq) -> None:
+    rules = await rules_signal()
+    fake.script.extend([FakeAnswer(status=429, headers={"retry-after": "0.1"}), valid(rules)])
+    config = llm_config(fake)
+    coordinator = LlmCoordinator(config, RULES, GroqChat(config, KEY))
+    await coordinator.start()
+    try:
+        signal = await decide_with(coordinator)
+    finally:
+        await coordinator.close()
+    assert signal.coordinator == "llm"
+    assert len(fake.requests) == 2
+    # Both requests reached Groq, so both count against the 30 a minute (the 429 too).
+    per_minute = config.budget.requests_per_minute
+    assert f"{per_minute - 2}/{per_minute} requests this minute" in coordinator.budget.describe()
+
+
 async def test_500_twice_gives_the_rules_signal_with_a_note(fake: FakeGroq) -> None:
     fake.script.extend([FakeAnswer(status=500)] * 2)
     signal = await decide(llm_config(fake))

@@ -85,6 +85,12 @@ class LlmBudget:
                     f"LLM answers for this user used up ({self._config.per_user_per_hour} an hour)"
                 )
             asked.append(now)
+        self.record(tokens)
+
+    def record(self, tokens: int) -> None:
+        """Count one request of `tokens` already sent (a retry the guard made), never refusing:
+        the provider counted it whether or not it answered."""
+        now = self._now()
         self._spent.append((now, tokens))
         # What the provider said was left shrinks with each request sent since.
         for name, header in self._headers.items():

@@ -10,7 +10,8 @@ An empty `base_url` lets the SDK read `GROQ_BASE_URL` (CONTRACTS: Environment).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,10 @@ class ChatAnswer:
     # Why there is no content: Groq refused the model's output in JSON mode (not a fault of
     # the service, so neither retried nor counted by the breaker; the coordinator repairs).
     problem: str | None = None
+
+
+def _nothing(attempt: int, headers: Mapping[str, str]) -> None:
+    """No one listening for the requests sent."""
 
 
 class GroqChat:
@@ -70,15 +75,25 @@ class GroqChat:
         if client is not None:
             await client.close()
 
-    async def complete(self, system: str, user: str) -> ChatAnswer:
-        """One answer under the guard; SourceError (or a subclass) when there is none."""
+    async def complete(
+        self, system: str, user: str, *, sent: Callable[[int, Mapping[str, str]], None] = _nothing
+    ) -> ChatAnswer:
+        """One answer under the guard; SourceError (or a subclass) when there is none. `sent`
+        hears of every request that reached the provider (its attempt number, from 1, and the
+        response's headers, an error's included), so a budget counts the guard's retries too."""
         messages: list[ChatCompletionMessageParam] = [
             {"role": "system", "content": system},
             {"role": "user", "content": user},
         ]
-        return await self.guard.call(lambda: self._once(messages))
+        attempts = itertools.count(1)
+        return await self.guard.call(lambda: self._once(messages, next(attempts), sent))
 
-    async def _once(self, messages: list[ChatCompletionMessageParam]) -> ChatAnswer:
+    async def _once(
+        self,
+        messages: list[ChatCompletionMessageParam],
+        attempt: int,
+        sent: Callable[[int, Mapping[str, str]], None],
+    ) -> ChatAnswer:
         if self._client is None:
             raise SourceError("the LLM client is not started")
         try:
@@ -91,12 +106,14 @@ class GroqChat:
                 **self._reasoning,
             )
         except groq.APIStatusError as exc:
+            sent(attempt, dict(exc.response.headers))
             if exc.status_code == 400 and "json_validate_failed" in str(exc.body):
                 problem = "the model's output was not valid JSON (json_validate_failed)"
                 return ChatAnswer(None, dict(exc.response.headers), None, problem)
             raise _status_error(exc) from exc
         except (groq.APITimeoutError, groq.APIConnectionError) as exc:
             raise SourceError(f"llm: {type(exc).__name__}") from exc
+        sent(attempt, dict(raw.headers))
         completion = await raw.parse()
         usage = completion.usage
         return ChatAnswer(

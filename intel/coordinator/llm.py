@@ -151,10 +151,15 @@ class LlmCoordinator:
     async def _ask(self, chat: GroqChat, system: str, user: str) -> ChatAnswer:
         chars = len(system) + len(user)
         estimate = round(chars / self._config.budget.chars_per_token)
-        self.budget.spend(estimate + self._config.max_output_tokens)
-        answer = await chat.complete(system, user)
-        self.budget.observe(answer.headers)
-        return answer
+        tokens = estimate + self._config.max_output_tokens
+        self.budget.spend(tokens)  # the first request, refused when over budget
+
+        def sent(attempt: int, headers: Mapping[str, str]) -> None:
+            if attempt > 1:  # a retry of the guard's: sent, so counted
+                self.budget.record(tokens)
+            self.budget.observe(headers)
+
+        return await chat.complete(system, user, sent=sent)
 
     def _recalibrated(self, rules: Signal, signal: Signal) -> Signal:
         """`signal` (the rules' call as the LLM bounded it) with what the calibration says of
