@@ -103,3 +103,10 @@ def test_the_command_runs_as_a_process(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     answers = [json.loads(line) for line in result.stdout.decode().splitlines()]
     assert [a["label"] for a in answers] == ["negative", "neutral", "positive"]
+
+
+def test_a_flat_line_has_no_negative_zero(monkeypatch, capsys) -> None:
+    code, lines, _ = run(monkeypatch, capsys, b"Price is flat today\n", "--json")
+    assert code == 0
+    assert "-0.0" not in lines[0]
+    assert json.loads(lines[0])["probabilities"]["negative"] == 0.0

@@ -538,7 +538,7 @@ async def test_a_bug_becomes_a_short_generic_reply_and_is_logged(desk, store):
 async def test_watch_add_list_remove(router, store):
     added = await ask(router, "watch add eth")
     assert "Now watching ETH/USDT" in added.text
-    assert "alerts 60" in added.text
+    assert "alerts 50" in added.text
     assert "already" in (await ask(router, "watch add ETHUSDT")).text
     await ask(router, "watch add btc")
     assert await store.watchlist("console", "u1") == ["BTC/USDT", "ETH/USDT"]

@@ -20,7 +20,7 @@ __all__ = ["AlertsCommandStore", "AlertsCommands", "parse_threshold"]
 
 USAGE = "alerts 0-100 · alerts off · alerts whales [off]"
 WHALES_USAGE = "alerts whales [off]"
-_RANGE = "must be a whole number from 0 to 100, e.g. `alerts 60`, or `alerts off`"
+_RANGE = "must be a whole number from 0 to 100, e.g. `alerts 50`, or `alerts off`"
 # ASCII digits only: int() would also take '٦٠' or '６０', which nobody means as a threshold.
 _INTEGER = re.compile(r"[+-]?[0-9]+%?")
 
@@ -79,7 +79,7 @@ class AlertsCommands:
                 "alerts",
                 self.alerts,
                 "DM me when a watched symbol's signal reaches this confidence, 0-100 (or `off`)",
-                "alerts 60",
+                "alerts 50",
                 USAGE,
             ),
         )
@@ -103,7 +103,7 @@ class AlertsCommands:
         )
         watched = await self._store.watchlist(request.transport, request.user_id)
         if threshold is None:
-            return Reply(text="Alerts off: no more DMs. `alerts 60` turns them back on.")
+            return Reply(text="Alerts off: no more DMs. `alerts 50` turns them back on.")
         done = f"Alerts on: a DM when a watched symbol's signal reaches {threshold}/100."
         done += self._unreachable(threshold)
         if not watched:
@@ -127,8 +127,8 @@ class AlertsCommands:
         threshold = await self._store.threshold(request.transport, request.user_id)
         if threshold is None:
             return Reply(
-                text="Alerts are off. `alerts 60` sends a DM when a watched symbol's "
-                "signal reaches 60/100 confidence."
+                text="Alerts are off. `alerts 50` sends a DM when a watched symbol's "
+                "signal reaches 50/100 confidence."
             )
         return Reply(
             text=f"Alerts at {threshold}/100. `alerts N` changes it, `alerts off` stops them."

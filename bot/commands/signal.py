@@ -246,7 +246,7 @@ def signal_reply(outcome: SignalOutcome) -> Reply:
     """The reply for a computed signal: the text, one field per modality, the chart."""
     signal = outcome.result.signal
     base = base_asset(signal.symbol).lower()
-    next_step = f"`watch add {base}` to follow {signal.symbol}, then `alerts 60` for a DM"
+    next_step = f"`watch add {base}` to follow {signal.symbol}, then `alerts 50` for a DM"
     return Reply(
         text=render_text(signal, outcome.result.credits),
         fields=modality_fields(signal),

@@ -63,8 +63,8 @@ class WatchCommands:
         first = f"Now watching {symbol}." if added else f"You already watch {symbol}."
         if threshold is None:
             return Reply(
-                text=f"{first} Set `alerts 60` to get a DM when its signal reaches "
-                f"60/100 confidence (any number 0–100 works)."
+                text=f"{first} Set `alerts 50` to get a DM when its signal reaches "
+                f"50/100 confidence (any number 0–100 works)."
             )
         return Reply(
             text=f"{first} You get a DM when its signal reaches {threshold}/100 "
@@ -87,7 +87,7 @@ class WatchCommands:
             )
         threshold = await self._store.threshold(request.transport, request.user_id)
         alerts = (
-            "alerts off — `alerts 60` turns DMs on"
+            "alerts off — `alerts 50` turns DMs on"
             if threshold is None
             else f"DM when a signal reaches {threshold}/100"
         )

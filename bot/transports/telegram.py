@@ -76,7 +76,7 @@ __all__ = ["TELEGRAM", "TelegramTransport", "delivery_error", "sender_limits"]
 TELEGRAM = "telegram"
 WELCOME = (
     "Welcome to SignalDesk: crypto signals from whale flows, order books and sentiment.\n"
-    "Try `/signal btc` for a signal with its chart, `/watch add eth` then `/alerts 60` for DMs "
+    "Try `/signal btc` for a signal with its chart, `/watch add eth` then `/alerts 50` for DMs "
     "when a watched call is that sure, `/subscribe` in a group or channel (admins) for alerts "
     "there, and `/help` for every command. Not financial advice."
 )

@@ -35,13 +35,18 @@ class SentimentScore:
         return {
             "label": self.label,
             "probabilities": {
-                "positive": round(self.positive, 4),
-                "negative": round(self.negative, 4),
-                "neutral": round(self.neutral, 4),
+                "positive": _rounded(self.positive),
+                "negative": _rounded(self.negative),
+                "neutral": _rounded(self.neutral),
             },
-            "score": round(self.score, 4),
+            "score": _rounded(self.score),
             "engine": engine,
         }
+
+
+def _rounded(value: float) -> float:
+    """To 4 places, and never -0.0 (max(-0.0, 0) is -0.0; JSON would print the sign)."""
+    return round(value, 4) + 0.0
 
 
 class SentimentEngine(Lifecycle, Protocol):
