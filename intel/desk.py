@@ -194,8 +194,9 @@ class SignalDesk:
     def follow_books(self, symbols: Iterable[str]) -> tuple[str, ...]:
         """Live: stream the order books of `symbols` — the configured ones among them, in
         `symbols` config order, the first `exchange.stream_symbols_max` — and stop the others';
-        returns those streamed. A source without streams (replay) streams nothing: ().
-        UnknownSymbolError when the exchange does not list one (nothing changes then)."""
+        returns those streamed. A source without streams (replay) streams nothing: (). A symbol
+        the exchange does not list or trade is left out (the source warns once), the others
+        still stream."""
         # Not isinstance: the resilience layer's proxy has the method only through __getattr__,
         # which runtime protocol checks skip from Python 3.12 on.
         if not hasattr(self._books, "follow"):

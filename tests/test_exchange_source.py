@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from intel.config import ExchangeConfig
 from intel.errors import ConfigError, PermanentSourceError, SourceError, UnknownSymbolError
@@ -329,17 +330,36 @@ async def test_no_server_at_all_is_a_transient_source_error() -> None:
     assert time.monotonic() - started < TIMEOUT_S + 1.0
 
 
-async def test_streams_are_capped_and_unknown_symbols_change_nothing(fake) -> None:
+async def test_streams_are_capped_and_an_unlisted_symbol_streams_the_others(fake) -> None:
     source = ExchangeSource(config(fake, stream_symbols_max=1))
     await source.start()
     try:
         assert source.follow(["BTC/USDT", "ETH/USDT"]) == ("BTC/USDT",)
-        with pytest.raises(UnknownSymbolError):
-            source.follow(["ETH/USDT", "XRP/EUR"])
-        assert source.follow(["ETH/USDT"]) == ("ETH/USDT",)
+        with capture_logs() as logs:
+            # XRP/EUR is not listed: it neither blocks ETH/USDT nor takes the one stream slot.
+            assert source.follow(["XRP/EUR", "ETH/USDT"]) == ("ETH/USDT",)
+            assert source.follow(["XRP/EUR", "ETH/USDT"]) == ("ETH/USDT",)  # the next cycle
+        (refused,) = [entry for entry in logs if entry["event"] == "orderbook_follow_refused"]
+        assert refused["symbol"] == "XRP/EUR"
+        assert "XRP/EUR is not listed on binance" in refused["detail"]
         assert source.follow([]) == ()
     finally:
         await source.close()
+
+
+async def test_a_halted_symbol_is_not_streamed_and_the_others_are() -> None:
+    info = json.loads(EXCHANGE_INFO_FILE.read_text(encoding="utf-8"))
+    info["symbols"][1]["status"] = "BREAK"  # ETHUSDT halted, as Binance marks delisted pairs
+    async with FakeBinance(now_ms=to_ms(BOOK_MOMENT), exchange_info=info) as fake:
+        source = ExchangeSource(config(fake))
+        await source.start()
+        try:
+            with capture_logs() as logs:
+                assert source.follow(["ETH/USDT", "BTC/USDT"]) == ("BTC/USDT",)
+            (refused,) = [e for e in logs if e["event"] == "orderbook_follow_refused"]
+            assert "ETH/USDT is not trading on binance" in refused["detail"]
+        finally:
+            await source.close()
 
 
 # Faults -------------------------------------------------------------------------------------

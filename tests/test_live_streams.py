@@ -224,13 +224,18 @@ async def test_live_the_home_exchange_is_the_configured_exchange(fakes) -> None:
 
 
 async def test_a_followed_symbol_the_exchange_does_not_list_is_one_warning(fakes) -> None:
+    # One unlisted symbol must not turn streaming off for the listed ones.
     config = fakes.config(BOT__SYMBOLS="[BTC/USDT, XRP/EUR]")
     desk = build_desk(config, market_clock=fakes.market_now)
     store = await watched("BTC/USDT", "XRP/EUR")
     cycle = SignalCycle(desk, store, config, no_chart, lambda: None)
     async with desk:
         with capture_logs() as logs:
-            assert await cycle.follow_books() == ()
+            assert await cycle.follow_books() == ("BTC/USDT",)
+            assert await cycle.follow_books() == ("BTC/USDT",)  # the next cycle: no new warning
+            await wait_for(lambda: fakes.exchange.ws_connections == 1)
     (refused,) = [entry for entry in logs if entry["event"] == "orderbook_follow_refused"]
     assert refused["log_level"] == "warning"
     assert "XRP/EUR is not listed on binance" in refused["detail"]
+    assert not [entry for entry in logs if entry["log_level"] in ("error", "critical")]
+    assert not [entry for entry in logs if "exc_info" in entry]

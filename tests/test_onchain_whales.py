@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -23,10 +24,12 @@ from bot.storage.sqlite import SqliteStore
 from intel.agents.whales import WhaleAgent
 from intel.config import (
     BlockchainComConfig,
+    Config,
     OnChainConfig,
     SourcePolicyConfig,
     WhalesAgentConfig,
 )
+from intel.desk import build_desk, replay_sources
 from intel.errors import NotConfiguredError, SourceError
 from intel.models import MarketSnapshot, ReportStatus, Unavailable
 from intel.sources.fakes.blockchain_com import FakeBlockchainCom, load_blocks
@@ -108,15 +111,14 @@ def config(fake: FakeBlockchainCom, **changes: Any) -> OnChainConfig:
     ).model_copy(update=changes)
 
 
-@asynccontextmanager
-async def whale_source(
+def unstarted_source(
     fake: FakeBlockchainCom,
     clock: Callable[[], datetime],
     store: FlowWindowStore | None = None,
     **changes: Any,
-) -> AsyncIterator[BlockchainComWhaleSource]:
+) -> BlockchainComWhaleSource:
     cfg = config(fake, **changes)
-    source = BlockchainComWhaleSource(
+    return BlockchainComWhaleSource(
         cfg,
         window_h=24,
         labels=ExchangeLabels(dict(LABELS)),
@@ -126,6 +128,16 @@ async def whale_source(
         store=store,
         clock=clock,
     )
+
+
+@asynccontextmanager
+async def whale_source(
+    fake: FakeBlockchainCom,
+    clock: Callable[[], datetime],
+    store: FlowWindowStore | None = None,
+    **changes: Any,
+) -> AsyncIterator[BlockchainComWhaleSource]:
+    source = unstarted_source(fake, clock, store, **changes)
     await source.start()
     try:
         yield source
@@ -234,6 +246,23 @@ async def test_a_half_full_window_reports_warming_up_with_its_figure() -> None:
     assert report.status is ReportStatus.DEGRADED
     assert report.reason == f"warming up: {collected} h of 24 h collected"
     assert report.score is not None
+
+
+async def test_a_one_shot_desk_signal_right_after_start_gets_the_backfilled_flows() -> None:
+    # `signal --live`: the desk starts the source and asks at once; the backfill is under way.
+    clock = Clock(block_time(IN_BLOCK) + timedelta(hours=5, minutes=10))
+    async with FakeBlockchainCom(tip=IN_BLOCK) as fake:
+        fake.faults.latency_s = 0.1  # the backfill takes a while: it cannot win the race
+        sources = dataclasses.replace(replay_sources(), whales=unstarted_source(fake, clock))
+        desk = build_desk(Config(symbols=("BTC/USDT",)), sources=sources, market_clock=clock)
+        async with desk:
+            report = (await desk.signal("BTC/USDT")).signal.reports["whales"]
+    first_whole = hour_of(block_time(OUT_BLOCK)) + timedelta(hours=1)
+    collected = (hour_of(clock()) - first_whole) // timedelta(hours=1)
+    assert (report.status, report.reason) == (
+        ReportStatus.DEGRADED,
+        f"warming up: {collected} h of 24 h collected",
+    )
 
 
 async def test_other_assets_are_refused_or_served_btc_as_a_proxy_when_configured() -> None:

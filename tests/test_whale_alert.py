@@ -11,20 +11,26 @@ for the hash. Expected hourly flows are summed here from the CSV.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import json
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
+from bot.storage.memory_flows import MemoryFlowWindow
 from intel.config import SourcePolicyConfig, WhaleAlertConfig
 from intel.errors import NotConfiguredError, SourceError
+from intel.models import WhaleFlows
 from intel.sources.fakes.whale_alert import FakeWhaleAlert
 from intel.sources.onchain.labels import FlowKind
 from intel.sources.onchain.whale_alert import WhaleAlertSource, parse_transactions
+from intel.sources.onchain.window import FlowWindowStore
 from intel.sources.resilience import SourceGuard
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,16 +95,42 @@ def as_api(row: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def source_for(fake: FakeWhaleAlert, clock: Callable[[], datetime], key: str) -> WhaleAlertSource:
+def source_for(
+    fake: FakeWhaleAlert,
+    clock: Callable[[], datetime],
+    key: str,
+    *,
+    max_lookback_s: float = 86_400 * 365 * 5,
+    store: FlowWindowStore | None = None,
+) -> WhaleAlertSource:
     config = WhaleAlertConfig(
         base_url=fake.url,
         poll_s=0.05,
         min_usd=1_000_000,
-        max_lookback_s=86_400 * 365 * 5,
+        max_lookback_s=max_lookback_s,
         policy=SourcePolicyConfig(call_timeout_s=1, max_attempts=2, backoff_initial_s=0.01),
     )
     guard = SourceGuard("whale_alert", config.policy)
-    return WhaleAlertSource(config, key, window_h=24, guard=guard, clock=clock)
+    return WhaleAlertSource(config, key, window_h=24, guard=guard, clock=clock, store=store)
+
+
+class Clock:
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
+async def flows_as_of(source: WhaleAlertSource, as_of: datetime) -> WhaleFlows:
+    """BTC flows once a poll made at `as_of`'s hour or later has been counted (bounded)."""
+    async with asyncio.timeout(5):
+        while True:
+            with contextlib.suppress(SourceError):
+                flows = await source.flows("BTC/USDT", as_of, 24)
+                if flows.as_of >= as_of.replace(minute=0):
+                    return flows
+            await asyncio.sleep(0.01)
 
 
 async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
@@ -156,3 +188,71 @@ async def test_a_refused_key_says_so_and_is_not_asked_again() -> None:
         finally:
             await source.close()
     assert fake.requests == 1
+
+
+async def test_a_one_shot_read_right_after_start_gets_the_first_poll() -> None:
+    # `signal --live` asks as soon as the source started: it must not be told "connecting".
+    now = datetime(2025, 3, 10, 12, 30, tzinfo=UTC)
+    async with FakeWhaleAlert([], KEY) as fake:
+        source = source_for(fake, lambda: now, KEY, max_lookback_s=2 * 3600)
+        await source.start()
+        try:
+            flows = await source.flows("BTC/USDT", now, 24)
+        finally:
+            await source.close()
+    # The first poll reached back to 10:30: the whole 11:00 hour was watched, nothing moved.
+    assert (flows.as_of, flows.collected_h, flows.hours) == (now.replace(minute=0), 1, ())
+
+
+async def test_hours_of_an_outage_longer_than_a_poll_reaches_are_not_counted_as_watched() -> None:
+    clock = Clock(datetime(2025, 3, 10, 10, 30, tzinfo=UTC))
+    async with FakeWhaleAlert([], KEY) as fake:
+        source = source_for(fake, clock, KEY, max_lookback_s=3600)
+        await source.start()
+        try:
+            await flows_as_of(source, clock.at)  # polled at 10:30: coverage starts there
+            clock.at = datetime(2025, 3, 10, 11, 30, tzinfo=UTC)
+            assert (await flows_as_of(source, clock.at)).collected_h == 1  # the 10:00 hour
+            fake.status = 503  # Whale Alert is down from 11:30 to 16:30
+            failed = fake.requests
+            await until(lambda: fake.requests > failed)
+            clock.at = datetime(2025, 3, 10, 16, 30, tzinfo=UTC)
+            fake.status = None
+            flows = await flows_as_of(source, clock.at)
+        finally:
+            await source.close()
+    # The poll at 16:30 read back to 15:30 only: 11:00-15:00 were never read, not "watched".
+    assert flows.collected_h == 1
+    assert fake.seen_params[-1]["start"] == str(int(clock.at.timestamp()) - 3600)
+
+
+class FailingOnce(MemoryFlowWindow):
+    """The bot's in-memory flow store whose first write fails, as a full disk would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    async def save_flow_hour(self, *args: Any, **kwargs: Any) -> bool:
+        if self.failures:
+            self.failures -= 1
+            raise sqlite3.OperationalError("disk I/O error")
+        return await super().save_flow_hour(*args, **kwargs)
+
+
+async def test_an_unexpected_poll_error_is_logged_and_polling_goes_on() -> None:
+    now = datetime(2025, 3, 10, 12, 30, tzinfo=UTC)
+    store = FailingOnce()
+    async with FakeWhaleAlert([], KEY) as fake:
+        source = source_for(fake, lambda: now, KEY, max_lookback_s=2 * 3600, store=store)
+        with capture_logs() as logs:
+            await source.start()
+            try:
+                await until(lambda: fake.requests >= 2)  # polled again after the failure
+                flows = await flows_as_of(source, now)
+            finally:
+                await source.close()
+    (failed,) = [entry for entry in logs if entry["event"] == "whale_alert_poll_failed"]
+    assert (failed["log_level"], failed["exc_info"]) == ("error", True)
+    assert store.failures == 0
+    assert flows.collected_h == 1  # the 11:00 hour, written by the poll after the failure

@@ -151,9 +151,6 @@ class SignalCycle:
     def _follow_books(self, symbols: list[str]) -> tuple[str, ...]:
         try:
             streamed = self._desk.follow_books(symbols)
-        except UserInputError as exc:  # a symbol the exchange does not list: its signal says so
-            log.warning("orderbook_follow_refused", symbols=symbols, detail=str(exc))
-            return ()
         except Exception:  # the books are then read over REST: no reason to stop the cycle
             log.exception("orderbook_follow_failed", symbols=symbols)
             return ()

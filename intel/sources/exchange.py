@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import ccxt.pro as ccxt_pro
 import numpy as np
+import structlog
 from ccxt import async_support as ccxt_async
 from ccxt.base import errors as ccxt_errors
 
@@ -29,6 +30,8 @@ from intel.sources.replay_files import RECORD_ERRORS, BadRecords, skipped_notes
 from intel.timeutil import from_ms, iso, to_ms, utcnow
 
 __all__ = ["ExchangeSource"]
+
+log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 HOUR_S = 3600
@@ -60,6 +63,7 @@ class ExchangeSource:
         self._first_open_ms: dict[str, int] = {}
         self._bad: dict[str, BadRecords] = {}
         self._wanted: tuple[str, ...] = ()  # what `follow` was last asked for
+        self._refused: set[str] = set()  # unlisted or halted symbols already warned about
 
     @property
     def exchange_id(self) -> str:
@@ -78,8 +82,7 @@ class ExchangeSource:
         )
         # Followed before the markets were known (the bot starts with the exchange down):
         # streamed now, an unlisted symbol left out (its signals say why).
-        listed = [symbol for symbol in self._wanted if symbol in (exchange.markets or {})]
-        self._streams.follow(listed)
+        self._streams.follow(self._streamable(self._wanted))
 
     async def close(self) -> None:
         if self._streams is not None:
@@ -187,20 +190,33 @@ class ExchangeSource:
         )
 
     def follow(self, symbols: Iterable[str]) -> tuple[str, ...]:
-        """Stream the books of `symbols` (the first `stream_symbols_max`), stop the others'.
+        """Stream the books of `symbols` (the first `stream_symbols_max` the exchange lists and
+        trades), stop the others'. Returns the symbols now streamed.
 
-        Returns the symbols now streamed. Unknown symbols raise UnknownSymbolError before
-        anything changes. Before `start` (or after a failed one) the symbols are kept and
-        streamed once the markets are loaded; () until then.
+        An unlisted or halted symbol is left out with one warning (`orderbook_follow_refused`,
+        once per symbol, not every cycle): it must not keep the others from streaming, and its
+        signals say why it has no book. Before `start` (or after a failed one) the symbols are
+        kept and streamed once the markets are loaded; () until then.
         """
         wanted = tuple(symbols)
-        if self._streams is None:
-            self._wanted = wanted
-            return ()
-        for symbol in wanted:
-            self._market(symbol)
         self._wanted = wanted
-        return self._streams.follow(wanted)
+        if self._streams is None:
+            return ()
+        return self._streams.follow(self._streamable(wanted))
+
+    def _streamable(self, symbols: Iterable[str]) -> list[str]:
+        """`symbols` the exchange lists and trades; a warning for each other one, once."""
+        streamable = []
+        for symbol in symbols:
+            try:
+                self._market(symbol)
+            except UnknownSymbolError as exc:
+                if symbol not in self._refused:
+                    self._refused.add(symbol)
+                    log.warning("orderbook_follow_refused", symbol=symbol, detail=str(exc))
+                continue
+            streamable.append(symbol)
+        return streamable
 
     # ccxt at the edge -----------------------------------------------------------------------
 

@@ -88,6 +88,7 @@ class BlockchainComWhaleSource:
         self._marked_hour_ms: int | None = None  # the hour up to which the window is marked
         self._socket_delivered = False  # a message came over the current connection
         self._listeners = TransferListeners()
+        self._backfilled = asyncio.Event()  # set once the first backfill ended, data or not
 
     def add_listener(self, listener: LargeTransferListener) -> None:
         """`listener` hears of each whale transfer before it is counted (`LargeTransferFeed`)."""
@@ -121,13 +122,28 @@ class BlockchainComWhaleSource:
                 )
             notes = (f"BTC exchange flows stand in as a market-wide proxy for {asset}",)
         if self._heard_at is None:
+            await self._first_backfill()
+        if self._heard_at is None:
             why = "; ".join(self.problems) or "connecting"
             raise SourceError(f"{NAME}: no on-chain data yet ({why})")
         as_of_ms = min(hour_floor_ms(to_ms(now)), hour_floor_ms(to_ms(self._heard_at)))
         return self.window.flows(as_of_ms, window_h, self.credit, notes)
 
+    async def _first_backfill(self) -> None:
+        """Wait, at most `blockchain_com.timeout_s`, for the backfill started by `start` to end:
+        a one-shot `signal --live` asks right after `start` and would otherwise always be told
+        "connecting". The caller's own deadline (the pipeline's) still bounds the wait."""
+        if self._task is None or self._task.done():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._config.blockchain_com.timeout_s):
+                await self._backfilled.wait()
+
     async def _run(self) -> None:
-        await self._backfill()
+        try:
+            await self._backfill()
+        finally:
+            self._backfilled.set()
         attempt = 0
         while True:
             self._socket_delivered = False

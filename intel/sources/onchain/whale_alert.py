@@ -137,6 +137,7 @@ class WhaleAlertSource:
         self._problem: str | None = None
         self._bad: BadRecords | None = None
         self._listeners = TransferListeners()
+        self._polled = asyncio.Event()  # set once the first poll ended, answered or not
 
     def add_listener(self, listener: LargeTransferListener) -> None:
         """`listener` hears of each whale transfer before it is counted (`LargeTransferFeed`)."""
@@ -172,26 +173,55 @@ class WhaleAlertSource:
                 f"no whale-flow provider covers {asset} (Whale Alert: BTC, ETH)"
             )
         if self._heard_at is None:
+            await self._first_poll()
+        if self._heard_at is None:
             raise SourceError(f"{NAME}: no whale data yet ({self._problem or 'connecting'})")
         as_of_ms = min(hour_floor_ms(to_ms(now)), hour_floor_ms(to_ms(self._heard_at)))
         return self.windows[asset].flows(as_of_ms, window_h, self.credit)
 
+    async def _first_poll(self) -> None:
+        """Wait, at most `timeout_s`, for the poll started by `start` to end: a one-shot
+        `signal --live` asks right after `start` and would otherwise always be told
+        "connecting". The caller's own deadline (the pipeline's) still bounds the wait."""
+        if self._task is None or self._task.done():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self._config.timeout_s):
+                await self._polled.wait()
+
     async def _run(self) -> None:
+        failures = 0  # polls in a row ended by an unexpected error: they back off
         while True:
             try:
                 await self._poll()
+                failures = 0
             except PermanentSourceError as exc:  # a refused key: nothing to poll for
                 self._problem = str(exc)
                 log.warning("whale_alert_refused", detail=str(exc))
+                self._polled.set()
                 return
             except SourceError as exc:
                 self._problem = str(exc)
-            await asyncio.sleep(self._config.poll_s)
+            except Exception:  # a bug or a store error must not end the polling for good
+                log.exception("whale_alert_poll_failed", source=NAME)
+                self._problem = "poll error"
+                failures += 1
+            self._polled.set()
+            await asyncio.sleep(self._retry_delay_s(failures))
+
+    def _retry_delay_s(self, failures: int) -> float:
+        """`poll_s`, doubled per unexpected failure in a row, at most half `max_lookback_s`
+        (a longer wait only loses hours a poll could still have reached)."""
+        cap_s = max(self._config.poll_s, self._config.max_lookback_s / 2)
+        return float(min(cap_s, self._config.poll_s * 2 ** min(failures, 30)))
 
     async def _poll(self) -> None:
         now = self._clock()
         oldest = from_ms(to_ms(now) - int(self._config.max_lookback_s * 1000))
         start = max(self._since or oldest, oldest)
+        # A poll reads back at most `max_lookback_s`: after a longer outage (or on the first
+        # poll) the hours before `start` were never read, so coverage starts over at `start`.
+        gap = self._since is None or self._since < oldest
         cursor: str | None = None
         newest = start
         for _ in range(self._config.max_pages):
@@ -205,7 +235,7 @@ class WhaleAlertSource:
         # Pages left over: the next poll goes on from the newest transfer read (its txids are
         # counted already, so the overlap repeats nothing).
         self._since = now if cursor is None else newest
-        if self._covered_from is None:
+        if gap or self._covered_from is None:
             self._covered_from = start
         self._heard_at, self._problem = now, None
         for window in self.windows.values():
