@@ -246,7 +246,9 @@ async def _serve(bot: _Bot, redactor: Redactor, stop: asyncio.Event) -> int:
         render_chart=bot.chart,
         extra_commands=(
             *backtests.commands(),
-            *PerformanceCommands(bot.desk, bot.store).commands(),
+            *PerformanceCommands(
+                bot.desk, bot.store, bot.config.commands.performance_cooldown_s
+            ).commands(),
         ),
     )
     handler = _redacting(router.handle, redactor)

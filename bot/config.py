@@ -49,6 +49,9 @@ class CommandsConfig(Frozen):
     max_concurrent_signals: int = Field(4, ge=1, le=64)
     # How long an on-demand signal waits for a free slot before the user is told to retry.
     signal_wait_s: float = Field(30.0, gt=0)
+    # Per user, between answered `performance` requests: each reads every stored signal and, in
+    # live mode, fetches the candles back to the oldest one from the exchange.
+    performance_cooldown_s: float = Field(30.0, ge=0)
 
 
 class DemoConfig(Frozen):

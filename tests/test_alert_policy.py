@@ -92,7 +92,7 @@ async def test_a_call_is_announced_after_the_dwell_and_says_when_it_was_first_se
     await subscribe_channel(store)
     messages = await run(store, clock, [(S, 62), (S, 61), (S, 64), (S, 63)])
     assert channel_only(messages) == [
-        (2, "BTC/USDT: SELL call at confidence 64 · call first seen 2025-10-07 00:00 UTC")
+        (2, "BTC/USDT: SELL call at confidence 64/100 · call first seen 2025-10-07 00:00 UTC")
     ]
 
 
@@ -107,7 +107,7 @@ async def test_an_announced_call_stands_its_minimum_hold(store, clock):
     calls = [(S, 62)] * 3 + [(H, 40)] * 8  # HOLD steady after 3 cycles, at hour 5; held to 8
     messages = channel_only(await run(store, clock, calls))
     assert [hour for hour, _ in messages] == [2, 8]  # 6 market hours after the SELL was
-    assert messages[1][1].startswith("BTC/USDT: SELL → HOLD at confidence 40")
+    assert messages[1][1].startswith("BTC/USDT: SELL → HOLD at confidence 40/100")
     assert "call first seen 2025-10-07 03:00 UTC" in messages[1][1]
 
 
@@ -126,8 +126,8 @@ async def test_a_trade_confidence_move_is_news_once_it_holds(store, clock):
     await subscribe_channel(store)
     calls = [(S, 60)] * 3 + [(S, 75), (S, 60), (S, 76)] + [(S, 75)] * 3 + [(S, 74)] * 3
     assert channel_only(await run(store, clock, calls)) == [
-        (2, "BTC/USDT: SELL call at confidence 60 · call first seen 2025-10-07 00:00 UTC"),
-        (7, "BTC/USDT: SELL confidence up 15 to 75"),  # the jitter at hours 3-4 was not
+        (2, "BTC/USDT: SELL call at confidence 60/100 · call first seen 2025-10-07 00:00 UTC"),
+        (7, "BTC/USDT: SELL confidence up 15 to 75/100"),  # the jitter at hours 3-4 was not
     ]
 
 
@@ -138,16 +138,20 @@ async def test_the_first_alert_a_chat_gets_states_the_call_and_state_is_per_chat
     later = await run(store, clock, [(S, 38)] * 4 + [(H, 30)] * 3)
     assert [(hour, chat) for hour, chat, _ in first] == [(2, "early")]
     assert [(hour, chat, intro) for hour, chat, intro in later if chat == "late"] == [
-        (3, "late", "BTC/USDT: SELL call at confidence 38 · call first seen 2025-10-07 00:00 UTC"),
+        (
+            3,
+            "late",
+            "BTC/USDT: SELL call at confidence 38/100 · call first seen 2025-10-07 00:00 UTC",
+        ),
         (
             9,
             "late",
-            "BTC/USDT: SELL → HOLD at confidence 30 · call first seen 2025-10-07 07:00 UTC",
+            "BTC/USDT: SELL → HOLD at confidence 30/100 · call first seen 2025-10-07 07:00 UTC",
         ),
     ]
     assert [(hour, intro) for hour, chat, intro in later if chat == "early"] == [
-        (5, "BTC/USDT: SELL confidence down 13 to 38"),  # told 51, so a delta makes sense here
-        (9, "BTC/USDT: SELL → HOLD at confidence 30 · call first seen 2025-10-07 07:00 UTC"),
+        (5, "BTC/USDT: SELL confidence down 13 to 38/100"),  # told 51, so a delta makes sense here
+        (9, "BTC/USDT: SELL → HOLD at confidence 30/100 · call first seen 2025-10-07 07:00 UTC"),
     ]
 
 
@@ -168,7 +172,7 @@ async def test_a_dm_once_per_call_when_it_reaches_the_threshold(store, clock):
     assert dms_to(messages, "u70") == [
         (
             4,
-            "BTC/USDT: SELL call at confidence 72 reached your alert threshold 70"
+            "BTC/USDT: SELL call reached your alert threshold 70/100: confidence 72/100"
             " · call first seen 2025-10-07 00:00 UTC",
         )
     ]
@@ -182,7 +186,7 @@ async def test_one_dm_when_a_call_the_user_was_told_about_ends(store, clock):
     messages = await run(store, clock, calls)
     assert [hour for hour, _ in dms_to(messages, "u50")] == [2, 8, 15]
     assert dms_to(messages, "u50")[1][1] == (
-        "BTC/USDT: the SELL call you were told about has ended: now HOLD at confidence 40"
+        "BTC/USDT: the SELL call you were told about has ended: now HOLD at confidence 40/100"
         " · call first seen 2025-10-07 03:00 UTC"
     )
     assert dms_to(messages, "u90") == []

@@ -4,6 +4,7 @@ metrics against empyrical (test-only dependency), and the no-look-ahead guarante
 from __future__ import annotations
 
 import dataclasses
+import math
 from datetime import timedelta
 
 import numpy as np
@@ -115,7 +116,12 @@ def test_metrics_match_empyrical_at_the_hourly_interval() -> None:
     returns = result.returns
     kw = {"annualization": HOURLY_YEAR}
     assert metrics["sharpe"] == pytest.approx(empyrical.sharpe_ratio(returns, **kw), rel=1e-9)
-    assert metrics["sortino"] == pytest.approx(empyrical.sortino_ratio(returns, **kw), rel=1e-9)
+    # empyrical's downside deviation is the population one, √(mean(min(r, 0)²)); ours takes
+    # ddof=1 as the contract says, √(Σ min(r, 0)² / (n − 1)), so ours = empyrical's · √((n−1)/n).
+    n = returns.size
+    ddof1 = empyrical.sortino_ratio(returns, **kw) * math.sqrt((n - 1) / n)
+    assert metrics["sortino"] == pytest.approx(ddof1, rel=1e-9)
+    assert metrics["sortino"] != pytest.approx(empyrical.sortino_ratio(returns, **kw), rel=1e-9)
     assert metrics["cagr"] == pytest.approx(empyrical.annual_return(returns, **kw), rel=1e-9)
     assert metrics["max_drawdown"] == pytest.approx(empyrical.max_drawdown(returns), rel=1e-9)
     assert metrics["calmar"] == pytest.approx(empyrical.calmar_ratio(returns, **kw), rel=1e-9)

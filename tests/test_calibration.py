@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import numpy as np
@@ -242,7 +243,7 @@ async def test_surfaces_show_calibrated_calls_as_a_record_and_holds_never_as_a_p
     header = render_text(hold).splitlines()[0]
     assert f"hold {hold.confidence}/100 (how far from a call, not a probability)" in header
     assert "right about" not in render_text(hold)
-    tens = round(sell.confidence / 10)
+    tens = Decimal(sell.confidence).scaleb(-1).quantize(Decimal(1), ROUND_HALF_UP)
     assert f"right about {tens} times in 10 historically" in render_text(sell).splitlines()[0]
     for signal in (sell, hold):
         document = signal_to_json(signal)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from typing import Any
 
@@ -74,7 +75,8 @@ def test_the_header_names_the_call_price_confidence_and_moment() -> None:
     header = [t.get_text() for t in figure_of("BTC/USDT").texts]
     # Calibrated (the shipped map shows no edge): a call reads as its record, a HOLD never as
     # a probability.
-    record = f"right about {round(data['confidence'] / 10)} times in 10 historically"
+    tens = Decimal(data["confidence"]).scaleb(-1).quantize(Decimal(1), ROUND_HALF_UP)
+    record = f"right about {tens} times in 10 historically"
     how_sure = (
         f"hold {data['confidence']}/100 (how far from a call, not a probability)"
         if data["action"] == "HOLD"
@@ -89,7 +91,9 @@ def test_the_header_names_the_call_price_confidence_and_moment() -> None:
         f"divergence {data['divergence']:+.0f} · unavailable: order book"
     ) in header
     price_panel = panel("BTC/USDT", "last ")
-    assert f"{data['action']} {data['confidence']}/100" in texts(price_panel)
+    # The marker says what the number is too (the shipped map is flat: no demonstrated edge).
+    meaning = "not a probability" if data["action"] == "HOLD" else "no demonstrated edge"
+    assert f"{data['action']} {data['confidence']}/100\n{meaning}" in texts(price_panel)
 
 
 @pytest.mark.parametrize("symbol", ["BTC/USDT", "ETH/USDT"])

@@ -20,7 +20,7 @@ from bot.render.chart_task import ChartRenderer
 from bot.render.text import render_text
 from bot.storage.base import SignalOrigin
 from bot.storage.memory import MemoryStore
-from intel.calibration import DEFAULT_MAP_PATH
+from intel.calibration import DEFAULT_MAP_PATH, NO_EDGE_NOTE
 from intel.config import load_config
 from intel.desk import SignalDesk, build_desk
 from intel.errors import NoSignalError, UserInputError
@@ -685,6 +685,18 @@ async def test_subscribe_shows_each_symbols_current_call(router, store):
     assert "BTC/USDT: SELL 64/100 (as of 2025-10-10 20:00 UTC)" in reply.text
     assert "ETH/USDT: no signal yet" in reply.text
     assert "ETH/USDT: no signal yet" in (await ask(router, "unsubscribe btc", admin=True)).text
+
+
+async def test_subscribe_says_what_a_calibrated_confidence_means(router, store):
+    signal = dataclasses.replace(
+        make_signal("BTC/USDT", Action.BUY, 41), raw_confidence=80, notes=(NO_EDGE_NOTE,)
+    )
+    await store.record_signal(signal, chart_png=None, deliveries=(), alerted=True)
+    reply = await ask(router, "subscribe btc", admin=True)
+    assert (
+        "BTC/USDT: BUY 41/100, no demonstrated edge at this horizon (right about 4 times in 10"
+        " historically) (as of 2025-10-10 20:00 UTC)"
+    ) in reply.text
 
 
 async def test_a_symbol_dropped_from_the_config_can_still_be_unsubscribed(router, store):

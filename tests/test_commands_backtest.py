@@ -4,7 +4,9 @@ backtest at a time without delaying any other command."""
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -84,7 +86,7 @@ async def test_a_backtest_runs_in_a_worker_process_and_never_delays_other_comman
         busy = await ask(router, "backtest eth 30d", user="u2")
         assert busy.is_error
         assert "another backtest is running" in busy.text
-        workers = [p.pid for p in backtests._pool._processes.values()]  # type: ignore[union-attr]
+        workers = [p.pid for p in multiprocessing.active_children()]
         assert workers
         assert os.getpid() not in workers
         reply = await asyncio.wait_for(running, timeout=120)
@@ -113,4 +115,30 @@ async def test_bad_input_is_answered_before_any_work(config, store) -> None:
         reply = await ask(router, line)
         assert reply.is_error
         assert fragment in reply.text
-    assert backtests._pool is None  # nothing was started
+    assert not multiprocessing.active_children()  # nothing was started
+
+
+async def test_closing_during_a_backtest_ends_its_worker_at_once(config, store) -> None:
+    """Stopping the bot must not wait for a running backtest (a year takes far longer than 2 s):
+    close() returns promptly, no worker process remains, and the asker is told why."""
+    desk = build_desk(config)
+    backtests = BacktestCommands(desk, config)
+    router = CommandRouter(desk, store, config, fixed_status, extra_commands=backtests.commands())
+    running = asyncio.create_task(ask(router, "backtest btc 1y"))
+    for _ in range(200):  # at most 10 s for the worker to start
+        if multiprocessing.active_children():
+            break
+        await asyncio.sleep(0.05)
+    workers = multiprocessing.active_children()
+    assert workers
+    await asyncio.sleep(1.0)  # the job is under way
+    started = time.monotonic()
+    await backtests.close()
+    assert time.monotonic() - started < 2.0
+    for worker in workers:
+        worker.join(timeout=0.5)  # reaps it if it is gone; returns at once if still running
+        assert not worker.is_alive()
+    assert not multiprocessing.active_children()
+    reply = await asyncio.wait_for(running, timeout=5)
+    assert reply.is_error
+    assert "stopped because the bot is shutting down" in reply.text

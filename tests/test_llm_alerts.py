@@ -100,12 +100,12 @@ async def test_llm_reruns_that_differ_announce_the_call_once(
     # BUY 68, 56, 65: steady after three cycles, announced at the third one's confidence. The
     # HOLDs never last the dwell; no confidence stays 10 away from 65 for three cycles.
     assert messages == [
-        (2, "BTC/USDT: BUY call at confidence 65 · call first seen 2025-10-07 00:00 UTC")
+        (2, "BTC/USDT: BUY call at confidence 65/100 · call first seen 2025-10-07 00:00 UTC")
     ]
 
 
 async def test_the_rules_alone_announce_the_same_call_once() -> None:
     messages = await channel_messages(RULES, len(RERUNS))
     first = START.strftime("%Y-%m-%d %H:%M UTC")
-    assert messages == [(2, f"BTC/USDT: BUY call at confidence 70 · call first seen {first}")]
+    assert messages == [(2, f"BTC/USDT: BUY call at confidence 70/100 · call first seen {first}")]
     assert timedelta(hours=2) == timedelta(hours=messages[0][0])

@@ -128,6 +128,27 @@ async def test_performance_input_errors_and_empty_history(store, clock):
     assert "performance" in (await router.handle(request("help"))).text
 
 
+async def test_a_user_waits_the_cooldown_between_performance_answers(store, clock):
+    """Each answer reads the whole log and, live, the candles back to the oldest signal: one per
+    user per `commands.performance_cooldown_s` (only an answer costs the wait)."""
+    assert CONFIG.commands.performance_cooldown_s == 30.0
+    desk = build_desk(CONFIG)
+    seconds = [100.0]
+    commands = PerformanceCommands(
+        desk, store, CONFIG.commands.performance_cooldown_s, clock=lambda: seconds[0]
+    )
+    router = CommandRouter(desk, store, CONFIG, fixed_status, extra_commands=commands.commands())
+    assert (await router.handle(request("performance btx"))).is_error  # costs nothing
+    assert not (await router.handle(request("performance btc"))).is_error
+    seconds[0] += 20.5
+    again = await router.handle(request("performance eth"))
+    assert again.is_error
+    assert again.text.endswith("one performance report per 30 s — try again in 10 s")
+    assert not (await router.handle(request("performance", user="u2"))).is_error  # per user
+    seconds[0] += 9.5  # 30 s after the answer
+    assert not (await router.handle(request("performance eth"))).is_error
+
+
 def test_the_reliability_chart_draws_raw_and_calibrated_curves():
     import io
 

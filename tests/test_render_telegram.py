@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -56,7 +57,7 @@ async def test_every_hour_of_the_demo_window_fits_telegram() -> None:
                 how_sure = (
                     f"hold {signal.confidence}/100 (how far from a call, not a probability)"
                     if signal.action is Action.HOLD
-                    else f"right about {round(signal.confidence / 10)} times in 10 historically"
+                    else f"right about {half_up_tenths(signal.confidence)} times in 10 historically"
                 )
                 assert how_sure in caption
                 text = visible(rendered.caption, rendered.messages)
@@ -66,6 +67,11 @@ async def test_every_hour_of_the_demo_window_fits_telegram() -> None:
                 seen += 1
             moment += timedelta(hours=1)
     assert seen == 2 * 143  # 142 hours after 16:00 on the 6th, both ends included, 2 symbols
+
+
+def half_up_tenths(confidence: int) -> Decimal:
+    """Calls right out of 10, rounded half up (45 -> 5), independently of the renderer."""
+    return Decimal(confidence).scaleb(-1).quantize(Decimal(1), ROUND_HALF_UP)
 
 
 def hostile_signal(base: Signal, thesis: str, risks: list[str], notes: list[str]) -> Signal:

@@ -4,7 +4,8 @@ Only the steady call speaks (`bot.alerts.calls`: a call that lasted the dwell), 
 cycle whose signal shows it, so the message and its attached signal agree. Each chat and each user
 has its own memory of what it was last told about the symbol (`DmState`):
 
-- a chat told nothing yet gets the current call stated ("SELL call at confidence 62"), never a
+- a chat told nothing yet gets the current call stated ("SELL call at confidence 62/100", with what
+  the number means under calibration: `bot.render.text.confidence_phrase`), never a
   delta from a state it never saw; a steady HOLD is not news to a chat told nothing;
 - a chat told another action gets the change ("SELL → HOLD"); a chat told the same BUY/SELL gets
   a confidence move of at least `alerts.confidence_step`; a HOLD's confidence moving is not news;
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from bot.render.text import confidence_phrase
 from bot.storage.base import (
     Call,
     CallState,
@@ -61,10 +63,10 @@ def channel_change(told: DmState | None, current: Signal, steady: Call, step: in
     if told is None:
         if current.action not in TRADE_ACTIONS:
             return None
-        return f"{current.action.value} call at confidence {current.confidence}{_waited(steady)}"
+        return f"{current.action.value} call at {confidence_phrase(current)}{_waited(steady)}"
     if told.action != current.action:
         change = f"{told.action.value} → {current.action.value}"
-        return f"{change} at confidence {current.confidence}{_waited(steady)}"
+        return f"{change} at {confidence_phrase(current)}{_waited(steady)}"
     if current.action not in TRADE_ACTIONS:
         return None
     steady_delta = steady.confidence - told.confidence
@@ -72,7 +74,8 @@ def channel_change(told: DmState | None, current: Signal, steady: Call, step: in
     if abs(steady_delta) < step or abs(delta) < step or (delta > 0) != (steady_delta > 0):
         return None
     direction = "up" if delta > 0 else "down"
-    return f"{current.action.value} confidence {direction} {abs(delta)} to {current.confidence}"
+    now = confidence_phrase(current).removeprefix("confidence ")
+    return f"{current.action.value} confidence {direction} {abs(delta)} to {now}"
 
 
 def _waited(steady: Call) -> str:
@@ -135,12 +138,12 @@ def _dm_change(current: Signal, told: DmState | None, threshold: int) -> str | N
     if reached:
         before = f"{told_call.value} → " if told_call is not None else ""
         return (
-            f"{before}{current.action.value} call at confidence {current.confidence}"
-            f" reached your alert threshold {threshold}"
+            f"{before}{current.action.value} call reached your alert threshold {threshold}/100:"
+            f" {confidence_phrase(current)}"
         )
     if told_call is not None:
         return (
             f"the {told_call.value} call you were told about has ended: now"
-            f" {current.action.value} at confidence {current.confidence}"
+            f" {current.action.value} at {confidence_phrase(current)}"
         )
     return None

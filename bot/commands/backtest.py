@@ -1,8 +1,9 @@
 """The chat `backtest <symbol> <period>` command: the default strategy over a period, beside
 buy-and-hold, with the equity chart.
 
-A backtest runs in a worker process (never in the event loop, never in a thread: it is CPU
-work), one at a time for the whole bot; another request meanwhile is told to retry, and each user
+A backtest runs in a worker process of its own (never in the event loop, never in a thread: it
+is CPU work), one at a time for the whole bot; `close()` terminates it, so stopping the bot never
+waits for a backtest to finish; another request meanwhile is told to retry, and each user
 waits `backtest.chat_cooldown_s` between backtests. Other commands are never delayed. Periods:
 `90d`, `6m` (30-day months), `1y` (365 days), ending at the market clock; or `FROM..TO` dates.
 """
@@ -14,9 +15,10 @@ import multiprocessing
 import re
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Protocol
 
 from cachetools import TTLCache
@@ -115,7 +117,7 @@ class BacktestCommands:
             TTLCache(10_000, self._cooldown_s, timer=clock) if self._cooldown_s > 0 else {}
         )
         self._running = False
-        self._pool: ProcessPoolExecutor | None = None
+        self._worker: BaseProcess | None = None
 
     def commands(self) -> tuple[Command, ...]:
         return (
@@ -148,25 +150,82 @@ class BacktestCommands:
             raise UserInputError("another backtest is running — try again in a minute")
         self._running = True
         try:
-            loop = asyncio.get_running_loop()
-            summary = await loop.run_in_executor(
-                self._worker(), run_chat_backtest, self._config, symbol, start, end
-            )
+            summary = await self._run_in_worker(symbol, start, end)
         finally:
             self._running = False
         if self._cooldown_s > 0:  # only an answered backtest costs the user the wait
             self._started_at[who] = self._clock()
         return Reply(text=summary.text, chart_png=summary.chart_png)
 
-    def _worker(self) -> ProcessPoolExecutor:
+    async def _run_in_worker(self, symbol: str, start: datetime, end: datetime) -> BacktestSummary:
+        # A process per job rather than a ProcessPoolExecutor: a pool cannot stop a running job,
+        # and its atexit hook would join the worker, holding the bot's exit until the job ends.
         # "spawn": a fork of the bot would copy its event loop and threads into the child.
-        if self._pool is None:
-            context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=context)
-        return self._pool
+        context = multiprocessing.get_context("spawn")
+        receiver, sender = context.Pipe(duplex=False)
+        worker = context.Process(
+            target=_worker_main,
+            args=(sender, self._config, symbol, start, end),
+            name="signaldesk-backtest",
+            daemon=True,
+        )
+        worker.start()
+        sender.close()  # the child holds the only writer: its end (or death) ends our read
+        self._worker = worker
+        try:
+            outcome = await asyncio.to_thread(_receive, receiver)
+        finally:
+            # Stopping the worker ends the read above (EOF), so no thread outlives a cancelled
+            # request; the receiver closes when that read lets go of it.
+            await _stop(worker)
+            stopped = self._worker is not worker  # close() took it
+            self._worker = None
+        if outcome is None and stopped:
+            raise UserInputError("the backtest was stopped because the bot is shutting down")
+        if outcome is None:
+            raise RuntimeError(f"the backtest worker exited with code {worker.exitcode}")
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
     async def close(self) -> None:
-        """End the worker process (a backtest still running is abandoned)."""
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        """End the worker process at once (a backtest still running is abandoned)."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            await _stop(worker)
+
+
+def _worker_main(
+    sender: Connection, config: Config, symbol: str, start: datetime, end: datetime
+) -> None:
+    """The child process: run the job and send back its summary or its exception."""
+    outcome: BacktestSummary | BaseException
+    try:
+        outcome = run_chat_backtest(config, symbol, start, end)
+    except Exception as exc:  # sent to the parent, which raises it there
+        outcome = exc
+    try:
+        sender.send(outcome)
+    except Exception as exc:  # an exception that does not pickle: its text still gets there
+        sender.send(RuntimeError(f"backtest failed: {exc!r}"))
+    finally:
+        sender.close()
+
+
+def _receive(receiver: Connection) -> BacktestSummary | BaseException | None:
+    """The worker's outcome; None when it ended without one (terminated by close, or crashed)."""
+    try:
+        outcome: BacktestSummary | BaseException = receiver.recv()
+    except (EOFError, OSError):
+        return None
+    return outcome
+
+
+async def _stop(worker: BaseProcess, grace_s: float = 1.0) -> None:
+    """Terminate the worker if it still runs (SIGTERM, then SIGKILL after `grace_s`) and reap it."""
+    if worker.is_alive():
+        worker.terminate()
+    await asyncio.to_thread(worker.join, grace_s)
+    if worker.is_alive():
+        worker.kill()
+        await asyncio.to_thread(worker.join, grace_s)

@@ -4,20 +4,26 @@ The public figure scores the signals the bot sent (cycle signals that changed th
 every cycle signal is the second figure, and signals asked for in chat are shown apart. Calls are
 judged by `intel.outcome` against candles closed by the market clock, so a call still running is
 pending, never scored.
+
+Each answer reads the whole signal log and (in live mode) fetches candles from the exchange back
+to the oldest signal, so a user waits `commands.performance_cooldown_s` between answers.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
+
+from cachetools import TTLCache
 
 from bot.commands.base import Reply, Request
 from bot.commands.registry import Command, check_arg_count
 from bot.render.scorecard import Performance, render_performance, render_reliability_chart
 from bot.storage.base import SignalLog, SignalOrigin, StoredSignal
-from intel.errors import SourceError
+from intel.errors import SourceError, UserInputError
 from intel.models import CandleSeries, Signal
 from intel.scorecard import MIN_GROUP, Scorecard, build_scorecard
 
@@ -41,11 +47,23 @@ class PriceDesk(Protocol):
 
 
 class PerformanceCommands:
-    """The `performance` command group."""
+    """The `performance` command group; `cooldown_s` per user between answers."""
 
-    def __init__(self, desk: PriceDesk, signals: SignalLog) -> None:
+    def __init__(
+        self,
+        desk: PriceDesk,
+        signals: SignalLog,
+        cooldown_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._desk = desk
         self._signals = signals
+        self._cooldown_s = cooldown_s
+        self._clock = clock
+        # Forgets a user once their cooldown has passed, so memory stays small.
+        self._answered_at: TTLCache[tuple[str, str], float] | dict[tuple[str, str], float] = (
+            TTLCache(10_000, cooldown_s, timer=clock) if cooldown_s > 0 else {}
+        )
 
     def commands(self) -> tuple[Command, ...]:
         return (
@@ -63,7 +81,16 @@ class PerformanceCommands:
         symbols = (
             (self._desk.resolve(request.args[0]),) if request.args else tuple(self._desk.symbols)
         )
+        who = (request.transport, request.user_id)
+        wait_s = self._answered_at.get(who, -math.inf) + self._cooldown_s - self._clock()
+        if wait_s > 0:
+            raise UserInputError(
+                f"one performance report per {self._cooldown_s:g} s — try again in "
+                f"{math.ceil(wait_s):.0f} s"
+            )
         performance = await gather_performance(self._desk, self._signals, symbols)
+        if self._cooldown_s > 0:  # only an answer costs the user the wait
+            self._answered_at[who] = self._clock()
         return Reply(text=render_performance(performance), chart_png=_chart(performance))
 
 

@@ -20,7 +20,7 @@ from bot.commands.registry import (
 )
 from bot.commands.whales import WhaleCommands, is_whales
 from bot.config import WhaleAlertsConfig
-from bot.render.text import format_moment
+from bot.render.text import confidence_reading, format_moment
 from bot.storage.base import SignalLog, Subscription, SubscriptionStore
 from bot.storage.whales import WhaleAlertStore
 from intel.errors import UnknownSymbolError
@@ -146,7 +146,9 @@ class SubscribeCommands:
         if stored is None:
             return "no signal yet"
         signal = stored.signal
-        return f"{signal.action} {signal.confidence}/100 (as of {format_moment(signal.as_of)})"
+        reading = confidence_reading(signal)
+        shown = f"{signal.action} {signal.confidence}/100" + (f", {reading}" if reading else "")
+        return f"{shown} (as of {format_moment(signal.as_of)})"
 
 
 def _subscribe_head(before: Subscription | None, symbols: tuple[str, ...]) -> str:

@@ -25,6 +25,7 @@ from bot.render.text import (
     MODALITY_TITLES,
     beyond_book,
     book_reach_label,
+    calls_right_in_10,
     confidence_label,
     coordinator_label,
     format_age,
@@ -34,6 +35,7 @@ from bot.render.text import (
     format_usd,
     shown_walls,
 )
+from intel.calibration import NO_EDGE_NOTE
 from intel.features import OrderBookFeatures, SentimentFeatures
 from intel.models import (
     Action,
@@ -277,7 +279,7 @@ def _mark_signal(ax: Axes, signal: Signal, x: float, series: CandleSeries) -> No
     )
     offset_y = -50 if high_up else 50
     ax.annotate(
-        f"{signal.action.value} {signal.confidence}/100",
+        _marker_label(signal),
         xy=(x, y),
         xytext=(-70, offset_y),
         textcoords="offset points",
@@ -290,6 +292,19 @@ def _mark_signal(ax: Axes, signal: Signal, x: float, series: CandleSeries) -> No
         bbox={"boxstyle": "round", "fc": "white", "ec": colour},
         arrowprops={"arrowstyle": "->", "color": colour},
     )
+
+
+def _marker_label(signal: Signal) -> str:
+    """The marker's "BUY 41/100" and, under calibration, a short line on what 41 means (the
+    title carries the full wording: `confidence_label`)."""
+    head = f"{signal.action.value} {signal.confidence}/100"
+    if signal.raw_confidence is None:
+        return head
+    if signal.action is Action.HOLD:
+        return f"{head}\nnot a probability"
+    if NO_EDGE_NOTE in signal.notes:
+        return f"{head}\nno demonstrated edge"
+    return f"{head}\nright ~{calls_right_in_10(signal.confidence)} times in 10"
 
 
 def _draw_orderbook_panel(

@@ -20,7 +20,10 @@ __all__ = [
     "MODALITY_TITLES",
     "beyond_book",
     "book_reach_label",
+    "calls_right_in_10",
     "confidence_label",
+    "confidence_phrase",
+    "confidence_reading",
     "coordinator_label",
     "format_age",
     "format_moment",
@@ -64,6 +67,38 @@ def format_moment(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+def calls_right_in_10(confidence: int) -> int:
+    """A calibrated confidence (0-100, the share of such calls that came out right) as calls
+    right out of 10, rounded half up (45 -> 5; Python's round() would give 4)."""
+    return (confidence + 5) // 10
+
+
+def confidence_reading(signal: Signal) -> str | None:
+    """What a calibrated confidence means, to show beside its N/100: a BUY/SELL as the share of
+    such calls that came out right (saying "no demonstrated edge" when the map shows none), a
+    HOLD as how far the market is from a call, never as a probability. None without calibration
+    (the number is then the coordinator's own 0-100 score)."""
+    if signal.raw_confidence is None:
+        return None
+    if signal.action is Action.HOLD:
+        return "how far from a call, not a probability"
+    record = f"right about {calls_right_in_10(signal.confidence)} times in 10 historically"
+    if NO_EDGE_NOTE in signal.notes:
+        return f"no demonstrated edge at this horizon ({record})"
+    return record
+
+
+def confidence_phrase(signal: Signal) -> str:
+    """'confidence N/100' followed by what N means under calibration, for sentences such as
+    alert intros: "confidence 41/100, no demonstrated edge at this horizon (right about 4 times
+    in 10 historically)"."""
+    reading = confidence_reading(signal)
+    head = f"confidence {signal.confidence}/100"
+    if reading is None:
+        return head
+    return f"{head} ({reading})" if signal.action is Action.HOLD else f"{head}, {reading}"
+
+
 def confidence_label(signal: Signal) -> str:
     """How sure, as users should read it. A calibrated BUY/SELL as the share of such calls that
     came out right ("no demonstrated edge" when the map shows none); a HOLD made under
@@ -73,7 +108,7 @@ def confidence_label(signal: Signal) -> str:
         return f"confidence {signal.confidence}/100"
     if signal.action is Action.HOLD:
         return f"hold {signal.confidence}/100 (how far from a call, not a probability)"
-    record = f"right about {round(signal.confidence / 10)} times in 10 historically"
+    record = f"right about {calls_right_in_10(signal.confidence)} times in 10 historically"
     if NO_EDGE_NOTE in signal.notes:
         return f"no demonstrated edge at this horizon ({record})"
     return f"{record} ({signal.confidence}/100)"

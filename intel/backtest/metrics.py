@@ -2,12 +2,15 @@
 
 All are fractions, not percent. `r` are the simple returns of the equity bar by bar (the first
 against the initial equity) and `P` the periods per year of the bar interval (365 days; hourly:
-8,760). Risk-free rate 0. Definitions follow empyrical (Quantopian), which the tests compare:
+8,760). Risk-free rate 0. Definitions follow empyrical (Quantopian), which the tests compare,
+except that every standard deviation takes ddof=1 (the Backtest JSON contract), the downside
+deviation included: sortino is empyrical's times √((n − 1) / n) for n bars.
 
 - total_return   E_end / E_0 − 1
 - cagr           (1 + total_return) ^ (P / len(r)) − 1
 - sharpe         mean(r) / std(r, ddof=1) · √P
-- sortino        mean(r) / √(mean(min(r, 0)²)) · √P  (downside deviation over every bar)
+- sortino        mean(r) / √(Σ min(r, 0)² / (n − 1)) · √P  (downside deviation over all n bars,
+                 ddof=1, as Sharpe's standard deviation; Sortino & Price 1994 with target 0)
 - max_drawdown   min over the curve (E_0 first) of E / running max(E) − 1; negative
 - calmar         cagr / |max_drawdown|
 - exposure       share of bars with a position
@@ -90,9 +93,10 @@ def sharpe(returns: FloatArray, periods: float) -> float | None:
 
 
 def sortino(returns: FloatArray, periods: float) -> float | None:
-    if returns.size == 0:
+    if returns.size < 2:
         return None
-    downside = math.sqrt(float(np.mean(np.minimum(returns, 0.0) ** 2)))
+    # ddof=1 like sharpe's std: the downside squares summed over every bar, over n − 1.
+    downside = math.sqrt(float(np.sum(np.minimum(returns, 0.0) ** 2)) / (returns.size - 1))
     if downside == 0:
         return None
     return _finite(float(np.mean(returns)) / downside * math.sqrt(periods))
