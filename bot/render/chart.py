@@ -131,12 +131,13 @@ def _draw_header(figure: Figure, signal: Signal) -> None:
     price = f" at {format_price(signal.price)}" if signal.price is not None else ""
     title = (
         f"{ACTION_GLYPHS[signal.action]} {signal.action.value} {signal.symbol}{price}"
-        f" · {confidence_label(signal)} · {format_moment(signal.as_of)}"
+        f" · {format_moment(signal.as_of)}"
     )
-    figure.text(
-        0.07, 0.958, title, fontsize=17, fontweight="bold", color=ACTION_COLOURS[signal.action]
-    )
-    figure.text(0.07, 0.93, _freshness_line(signal), fontsize=10, color=MUTED)
+    colour = ACTION_COLOURS[signal.action]
+    figure.text(0.07, 0.958, title, fontsize=17, fontweight="bold", color=colour)
+    # Its own line: the calibrated wording is long ("no demonstrated edge … historically").
+    figure.text(0.07, 0.928, confidence_label(signal), fontsize=12, color=colour)
+    figure.text(0.07, 0.903, _freshness_line(signal), fontsize=10, color=MUTED)
 
 
 def _freshness_line(signal: Signal) -> str:
