@@ -91,7 +91,8 @@ class SignalPipeline:
         if isinstance(snapshot.whales, WhaleFlows) and snapshot.whales.notes:
             # How the flows were made (BTC standing in for another chain) is the signal's to say.
             signal = dataclasses.replace(signal, notes=(*signal.notes, *snapshot.whales.notes))
-        return SignalResult(signal=signal, snapshot=snapshot, credits=self._builder.credits())
+        credits = self._builder.credits(snapshot)  # only the sources whose data it used
+        return SignalResult(signal=signal, snapshot=snapshot, credits=credits)
 
     async def _decide(
         self,

@@ -67,9 +67,15 @@ class Sources:
     posts: PostSource
     fear_greed: FearGreedSource
 
-    def credits(self) -> tuple[str, ...]:
-        """What the sources ask to be credited for (their `credit` attribute), each once."""
-        found = (getattr(getattr(self, name), "credit", None) for name in CREDIT_ORDER)
+    def credits(self, snapshot: MarketSnapshot | None = None) -> tuple[str, ...]:
+        """What the sources ask to be credited for (their `credit` attribute), each once; with a
+        `snapshot`, only the sources whose data it holds (an unavailable modality used none)."""
+        used = [
+            name
+            for name in CREDIT_ORDER
+            if snapshot is None or not isinstance(getattr(snapshot, name), Unavailable)
+        ]
+        found = (getattr(getattr(self, name), "credit", None) for name in used)
         return tuple(dict.fromkeys(c for c in found if isinstance(c, str) and c))
 
 
@@ -170,8 +176,8 @@ class SnapshotBuilder:
             fear_greed=fear_greed,
         )
 
-    def credits(self) -> tuple[str, ...]:
-        return self._sources.credits()
+    def credits(self, snapshot: MarketSnapshot | None = None) -> tuple[str, ...]:
+        return self._sources.credits(snapshot)
 
     def source_health(self) -> dict[str, SourceState]:
         """The last outcome of each source (per symbol where it matters), for `status`."""

@@ -22,7 +22,7 @@ from intel.config import Config
 from intel.coordinator.base import Coordinator
 from intel.coordinator.fake import FakeCoordinator
 from intel.coordinator.rules import RulesCoordinator
-from intel.desk import replay_sources
+from intel.desk import build_desk, replay_sources
 from intel.errors import NoSignalError, SourceError
 from intel.features import SentimentFeatures, WhaleFeatures
 from intel.models import Action, AgentReport, MarketSnapshot, ReportStatus, Signal
@@ -387,3 +387,15 @@ def test_signal_json_round_trips(baseline) -> None:
     assert again.risk_factors == baseline.risk_factors
     assert again.reports["sentiment"].engine == "lexicon"
     assert again.reports["orderbook"].status is baseline.reports["orderbook"].status
+
+
+async def test_a_signal_credits_only_the_sources_whose_data_it_used() -> None:
+    # Before the recorded whale window (2024-11-04) there are no whale flows: no whale credit.
+    async with build_desk(Config()) as desk:
+        early = await desk.signal("BTC/USDT", datetime(2024, 8, 9, 0, 5, tzinfo=UTC))
+        later = await desk.signal("BTC/USDT", datetime(2025, 10, 6, 16, tzinfo=UTC))
+    assert early.signal.reports["whales"].status is ReportStatus.UNAVAILABLE
+    assert "whale flows: Whale Alert" not in early.credits
+    assert "Fear & Greed: Alternative.me" in early.credits
+    assert later.signal.reports["whales"].status is not ReportStatus.UNAVAILABLE
+    assert "whale flows: Whale Alert" in later.credits
