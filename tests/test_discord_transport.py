@@ -226,23 +226,23 @@ async def echo_args(request: Request) -> Reply:
     return Reply(text=f"got {list(request.args)}")
 
 
-PERFORMANCE = Command("performance", echo_args, "how past signals did", "performance 30", "p N")
+DIGEST = Command("digest", echo_args, "a summary of the day", "digest 30", "digest N")
 
 
 async def test_a_registry_command_without_a_definition_gets_a_generic_one(
     fake, store, started
 ) -> None:
     seen: list[Request] = []
-    transport = await started(seen=seen, extra_commands=(PERFORMANCE,))
+    transport = await started(seen=seen, extra_commands=(DIGEST,))
     [put] = fake.matching(f"/applications/{APP_ID}/commands", "PUT")
-    assert {command["name"] for command in put.json} == COMMANDS | {"performance"}
-    uploaded = next(command for command in put.json if command["name"] == "performance")
-    assert uploaded["description"] == "how past signals did"
+    assert {command["name"] for command in put.json} == COMMANDS | {"digest"}
+    uploaded = next(command for command in put.json if command["name"] == "digest")
+    assert uploaded["description"] == "a summary of the day"
     assert [(o["name"], o["type"], o["required"]) for o in uploaded["options"]] == [
         ("arguments", 3, False)
     ]
-    await run(transport, command_interaction("performance", [option("arguments", " 30  btc")]))
-    assert seen[-1].command == "performance"
+    await run(transport, command_interaction("digest", [option("arguments", " 30  btc")]))
+    assert seen[-1].command == "digest"
     assert seen[-1].args == ("30", "btc")
     assert "got ['30', 'btc']" in contents(fake)
 

@@ -323,7 +323,10 @@ def _messages(reply: Reply, intro: str | None) -> list[dict[str, Any]]:
     """The keyword arguments of each message that carries `reply` (with an alert's intro)."""
     if reply.signal is None or reply.is_error:
         text = reply if not intro else Reply(text=f"{intro}\n{reply.text}", fields=reply.fields)
-        return [{"content": content} for content in reply_contents(text)]
+        texts: list[dict[str, Any]] = [{"content": content} for content in reply_contents(text)]
+        if reply.chart_png is not None and not reply.is_error:  # a backtest's or performance's
+            texts[-1]["file"] = discord.File(io.BytesIO(reply.chart_png), filename=CHART_FILENAME)
+        return texts
     chart = reply.chart_png
     embeds = signal_embeds(
         reply.signal,
