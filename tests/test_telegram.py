@@ -17,7 +17,8 @@ import pytest
 from telegram import Update
 
 from bot.app import build_message
-from bot.commands.base import BotStatus, Reply
+from bot.commands.base import BotStatus, Reply, Request
+from bot.commands.registry import Command
 from bot.commands.router import CommandRouter
 from bot.config import BotConfig, TransportLimits
 from bot.delivery.sender import OutboxSender
@@ -341,3 +342,26 @@ async def test_messages_to_one_chat_keep_its_per_second_limit(api, store):
     assert not [r for r in api.requests if r.status == 429]
     gaps = [later.at_s - earlier.at_s for earlier, later in itertools.pairwise(sent)]
     assert min(gaps) >= 0.25 - 0.02
+
+
+async def test_a_plain_reply_with_a_chart_sends_the_text_then_the_photo(api, store, desk):
+    png = PNG_MAGIC + b"backtest chart"
+
+    async def charted(request: Request) -> Reply:
+        return Reply(text="BTC/USDT divergence <beside> buy-and-hold", chart_png=png)
+
+    extra = [Command("charted", charted, "a reply with a chart", "charted", "charted")]
+    router = CommandRouter(desk, store, CONFIG, no_status, extra_commands=extra)
+    telegram = TelegramTransport(
+        api.token, store, limits=FAST, base_url=api.base_url, polling=False
+    )
+    await telegram.start(router.handle)
+    try:
+        await feed(telegram, command("/charted"))
+    finally:
+        await telegram.close()
+    text, photo = api.sent(str(ADMIN))
+    assert text.method == "sendMessage"
+    assert "&lt;beside&gt;" in text.params["text"]  # escaped, not dropped
+    assert photo.method == "sendPhoto"
+    assert photo.photo == png

@@ -284,7 +284,11 @@ class TelegramTransport:
     def _reply_parts(self, reply: Reply, intro: str = "") -> list[Part]:
         if reply.signal is None:
             text = f"{intro}\n{reply.text}" if intro else reply.text
-            return [Part(html) for html in reply_messages(dataclasses.replace(reply, text=text))]
+            parts = [Part(html) for html in reply_messages(dataclasses.replace(reply, text=text))]
+            # A chart beside a plain reply (backtest, performance): the photo after the text
+            # that explains it, with no caption of its own.
+            chart = [Part("", reply.chart_png)] if reply.chart_png is not None else []
+            return [*parts, *chart]
         follow = [f"Next: {reply.extra['next']}"] if reply.extra.get("next") else []
         rendered = signal_messages(reply.signal, intro, follow, reply.credits or DEFAULT_CREDITS)
         first = Part(rendered.caption, reply.chart_png, base_asset(reply.signal.symbol).lower())
