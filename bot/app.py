@@ -25,6 +25,7 @@ from bot.commands.performance import PerformanceCommands
 from bot.commands.router import CommandRouter
 from bot.commands.signal import modality_fields
 from bot.commands.status import source_health
+from bot.commands.whales import whale_status_line
 from bot.config import BotConfig, TransportLimits
 from bot.delivery.sender import OutboxSender
 from bot.logs import Redactor
@@ -442,6 +443,7 @@ async def _status(bot: _Bot) -> BotStatus:
     ]
     if isinstance(bot.clock, DemoClock) and bot.clock.ended:
         notes.append("The demo clock reached the end of the recorded data and stays there.")
+    notes.append(whale_status_line(await bot.store.whale_alert_chats(), bot.config.whale_alerts))
     return BotStatus(
         market_now=bot.desk.now(),
         sources=source_health(bot.desk.source_health()),

@@ -107,6 +107,10 @@ class WhaleAlertsConfig(Frozen):
     enabled: bool = True
     min_usd: float = Field(100_000_000, gt=0)
     max_per_chat_h: int = Field(6, ge=1, le=60)
+    # A delivered alert is deleted after `keep_h`; until then its txid is not alerted again.
+    # 336 h is Bitcoin Core's -mempoolexpiry default: a transaction alerted from the mempool
+    # confirms within it or is dropped, so its block cannot alert it a second time.
+    keep_h: float = Field(336, gt=0)
 
 
 class BotConfig(Config):

@@ -234,6 +234,15 @@ async def test_help_for_one_command_and_a_typo(router):
     assert (await ask(router, "help watch list")).is_error
 
 
+async def test_help_names_the_whale_alert_commands(router):
+    listed = (await ask(router, "help")).text
+    for words in ("`subscribe whales`", "`unsubscribe whales`", "`alerts whales`"):
+        assert words in listed
+    assert "· subscribe whales —" in (await ask(router, "help subscribe")).text
+    assert "· unsubscribe whales —" in (await ask(router, "help unsubscribe")).text
+    assert "alerts whales [off]" in (await ask(router, "help alerts")).text
+
+
 async def test_unknown_command_suggests_the_closest(router):
     reply = await ask(router, "sigal btc")
     assert reply.is_error

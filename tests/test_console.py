@@ -215,6 +215,21 @@ async def test_an_undecodable_line_is_answered_and_the_chat_carries_on(tmp_path)
     assert out.rstrip().endswith("End of input — stopping the bot.")
 
 
+async def test_status_says_who_gets_whale_alerts(tmp_path):
+    stdin, stdout = io.StringIO("status\nsubscribe whales\nstatus\n"), io.StringIO()
+    code = await asyncio.wait_for(
+        run_bot(make_config(tmp_path), Secrets(), console=True, stdin=stdin, stdout=stdout),
+        timeout=60,
+    )
+    out = stdout.getvalue()
+    assert code == 0
+    # whale_alerts.min_usd is 100,000,000 in config.yaml
+    before = "Whale alerts: no chat has asked (`subscribe whales`, `alerts whales`), from $100.0M"
+    assert before in out
+    assert "Whale alerts: 1 channel, 0 DMs, from $100.0M" in out
+    assert out.index(before) < out.index("Whale alerts: 1 channel")
+
+
 async def test_the_demo_clock_stops_at_the_end_of_the_data_and_says_so_once(tmp_path):
     read_fd, write_fd = os.pipe()
     stdin, stdout = os.fdopen(read_fd, "r"), io.StringIO()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import dataclasses
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from bot.storage.memory_flows import MemoryFlowWindow
 from bot.storage.sqlite import SqliteStore
@@ -385,3 +387,31 @@ async def test_the_memory_store_keeps_a_window_over_a_restart() -> None:
         fake.faults.status = 503  # the second run cannot backfill: only the store can help
         async with whale_source(fake, clock, store) as source:
             assert counted(source) == 2
+
+
+class FailingOnce(MemoryFlowWindow):
+    """The bot's in-memory flow store whose first write fails, as a full disk would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    async def save_flow_hour(self, *args: Any, **kwargs: Any) -> bool:
+        if self.failures:
+            self.failures -= 1
+            raise sqlite3.OperationalError("disk I/O error")
+        return await super().save_flow_hour(*args, **kwargs)
+
+
+async def test_a_store_error_in_the_first_backfill_is_logged_and_the_feed_goes_on() -> None:
+    store = FailingOnce()
+    clock = Clock(block_time(IN_BLOCK) + timedelta(hours=2))
+    async with FakeBlockchainCom(tip=IN_BLOCK) as fake:
+        with capture_logs() as logs:
+            async with whale_source(fake, clock, store, rest_poll_s=60) as source:
+                await until(lambda: fake.subscribed == 1)  # the socket after the backfill
+                problems = source.problems
+    assert store.failures == 0
+    (failed,) = [entry for entry in logs if entry["event"] == "onchain_backfill_failed"]
+    assert (failed["log_level"], failed["exc_info"]) == ("error", True)
+    assert "backfill error" in problems

@@ -780,3 +780,49 @@ async def test_whale_alerts_off_and_a_failed_chat_get_none(store: Store) -> None
     assert await store.queue_whale_alert(whale_alert("t2"), max_per_chat_h=5) == 0
     assert await store.set_whale_alerts(WHALE_CHANNEL, True)  # asked again: re-enabled
     assert await store.queue_whale_alert(whale_alert("t3"), max_per_chat_h=5) == 1
+
+
+async def test_whale_alerts_are_pruned_once_delivered_and_old(
+    make_store: Callable[[], Store], clock: ManualClock
+) -> None:
+    store = make_store()
+    await store.open()
+    await store.set_whale_alerts(WHALE_CHANNEL, True)
+    await store.set_whale_alerts(WHALE_DM, True)
+    assert await store.queue_whale_alert(whale_alert("t1"), max_per_chat_h=5) == 2
+    for row in await store.pending_deliveries(10):
+        await store.mark_sent(row.id)
+    assert await store.queue_whale_alert(whale_alert("t2"), max_per_chat_h=5) == 2
+    t2_first, t2_second = await store.pending_deliveries(10)
+    await store.mark_sent(t2_first.id)
+    assert t2_second.whale_alert_id is not None
+    assert await store.prune_whale_alerts(keep_s=3600) == 0  # delivered, but not old yet
+    clock.advance(3601)
+    assert await store.queue_whale_alert(whale_alert("t3"), max_per_chat_h=5) == 2
+    assert await store.prune_whale_alerts(keep_s=3600) == 1  # t1: t2 waits for a delivery
+    await store.close()
+    store = make_store()  # what was pruned stays pruned
+    await store.open()
+    assert await store.outbox_counts() == {"pending": 3, "sent": 1, "failed": 0}
+    assert await store.load_whale_alert(t2_second.whale_alert_id) == whale_alert("t2")
+    assert await store.queue_whale_alert(whale_alert("t2"), max_per_chat_h=5) is None
+    assert await store.queue_whale_alert(whale_alert("t1"), max_per_chat_h=5) == 2  # forgotten
+    await store.mark_sent(t2_second.id)
+    assert await store.prune_whale_alerts(keep_s=3600) == 1  # t2 now
+    assert await store.load_whale_alert(t2_second.whale_alert_id) is None
+    assert await store.outbox_counts() == {"pending": 4, "sent": 0, "failed": 0}
+    await store.close()
+
+
+async def test_whale_alert_chats_are_counted_by_kind(store: Store) -> None:
+    assert await store.whale_alert_chats() == {}
+    await store.set_whale_alerts(WHALE_CHANNEL, True)
+    await store.set_whale_alerts(WhaleAlertChat("discord", "c9", DeliveryKind.CHANNEL), True)
+    await store.set_whale_alerts(WHALE_DM, True)
+    assert await store.whale_alert_chats() == {DeliveryKind.CHANNEL: 2, DeliveryKind.DM: 1}
+    assert await store.queue_whale_alert(whale_alert("t1"), max_per_chat_h=5) == 3
+    rows = await store.pending_deliveries(10)
+    (kicked,) = [row for row in rows if row.chat_id == "c9"]
+    await store.mark_failed(kicked.id, "Missing Access", permanent=True)  # disabled
+    await store.set_whale_alerts(WHALE_DM, False)
+    assert await store.whale_alert_chats() == {DeliveryKind.CHANNEL: 1}

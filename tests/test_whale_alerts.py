@@ -9,6 +9,8 @@ Alert's own posts in ../shared/data/whales), computed here with plain arithmetic
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -21,17 +23,26 @@ from bot.alerts.whales import WhaleAlerter, build_whale_message
 from bot.app import build_message
 from bot.commands.base import Request
 from bot.commands.router import CommandRouter
+from bot.commands.whales import whale_status_line
 from bot.config import BotConfig, TransportLimits, WhaleAlertsConfig
 from bot.delivery.sender import OutboxSender
 from bot.logs import Redactor
 from bot.render.discord import reply_contents
 from bot.render.telegram import reply_messages
 from bot.render.whales import WHALE_INTRO, whale_alert_text
+from bot.scheduling.manual_clock import ManualClock
 from bot.storage.base import DeliveryKind, OutboxItem, Store
+from bot.storage.memory import MemoryStore
 from bot.storage.memory_flows import MemoryFlowWindow
 from bot.storage.sqlite import SqliteStore
-from bot.storage.whales import CurrentCall, WhaleAlert
+from bot.storage.whales import (
+    CurrentCall,
+    WhaleAlert,
+    whale_alert_from_json,
+    whale_alert_to_json,
+)
 from bot.transports.memory import MemoryTransport
+from intel.calibration import NO_EDGE_NOTE
 from intel.models import Action
 from intel.pipeline import SignalResult
 from intel.sources.fakes.blockchain_com import FakeBlockchainCom
@@ -214,6 +225,111 @@ def test_no_signal_yet_and_an_unnamed_exchange_are_said() -> None:
     text = whale_alert_text(WhaleAlert(transfer(2e8, exchange=None), None))
     assert "moved into an exchange" in text
     assert "No BTC signal yet" in text
+
+
+@pytest.mark.parametrize(
+    ("action", "confidence", "calibrated", "no_edge", "shown"),
+    [
+        (Action.BUY, 72, False, False, "BUY 72/100 (as of"),  # uncalibrated: the score as before
+        (Action.BUY, 72, True, False, "BUY 72/100, right about 7 times in 10 historically"),
+        (
+            Action.SELL,
+            41,
+            True,
+            True,
+            "SELL 41/100, no demonstrated edge at this horizon (right about 4 times in 10 "
+            "historically)",
+        ),
+        (Action.HOLD, 30, True, False, "HOLD 30/100, how far from a call, not a probability"),
+    ],
+)
+def test_the_current_call_reads_as_on_every_other_surface(
+    action: Action, confidence: int, calibrated: bool, no_edge: bool, shown: str
+) -> None:
+    call = CurrentCall(BTC, action, confidence, block_time(0), calibrated, no_edge)
+    text = whale_alert_text(WhaleAlert(transfer(2e8), call))
+    assert f"Current call on BTC/USDT: {shown}" in text
+
+
+async def test_the_alerter_keeps_how_the_call_was_calibrated() -> None:
+    store = MemoryStore()
+    await store.open()
+    try:
+        signal = dataclasses.replace(
+            make_signal(BTC, Action.SELL, 41), raw_confidence=63, notes=(NO_EDGE_NOTE,)
+        )
+        await store.record_signal(signal, None, [], False)
+        await ask_for_whales(store)
+        alerter = WhaleAlerter(WhaleAlertsConfig(min_usd=1e8), store, [BTC])
+        await alerter(transfer(2e8))
+        (row,) = await store.pending_deliveries(1)
+        assert row.whale_alert_id is not None
+        alert = await store.load_whale_alert(row.whale_alert_id)
+    finally:
+        await store.close()
+    assert alert is not None
+    assert alert.call is not None
+    assert (alert.call.action, alert.call.confidence) == (Action.SELL, 41)
+    assert (alert.call.calibrated, alert.call.no_edge) == (True, True)
+
+
+async def test_the_alerter_prunes_alerts_older_than_keep_h(clock: ManualClock) -> None:
+    store = MemoryStore(clock=clock)
+    await store.open()
+    try:
+        await ask_for_whales(store)
+        alerter = WhaleAlerter(WhaleAlertsConfig(min_usd=1e8, keep_h=2), store, [BTC])
+        first = LargeTransfer("blockchain_com", "t1", "BTC", True, 2e3, 2e8, None, block_time(0))
+        await alerter(first)
+        rows = await store.pending_deliveries(10)
+        for row in rows:
+            await store.mark_sent(row.id)
+        clock.advance(2 * 3600 - 1)
+        await alerter(dataclasses.replace(first, txid="t2"))
+        assert rows[0].whale_alert_id is not None
+        assert await store.load_whale_alert(rows[0].whale_alert_id) is not None  # not 2 h old
+        clock.advance(2)
+        await alerter(dataclasses.replace(first, txid="t3"))
+        assert await store.load_whale_alert(rows[0].whale_alert_id) is None
+    finally:
+        await store.close()
+
+
+def test_a_stored_call_from_before_calibration_flags_still_loads() -> None:
+    call = CurrentCall(BTC, Action.BUY, 72, block_time(0), calibrated=True, no_edge=True)
+    alert = WhaleAlert(transfer(2e8), call)
+    assert whale_alert_from_json(json.loads(json.dumps(whale_alert_to_json(alert)))) == alert
+    old = whale_alert_to_json(alert)
+    del old["call"]["calibrated"], old["call"]["no_edge"]  # as migration 7's first payloads
+    loaded = whale_alert_from_json(old)
+    assert loaded.call == CurrentCall(BTC, Action.BUY, 72, block_time(0))
+
+
+@pytest.mark.parametrize(
+    ("chats", "enabled", "line"),
+    [
+        (
+            {DeliveryKind.CHANNEL: 2, DeliveryKind.DM: 1},
+            True,
+            "Whale alerts: 2 channels, 1 DM, from $250.0M",
+        ),
+        ({DeliveryKind.DM: 3}, True, "Whale alerts: 0 channels, 3 DMs, from $250.0M"),
+        (
+            {},
+            True,
+            "Whale alerts: no chat has asked (`subscribe whales`, `alerts whales`), from $250.0M",
+        ),
+        (
+            {DeliveryKind.CHANNEL: 1},
+            False,
+            "Whale alerts: 1 channel, 0 DMs, from $250.0M; off (whale_alerts.enabled is false)",
+        ),
+    ],
+)
+def test_the_status_line_counts_the_chats_by_kind(
+    chats: dict[DeliveryKind, int], enabled: bool, line: str
+) -> None:
+    assert whale_status_line(chats, WhaleAlertsConfig(enabled=enabled, min_usd=250e6)) == line
 
 
 def test_an_exchange_name_is_escaped_and_mentions_nothing_on_each_platform() -> None:

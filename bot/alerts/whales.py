@@ -22,8 +22,9 @@ from bot.config import WhaleAlertsConfig
 from bot.logs import Redactor
 from bot.render.whales import WHALE_INTRO, whale_alert_text
 from bot.storage.base import DeliveryKind, OutboxItem, SignalLog
-from bot.storage.whales import CurrentCall, WhaleAlert, WhaleAlertStore
+from bot.storage.whales import HOUR_S, CurrentCall, WhaleAlert, WhaleAlertStore
 from bot.transports.base import OutMessage
+from intel.calibration import NO_EDGE_NOTE
 from intel.sources.onchain.large import LargeTransfer
 from intel.symbols import base_asset
 
@@ -60,6 +61,8 @@ class WhaleAlerter:
         if rows is None:
             return  # alerted before (mempool then block, or before a restart)
         log.info("whale_alert_queued", txid=transfer.txid, usd=transfer.amount_usd, rows=rows)
+        # Pruned as the table grows, so it stays bounded without a task of its own.
+        await self._store.prune_whale_alerts(self._config.keep_h * HOUR_S)
         if rows:
             self._queued()
 
@@ -69,7 +72,14 @@ class WhaleAlerter:
         if stored is None:
             return None
         signal = stored.signal
-        return CurrentCall(signal.symbol, signal.action, signal.confidence, signal.as_of)
+        return CurrentCall(
+            signal.symbol,
+            signal.action,
+            signal.confidence,
+            signal.as_of,
+            calibrated=signal.raw_confidence is not None,
+            no_edge=NO_EDGE_NOTE in signal.notes,
+        )
 
 
 def build_whale_message(redactor: Redactor, item: OutboxItem, alert: WhaleAlert) -> OutMessage:

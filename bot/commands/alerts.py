@@ -78,7 +78,8 @@ class AlertsCommands:
             Command(
                 "alerts",
                 self.alerts,
-                "DM me when a watched symbol's signal reaches this confidence, 0-100 (or `off`)",
+                "DM me when a watched symbol's signal reaches this confidence, 0-100 (or `off`); "
+                "`alerts whales` for instant whale alerts",
                 "alerts 50",
                 USAGE,
             ),

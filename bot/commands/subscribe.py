@@ -28,8 +28,8 @@ from intel.symbols import base_asset, normalize_symbol
 
 __all__ = ["SubscribeCommands", "SubscriptionCommandStore"]
 
-SUBSCRIBE_USAGE = "subscribe [SYMBOL …]"
-UNSUBSCRIBE_USAGE = "unsubscribe [SYMBOL …]"
+SUBSCRIBE_USAGE = "subscribe [SYMBOL …] · subscribe whales"
+UNSUBSCRIBE_USAGE = "unsubscribe [SYMBOL …] · unsubscribe whales"
 _REFUSAL = "only an admin of this chat can change its subscription"
 _ENDED = "no more alerts here. `subscribe` starts them again."
 
@@ -58,14 +58,16 @@ class SubscribeCommands:
             Command(
                 "subscribe",
                 self.subscribe,
-                "post alerts in this chat: every symbol, or add the symbols named (admins)",
+                "post alerts in this chat: every symbol, or add the symbols named; "
+                "`subscribe whales` for instant whale alerts (admins)",
                 f"subscribe {example}",
                 SUBSCRIBE_USAGE,
             ),
             Command(
                 "unsubscribe",
                 self.unsubscribe,
-                "stop alerts in this chat for the symbols named, or for all (admins)",
+                "stop alerts in this chat for the symbols named, or for all; `unsubscribe whales` "
+                "stops whale alerts (admins)",
                 f"unsubscribe {example}",
                 UNSUBSCRIBE_USAGE,
             ),

@@ -3,13 +3,15 @@ instant whale alerts for this chat (see `bot.alerts.whales`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from bot.commands.base import Reply, Request
 from bot.config import WhaleAlertsConfig
 from bot.storage.base import DeliveryKind
 from bot.storage.whales import WhaleAlertChat, WhaleAlertStore
 from intel.textfmt import format_usd
 
-__all__ = ["WHALES", "WhaleCommands", "is_whales"]
+__all__ = ["WHALES", "WhaleCommands", "is_whales", "whale_status_line"]
 
 WHALES = "whales"
 
@@ -61,3 +63,20 @@ class WhaleCommands:
         if self._config.enabled:
             return ""
         return " (once whale_alerts.enabled is turned on in this bot's configuration)"
+
+
+def whale_status_line(chats: Mapping[DeliveryKind, int], config: WhaleAlertsConfig) -> str:
+    """`status`'s line: "Whale alerts: 2 channels, 1 DM, from $100.0M" (the chats that get
+    them now), or why none are sent."""
+    channels, dms = chats.get(DeliveryKind.CHANNEL, 0), chats.get(DeliveryKind.DM, 0)
+    who = (
+        f"{_count(channels, 'channel')}, {_count(dms, 'DM')}"
+        if channels or dms
+        else "no chat has asked (`subscribe whales`, `alerts whales`)"
+    )
+    line = f"Whale alerts: {who}, from {format_usd(config.min_usd)}"
+    return line if config.enabled else f"{line}; off (whale_alerts.enabled is false)"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

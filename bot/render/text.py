@@ -20,6 +20,7 @@ __all__ = [
     "MODALITY_TITLES",
     "beyond_book",
     "book_reach_label",
+    "call_reading",
     "calls_right_in_10",
     "confidence_label",
     "confidence_phrase",
@@ -78,12 +79,23 @@ def confidence_reading(signal: Signal) -> str | None:
     such calls that came out right (saying "no demonstrated edge" when the map shows none), a
     HOLD as how far the market is from a call, never as a probability. None without calibration
     (the number is then the coordinator's own 0-100 score)."""
-    if signal.raw_confidence is None:
+    return call_reading(
+        signal.action,
+        signal.confidence,
+        calibrated=signal.raw_confidence is not None,
+        no_edge=NO_EDGE_NOTE in signal.notes,
+    )
+
+
+def call_reading(action: Action, confidence: int, *, calibrated: bool, no_edge: bool) -> str | None:
+    """`confidence_reading` from a call's parts, for records that keep no whole signal (a whale
+    alert's current call): `no_edge` when the signal carried the calibration's no-edge note."""
+    if not calibrated:
         return None
-    if signal.action is Action.HOLD:
+    if action is Action.HOLD:
         return "how far from a call, not a probability"
-    record = f"right about {calls_right_in_10(signal.confidence)} times in 10 historically"
-    if NO_EDGE_NOTE in signal.notes:
+    record = f"right about {calls_right_in_10(confidence)} times in 10 historically"
+    if no_edge:
         return f"no demonstrated edge at this horizon ({record})"
     return record
 

@@ -4,7 +4,7 @@ every reply (Telegram HTML, Discord with no mentions allowed, within each platfo
 
 from __future__ import annotations
 
-from bot.render.text import format_moment
+from bot.render.text import call_reading, format_moment
 from bot.storage.whales import CurrentCall, WhaleAlert
 from intel.models import Action
 from intel.sources.onchain.large import LargeTransfer
@@ -48,8 +48,11 @@ def whale_alert_text(alert: WhaleAlert) -> str:
 def _call_line(transfer: LargeTransfer, call: CurrentCall | None) -> str:
     if call is None:
         return f"No {transfer.asset} signal yet: this transfer is not weighed against a call."
+    reading = call_reading(
+        call.action, call.confidence, calibrated=call.calibrated, no_edge=call.no_edge
+    )
     told = f"Current call on {call.symbol}: {call.action} {call.confidence}/100"
-    told += f" (as of {format_moment(call.as_of)})"
+    told += (f", {reading}" if reading else "") + f" (as of {format_moment(call.as_of)})"
     leaning = Action.SELL if transfer.inflow else Action.BUY
     if call.action is Action.HOLD:
         return f"{told}; this transfer leans {'bearish' if transfer.inflow else 'bullish'}."

@@ -14,6 +14,7 @@ from bot.storage.base import (
     AlertStateStore,
     CallState,
     Delivery,
+    DeliveryKind,
     DmState,
     MetaStore,
     OutboxItem,
@@ -183,3 +184,9 @@ class StoreFacade:
 
     async def load_whale_alert(self, alert_id: int) -> WhaleAlert | None:
         return await self.whale_alert_store.load_whale_alert(alert_id)
+
+    async def whale_alert_chats(self) -> dict[DeliveryKind, int]:
+        return await self.whale_alert_store.whale_alert_chats()
+
+    async def prune_whale_alerts(self, keep_s: float) -> int:
+        return await self.whale_alert_store.prune_whale_alerts(keep_s)

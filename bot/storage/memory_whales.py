@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from bot.storage.base import OutboxItem
+from bot.storage.base import DeliveryKind, OutboxItem
 from bot.storage.whales import (
     HOUR_S,
     WhaleAlert,
@@ -30,6 +30,7 @@ class WhaleTables:
     disabled: dict[tuple[str, str], str] = field(default_factory=dict)  # chat -> reason
     payloads: dict[int, str] = field(default_factory=dict)  # alert id -> JSON
     txids: dict[str, int] = field(default_factory=dict)  # txid -> alert id
+    created_s: dict[int, float] = field(default_factory=dict)  # alert id -> when queued
     next_id: int = 1
 
 
@@ -62,6 +63,7 @@ class MemoryWhaleAlerts:
         alert_id, w.next_id = w.next_id, w.next_id + 1
         w.txids[alert.transfer.txid] = alert_id
         w.payloads[alert_id] = json.dumps(whale_alert_to_json(alert))
+        w.created_s[alert_id] = now_s
         recent: dict[tuple[str, str], int] = {}
         for row in t.outbox.values():
             item = row.item
@@ -90,3 +92,30 @@ class MemoryWhaleAlerts:
     async def load_whale_alert(self, alert_id: int) -> WhaleAlert | None:
         payload = self._tables.t.whales.payloads.get(alert_id)
         return None if payload is None else whale_alert_from_json(json.loads(payload))
+
+    async def whale_alert_chats(self) -> dict[DeliveryKind, int]:
+        w = self._tables.t.whales
+        counts: dict[DeliveryKind, int] = {}
+        for key, chat in w.chats.items():
+            if key not in w.disabled:
+                counts[chat.kind] = counts.get(chat.kind, 0) + 1
+        return counts
+
+    async def prune_whale_alerts(self, keep_s: float) -> int:
+        t = self._tables.t
+        w, before_s = t.whales, self._tables.now_s() - keep_s
+        rows: dict[int, list[int]] = {}  # alert id -> its outbox row ids
+        pending: set[int] = set()
+        for row_id, row in t.outbox.items():
+            alert_id = row.item.whale_alert_id
+            if alert_id is not None:
+                rows.setdefault(alert_id, []).append(row_id)
+                if row.status == "pending":
+                    pending.add(alert_id)
+        old = [i for i, at_s in w.created_s.items() if at_s < before_s and i not in pending]
+        for alert_id in old:
+            for row_id in rows.get(alert_id, ()):
+                del t.outbox[row_id]
+            del w.payloads[alert_id], w.created_s[alert_id]
+        w.txids = {txid: i for txid, i in w.txids.items() if i in w.payloads}
+        return len(old)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from bot.storage.base import DeliveryKind
 from bot.storage.sqlite_db import SqliteDatabase
 from bot.storage.whales import (
     HOUR_S,
@@ -79,3 +80,24 @@ class SqliteWhaleAlerts:
     async def load_whale_alert(self, alert_id: int) -> WhaleAlert | None:
         row = await self._db.fetch_one("SELECT payload FROM whale_alerts WHERE id = ?", (alert_id,))
         return None if row is None else whale_alert_from_json(json.loads(row[0]))
+
+    async def whale_alert_chats(self) -> dict[DeliveryKind, int]:
+        rows = await self._db.fetch_all(
+            "SELECT kind, count(*) FROM whale_alert_chats WHERE disabled_reason IS NULL"
+            " GROUP BY kind"
+        )
+        return {DeliveryKind(kind): int(count) for kind, count in rows}
+
+    async def prune_whale_alerts(self, keep_s: float) -> int:
+        old = (
+            "SELECT a.id FROM whale_alerts a WHERE a.created_at < ? AND NOT EXISTS ("
+            " SELECT 1 FROM outbox o WHERE o.whale_alert_id = a.id AND o.status = 'pending')"
+        )
+        before_s = self._db.now_s() - keep_s
+        async with self._db.write() as conn:
+            # The rows first: each points at its alert (a foreign key).
+            await conn.execute(f"DELETE FROM outbox WHERE whale_alert_id IN ({old})", (before_s,))
+            async with conn.execute(
+                f"DELETE FROM whale_alerts WHERE id IN ({old})", (before_s,)
+            ) as cursor:
+                return cursor.rowcount

@@ -41,6 +41,10 @@ class CurrentCall:
     action: Action
     confidence: int
     as_of: datetime
+    # How to read `confidence` (bot.render.text.call_reading): the signal was calibrated (it
+    # had a raw_confidence), and its calibration showed no edge. False in payloads from before.
+    calibrated: bool = False
+    no_edge: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,8 @@ def whale_alert_to_json(alert: WhaleAlert) -> dict[str, Any]:
             "action": call.action.value,
             "confidence": call.confidence,
             "as_of_ms": to_ms(call.as_of),
+            "calibrated": call.calibrated,
+            "no_edge": call.no_edge,
         },
     }
 
@@ -103,6 +109,8 @@ def whale_alert_from_json(data: dict[str, Any]) -> WhaleAlert:
             Action(raw["action"]),
             int(raw["confidence"]),
             from_ms(raw["as_of_ms"]),
+            calibrated=bool(raw.get("calibrated", False)),
+            no_edge=bool(raw.get("no_edge", False)),
         )
     )
     return WhaleAlert(transfer, call)
@@ -124,3 +132,13 @@ class WhaleAlertStore(Protocol):
         ...
 
     async def load_whale_alert(self, alert_id: int) -> WhaleAlert | None: ...
+
+    async def whale_alert_chats(self) -> dict[DeliveryKind, int]:
+        """How many chats of each kind get whale alerts now (a disabled one does not)."""
+        ...
+
+    async def prune_whale_alerts(self, keep_s: float) -> int:
+        """Delete the alerts queued more than `keep_s` ago whose outbox rows are all finished
+        (sent or failed), with those rows, as one write; returns the alerts deleted. An alert
+        with a pending row stays until it is delivered, as a chart does (migration 4)."""
+        ...

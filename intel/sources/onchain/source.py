@@ -169,6 +169,9 @@ class BlockchainComWhaleSource:
             await self._follow(latest, self._config.backfill_blocks)
         except SourceError as exc:
             self._failed("rest", f"backfill failed: {exc}")
+        except Exception:  # a bug or a store error must not end the feed: the socket goes on
+            log.exception("onchain_backfill_failed", source=NAME)
+            self._failed("rest", "backfill error")
 
     async def _fallback_for(self, delay_s: float) -> None:
         """Wait `delay_s` before reconnecting, polling the newest block over REST meanwhile."""
@@ -181,6 +184,9 @@ class BlockchainComWhaleSource:
                     await self._follow(await self._guard.call(self._rest.latest_block), None)
                 except SourceError as exc:
                     self._failed("rest", str(exc))
+                except Exception:  # as in `_backfill`: log it, poll again next time
+                    log.exception("onchain_poll_failed", source=NAME)
+                    self._failed("rest", "poll error")
             await asyncio.sleep(min(left_s, self._config.blockchain_com.rest_poll_s))
 
     async def _listen(self) -> None:
