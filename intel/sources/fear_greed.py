@@ -8,8 +8,6 @@ so a 429's `Retry-After` stays readable there).
 
 from __future__ import annotations
 
-import asyncio
-import json
 from datetime import datetime
 from typing import Any
 
@@ -20,6 +18,7 @@ from intel.config import FearGreedSourceConfig
 from intel.errors import SourceError
 from intel.models import FearGreedReading
 from intel.sources.base import retry_after_s
+from intel.sources.http_json import JsonApi
 from intel.sources.replay_files import RECORD_ERRORS, BadRecords, skipped_notes
 from intel.timeutil import from_ms, iso
 
@@ -42,23 +41,15 @@ class FearGreedApiSource:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._config = config
-        self._transport = transport  # tests and proxies; None: httpx's own
-        self._client: httpx.AsyncClient | None = None
+        # `transport`: tests and proxies; None: httpx's own.
+        self._api = JsonApi(NAME, config.base_url, config.timeout_s, _status_error, transport)
         self._bad: BadRecords | None = None
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(
-            base_url=self._config.base_url,
-            timeout=self._config.timeout_s,
-            transport=self._transport,
-            headers={"Accept": "application/json"},
-        )
+        await self._api.start()
 
     async def close(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        await self._api.close()
 
     def skipped_records(self, symbol: str) -> tuple[str, ...]:
         """The last response's unreadable entries (the index is market-wide: any symbol)."""
@@ -75,7 +66,8 @@ class FearGreedApiSource:
         """The newest `limit` daily readings (0: all there are), oldest first."""
         if limit < 0:
             raise ValueError("limit must be 0 (all) or positive")
-        body = await self._get_json("/fng/", {"limit": str(limit), "format": "json"})
+        params = {"limit": str(limit), "format": "json"}
+        body = await self._api.get_json("/fng/", params, where="in the response")
         readings, bad = parse_fng_response(body)
         self._bad = bad
         if bad.count:
@@ -83,32 +75,6 @@ class FearGreedApiSource:
         if not readings:
             raise SourceError(f"{NAME}: no readable reading in the response{_skips(bad)}")
         return readings
-
-    async def _get_json(self, path: str, params: dict[str, str]) -> Any:
-        if self._client is None:
-            raise RuntimeError("FearGreedApiSource used before start()")
-        timeout_s = self._config.timeout_s
-        try:
-            # httpx's timeout is per phase; this bounds the whole call, slow drips included.
-            async with asyncio.timeout(timeout_s):
-                response = await self._client.get(path, params=params)
-                response.raise_for_status()
-                content = await response.aread()
-        except TimeoutError as exc:
-            raise SourceError(f"{NAME}: timed out after {timeout_s:g} s") from exc
-        except httpx.TimeoutException as exc:
-            raise SourceError(f"{NAME}: timed out after {timeout_s:g} s") from exc
-        except httpx.HTTPStatusError as exc:
-            raise SourceError(
-                f"{NAME}: {_status_reason(exc.response)}",
-                retry_after_s=retry_after_s(exc.response.headers.get("Retry-After")),
-            ) from exc
-        except httpx.HTTPError as exc:
-            raise SourceError(f"{NAME}: unreachable ({type(exc).__name__})") from exc
-        try:
-            return json.loads(content)
-        except ValueError as exc:  # JSONDecodeError and undecodable bytes alike
-            raise SourceError(f"{NAME}: malformed JSON in the response") from exc
 
 
 def parse_fng_response(body: Any) -> tuple[tuple[FearGreedReading, ...], BadRecords]:
@@ -151,6 +117,13 @@ def _metadata_error(body: Any) -> str | None:
     metadata = body.get("metadata") if isinstance(body, dict) else None
     error = metadata.get("error") if isinstance(metadata, dict) else None
     return f"the API reports an error: {error}" if error else None
+
+
+def _status_error(response: httpx.Response, path: str) -> SourceError:
+    return SourceError(
+        f"{NAME}: {_status_reason(response)}",
+        retry_after_s=retry_after_s(response.headers.get("Retry-After")),
+    )
 
 
 def _status_reason(response: httpx.Response) -> str:

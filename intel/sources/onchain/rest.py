@@ -9,8 +9,6 @@ A block the API does not know (HTTP 404: reorged away or not yet indexed) is a
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -19,6 +17,7 @@ import httpx
 from intel.config import BlockchainComConfig
 from intel.errors import PermanentSourceError, SourceError
 from intel.sources.base import retry_after_s
+from intel.sources.http_json import JsonApi
 from intel.sources.onchain.wire import BlockRef, ChainBlock, parse_block, parse_block_ref
 from intel.sources.replay_files import RECORD_ERRORS
 
@@ -32,22 +31,13 @@ class BlockchainComRest:
     def __init__(
         self, config: BlockchainComConfig, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
-        self._config = config
-        self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self._api = JsonApi(NAME, config.rest_url, config.timeout_s, _status_error, transport)
 
     async def start(self) -> None:
-        self._client = httpx.AsyncClient(
-            base_url=self._config.rest_url,
-            timeout=self._config.timeout_s,
-            transport=self._transport,
-            headers={"Accept": "application/json"},
-        )
+        await self._api.start()
 
     async def close(self) -> None:
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        await self._api.close()
 
     async def latest_block(self) -> BlockRef:
         body = await self._get_json("/latestblock", {})
@@ -58,24 +48,7 @@ class BlockchainComRest:
         return _parsed(parse_block, body, f"block {block_hash[:16]}…")
 
     async def _get_json(self, path: str, params: dict[str, str]) -> Any:
-        if self._client is None:
-            raise RuntimeError("BlockchainComRest used before start()")
-        timeout_s = self._config.timeout_s
-        try:
-            async with asyncio.timeout(timeout_s):  # the whole call, slow drips included
-                response = await self._client.get(path, params=params)
-                response.raise_for_status()
-                content = await response.aread()
-        except (TimeoutError, httpx.TimeoutException) as exc:
-            raise SourceError(f"{NAME}: timed out after {timeout_s:g} s") from exc
-        except httpx.HTTPStatusError as exc:
-            raise _status_error(exc.response, path) from exc
-        except httpx.HTTPError as exc:
-            raise SourceError(f"{NAME}: unreachable ({type(exc).__name__})") from exc
-        try:
-            return json.loads(content)
-        except ValueError as exc:
-            raise SourceError(f"{NAME}: malformed JSON from {path}") from exc
+        return await self._api.get_json(path, params, where=f"from {path}")
 
 
 def _parsed(parse: Callable[[Any], T], body: Any, what: str) -> T:
