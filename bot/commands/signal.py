@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import structlog
 from cachetools import TTLCache
 
+from bot.commands.alerts import EXAMPLE_THRESHOLD
 from bot.commands.base import Field, Reply, Request
 from bot.commands.registry import Command, Desk, check_arg_count, error_reply
 from bot.config import CommandsConfig
@@ -246,7 +247,9 @@ def signal_reply(outcome: SignalOutcome) -> Reply:
     """The reply for a computed signal: the text, one field per modality, the chart."""
     signal = outcome.result.signal
     base = base_asset(signal.symbol).lower()
-    next_step = f"`watch add {base}` to follow {signal.symbol}, then `alerts 50` for a DM"
+    next_step = (
+        f"`watch add {base}` to follow {signal.symbol}, then `alerts {EXAMPLE_THRESHOLD}` for a DM"
+    )
     return Reply(
         text=render_text(signal, outcome.result.credits),
         fields=modality_fields(signal),

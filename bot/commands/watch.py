@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 
+from bot.commands.alerts import EXAMPLE_THRESHOLD
 from bot.commands.base import Reply, Request
 from bot.commands.registry import Command, Desk, check_arg_count
 from bot.storage.base import WatchlistStore
@@ -63,8 +64,8 @@ class WatchCommands:
         first = f"Now watching {symbol}." if added else f"You already watch {symbol}."
         if threshold is None:
             return Reply(
-                text=f"{first} Set `alerts 50` to get a DM when its signal reaches "
-                f"50/100 confidence (any number 0–100 works)."
+                text=f"{first} Set `alerts {EXAMPLE_THRESHOLD}` to get a DM when its signal "
+                f"reaches {EXAMPLE_THRESHOLD}/100 confidence (any number 0–100 works)."
             )
         return Reply(
             text=f"{first} You get a DM when its signal reaches {threshold}/100 "
@@ -87,7 +88,7 @@ class WatchCommands:
             )
         threshold = await self._store.threshold(request.transport, request.user_id)
         alerts = (
-            "alerts off — `alerts 50` turns DMs on"
+            f"alerts off — `alerts {EXAMPLE_THRESHOLD}` turns DMs on"
             if threshold is None
             else f"DM when a signal reaches {threshold}/100"
         )

@@ -19,6 +19,7 @@ from typing import BinaryIO, TextIO
 
 import structlog
 
+from bot.commands.alerts import EXAMPLE_THRESHOLD
 from bot.commands.base import Reply, Request
 from bot.commands.help import CHATS_NOTE
 from bot.commands.router import parse_command_line
@@ -172,7 +173,7 @@ def greeting_text(market_now: datetime, clock: str, cycle_every: str, *, live: b
             f"Running on {data}; market time is {format_moment(market_now)} ({clock}).",
             f"A signal cycle runs every {cycle_every}; alerts and DMs appear here as they happen.",
             "Type `help` to see every command; try `signal btc`, `subscribe` for channel alerts, "
-            "`watch add eth` then `alerts 50` for DMs. Ctrl-D or Ctrl-C quits.",
+            f"`watch add eth` then `alerts {EXAMPLE_THRESHOLD}` for DMs. Ctrl-D or Ctrl-C quits.",
             CHATS_NOTE,
         ]
     )

@@ -45,6 +45,7 @@ from telegram.ext import (
     filters,
 )
 
+from bot.commands.alerts import EXAMPLE_THRESHOLD
 from bot.commands.base import Reply, Request
 from bot.commands.registry import Command
 from bot.commands.router import parse_command_line
@@ -76,7 +77,8 @@ __all__ = ["TELEGRAM", "TelegramTransport", "delivery_error", "sender_limits"]
 TELEGRAM = "telegram"
 WELCOME = (
     "Welcome to SignalDesk: crypto signals from whale flows, order books and sentiment.\n"
-    "Try `/signal btc` for a signal with its chart, `/watch add eth` then `/alerts 50` for DMs "
+    "Try `/signal btc` for a signal with its chart, "
+    f"`/watch add eth` then `/alerts {EXAMPLE_THRESHOLD}` for DMs "
     "when a watched call is that sure, `/subscribe` in a group or channel (admins) for alerts "
     "there, and `/help` for every command. Not financial advice."
 )
