@@ -116,14 +116,13 @@ def confidence_label(signal: Signal) -> str:
     came out right ("no demonstrated edge" when the map shows none); a HOLD made under
     calibration as how far the market is from a call, never as a probability; a signal made
     without calibration as N/100, as before."""
-    if signal.raw_confidence is None:
+    reading = confidence_reading(signal)
+    if reading is None:
         return f"confidence {signal.confidence}/100"
     if signal.action is Action.HOLD:
-        return f"hold {signal.confidence}/100 (how far from a call, not a probability)"
-    record = f"right about {calls_right_in_10(signal.confidence)} times in 10 historically"
-    if NO_EDGE_NOTE in signal.notes:
-        return f"no demonstrated edge at this horizon ({record})"
-    return f"{record} ({signal.confidence}/100)"
+        return f"hold {signal.confidence}/100 ({reading})"
+    # "No demonstrated edge" already says how little the number means: it is left out.
+    return reading if NO_EDGE_NOTE in signal.notes else f"{reading} ({signal.confidence}/100)"
 
 
 def coordinator_label(signal: Signal) -> str:
